@@ -1,0 +1,137 @@
+"""`plan-api`: serve, migrate, import, version."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlmodel import Session
+
+from app import __version__
+from app.core.config import get_settings
+from app.db import get_engine
+from app.importer.loader import ImportSummary, UnknownUnitsError
+from app.importer.parsed import ParsedPlan
+from app.importer.parser import PlanTextError
+from app.importer.service import import_file, seed_if_empty
+from app.importer.units import UnitFileError
+from app.migrate import upgrade_to_head
+
+app = typer.Typer(help="西吉县实施方案数据服务 / county plan API", no_args_is_help=True, add_completion=False)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database to the latest schema (DATABASE_URL)."""
+    _setup_logging()
+    upgrade_to_head(get_engine())
+    typer.echo("数据库已迁移到最新版本 / database at head")
+
+
+@app.command()
+def seed() -> None:
+    """Load the county's units and the seed plan if the database has no seed plan yet."""
+    _setup_logging()
+    with Session(get_engine()) as session:
+        summary = seed_if_empty(session=session, settings=get_settings())
+    typer.echo("已导入种子方案 / seeded" if summary else "种子方案已存在 / already seeded")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="listen port")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Migrate, seed on first start, then serve the API with uvicorn."""
+    import uvicorn
+
+    _setup_logging()
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        seed_if_empty(session=session, settings=get_settings())
+    get_engine().dispose()  # uvicorn's workers open their own connections
+    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level=get_settings().log_level.lower())
+
+
+@app.command("import")
+def import_command(
+    path: Annotated[Path, typer.Argument(help="plan text file (UTF-8 or GB18030)")],
+    slug: Annotated[str, typer.Option(help="stable plan id, e.g. xiji-fzsh-2021-2025")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="parse and report; write nothing")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="fail on unknown unit names")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Import (or re-import) a plan text: one transaction, idempotent."""
+    _setup_logging()
+    if not path.is_file():
+        _fail(f"找不到文件 {path} / no such file")
+    settings = get_settings()
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        try:
+            parsed, summary = import_file(
+                session=session, path=path, slug=slug, units_path=settings.seed_units_path, strict=strict
+            )
+        except (PlanTextError, UnknownUnitsError, UnitFileError) as exc:
+            session.rollback()
+            _fail(str(exc))
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    if as_json:
+        typer.echo(json.dumps({"dry_run": dry_run, **asdict(summary)}, ensure_ascii=False, indent=2))
+        return
+    if dry_run:
+        _print_structure(parsed)
+    _print_summary(summary, dry_run=dry_run)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"导入失败 / import refused: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(code=1)
+
+
+def _print_structure(parsed: ParsedPlan) -> None:
+    typer.echo(f"{parsed.title}({parsed.period_start}-{parsed.period_end})")
+    tasks_by_section: dict[str, list[str]] = {}
+    for task in parsed.tasks:
+        units = ";".join(
+            f"{role}:{'、'.join(m.as_written for m in task.units if m.role == role)}"
+            for role in dict.fromkeys(m.role for m in task.units)
+        )
+        flag = " [编号推断]" if task.number_inferred else ""
+        tasks_by_section.setdefault(task.section_code, []).append(f"    {task.code}{flag} {units}")
+    for section in parsed.sections:
+        indent = "" if section.level == 1 else "  "
+        typer.echo(f"{indent}{section.code} {section.title}")
+        for line in tasks_by_section.get(section.code, []):
+            typer.echo(line)
+
+
+def _print_summary(summary: ImportSummary, *, dry_run: bool) -> None:
+    head = "试运行,未写入 / dry run, nothing written" if dry_run else "已导入 / imported"
+    typer.echo(f"{head}: {summary.slug}")
+    typer.echo(
+        f"tasks: {summary.tasks} (+{len(summary.tasks_added)} ~{len(summary.tasks_changed)} "
+        f"-{len(summary.tasks_removed)})  links: {summary.links} (+{summary.links_added} -{summary.links_removed})"
+        f"  units: {summary.units} (new: {len(summary.units_created)})  sections: {summary.sections}"
+    )
+    for warning in summary.warnings:
+        typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
+    typer.echo(f"warnings: {len(summary.warnings)}")

@@ -1,0 +1,42 @@
+"""Settings, read once from the environment (and `.env`). Every knob the service has is here."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SEED_DIR = REPO_ROOT / "seed"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_prefix="", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{REPO_ROOT / 'data' / 'plan-api.sqlite3'}",
+        description="SQLAlchemy URL. Default: embedded SQLite under ./data; production: postgresql+psycopg://…",
+    )
+    seed_plan_path: Path = SEED_DIR / "xiji-fzsh-2021-2025.txt"
+    seed_plan_slug: str = "xiji-fzsh-2021-2025"
+    seed_units_path: Path = SEED_DIR / "units.toml"
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = off")
+    sql_echo: bool = False
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        # A bare postgresql:// URL would pick psycopg2, which we do not ship.
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+psycopg://" + value.split("://", 1)[1]
+        if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg")):
+            raise ValueError("DATABASE_URL must be sqlite:///… or postgresql+psycopg://…")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,177 @@
+"""Typed domain errors and the one place that renders every error as RFC 9457 problem+json.
+
+A problem's `type` is a stable URI under /problems/ and `code` its short form, so integrators can
+branch on it; `title` is English, `detail` says in Chinese (then English) what exactly was wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="出错字段的路径,如 `query.limit`、`body.percent` / field path")
+    message: str = Field(description="说明 / what is wrong")
+    type: str = Field(description="机器可读的错误类别 / error category, e.g. `int_parsing`")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(description="问题类型 URI / problem type URI", examples=["/problems/not-found"])
+    code: str = Field(description="稳定的问题代码 / stable problem code", examples=["not-found"])
+    title: str = Field(description="英文简述 / short English summary", examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(description="中文说明(附英文)/ human-readable explanation")
+    instance: str | None = Field(default=None, description="出错的请求路径 / request path")
+    errors: list[FieldError] | None = Field(default=None, description="逐字段错误 / per-field errors")
+
+
+class ProblemError(Exception):
+    status = 400
+    code = "bad-request"
+    title = "Bad Request"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+        self.extra = extra
+
+
+class NotFound(ProblemError):
+    status = 404
+    code = "not-found"
+    title = "Not Found"
+
+
+class InvalidParameter(ProblemError):
+    status = 400
+    code = "invalid-parameter"
+    title = "Invalid Parameter"
+
+    def __init__(self, param: str, message: str, *, kind: str = "value_error") -> None:
+        super().__init__(
+            f"参数 {param} 无效:{message} / invalid parameter {param}",
+            errors=[FieldError(field=f"query.{param}", message=message, type=kind)],
+        )
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = Problem(
+        type=PROBLEM_BASE + code,
+        code=code,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        errors=errors,
+    ).model_dump(exclude_none=True)
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+_MESSAGES_ZH = {
+    "missing": "缺少必填项",
+    "extra_forbidden": "不允许的字段",
+    "int_parsing": "应为整数",
+    "bool_parsing": "应为 true 或 false",
+    "date_from_datetime_parsing": "应为日期 YYYY-MM-DD",
+    "date_parsing": "应为日期 YYYY-MM-DD",
+    "enum": "取值不在允许范围内",
+    "literal_error": "取值不在允许范围内",
+    "greater_than_equal": "数值过小",
+    "less_than_equal": "数值过大",
+    "string_too_short": "内容过短",
+    "string_too_long": "内容过长",
+    "json_invalid": "请求体不是合法的 JSON",
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors():
+        zh = _MESSAGES_ZH.get(err["type"])
+        message = f"{zh}({err['msg']})" if zh else err["msg"]
+        out.append(FieldError(field=_field_path(tuple(err["loc"])), message=message, type=err["type"]))
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _domain(request: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(
+            request,
+            status=exc.status,
+            code=exc.code,
+            title=exc.title,
+            detail=exc.detail,
+            errors=exc.errors,
+            **exc.extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        fields = "、".join(e.field for e in errors)
+        return problem_response(
+            request,
+            status=422,
+            code="validation-error",
+            title="Validation Error",
+            detail=f"请求内容校验未通过:{fields} / request validation failed",
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {
+            404: ("not-found", "Not Found", "请求的地址不存在 / no such resource"),
+            405: ("method-not-allowed", "Method Not Allowed", "该地址不支持此请求方法 / method not allowed"),
+        }
+        code, title, detail = messages.get(exc.status_code, ("http-error", "HTTP Error", f"{exc.detail}"))
+        return problem_response(
+            request,
+            status=exc.status_code,
+            code=code,
+            title=title,
+            detail=detail,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request,
+            status=500,
+            code="internal-error",
+            title="Internal Server Error",
+            detail="服务器内部错误,已记录日志 / internal error, logged",
+        )

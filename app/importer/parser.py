@@ -1,0 +1,712 @@
+"""Read a county implementation plan (实施方案) text into a `ParsedPlan`.
+
+The texts come from government web pages, copied by hand or scraped, so they are damaged in
+predictable ways: subsection markers reduced to `)` or `()`, item numbers lost, headings run
+together with their first sentence, odd Unicode spaces, page footers after the last chapter.
+The parser is written against those defects in general, never against line numbers of one file.
+
+Shape of a plan:
+
+    header lines (索引号, 发文时间, 发布机构, 标题)  -> plan metadata
+    一、chapter
+      (一)subsection                                -> ParsedSection level 2
+        1.item text                                 -> ParsedTask
+        牵头单位:… / 配合单位:… / 责任单位:…        -> its UnitMentions
+    web page footer (附件下载, 网站地图, ICP备…)       -> ignored
+
+Which marker is the subsection and which the item is decided per chapter from the markers that
+chapter uses (`(一)`/`1.`, `1.`/`(1)`, or only `1.` items), so other counties' layouts work too.
+Units may also be written inline at the end of a task: `…教育。(责任单位:县委办、县政府办)`.
+
+Pure functions: no database, no I/O.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date
+from enum import IntEnum
+
+from app.importer.parsed import ParsedPlan, ParsedSection, ParsedTask, Role, UnitMention
+
+__all__ = ["PlanTextError", "decode_plan_bytes", "parse_plan"]
+
+
+class PlanTextError(ValueError):
+    """The input cannot be read as a plan; the (Chinese) message says what was found instead."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Character classes. Full-width forms are spelled as escapes so that they cannot be mistaken for
+# their ASCII twins when reading the patterns.
+
+_LPAREN = "(\uff08"  # ( (
+_RPAREN = ")\uff09"  # ) )
+_COLON = ":\uff1a"  # : :
+_DOT = ".\uff0e"  # . .
+_CN_NUMERALS = "一二三四五六七八九十"
+# Punctuation that only occurs in sentences, never inside a heading (、 does occur in headings).
+_SENTENCE_PUNCT = ",\uff0c;\uff1b:\uff1a。!\uff01?\uff1f"
+# Separators between unit names on a unit line.
+_UNIT_SEPARATORS = "、,\uff0c;\uff1b"
+
+_CN_DIGIT_VALUES = {ch: i for i, ch in enumerate("一二三四五六七八九", start=1)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_plan_bytes(data: bytes) -> tuple[str, str]:
+    """Decode an uploaded plan file: UTF-8 (with or without BOM), else GB18030.
+
+    Returns `(text, encoding)`; encoding is "utf-8", "utf-8-sig" (BOM present) or "gb18030".
+    """
+    if not data:
+        raise PlanTextError("文件为空:0 字节")
+    text, encoding = _decode(data)
+    # GB18030 maps almost any byte pair to some character, so binary data can "decode";
+    # control characters are what give it away.
+    controls = sum(1 for ch in text if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f\v")
+    if controls:
+        raise PlanTextError(f"不是文本文件:{len(data)} 字节按 {encoding} 解码后含 {controls} 个控制字符")
+    if not text.strip():
+        raise PlanTextError(f"文本为空:{len(data)} 字节解码后只有空白字符")
+    return text, encoding
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    utf8 = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
+    try:
+        return data.decode(utf8), utf8
+    except UnicodeDecodeError as utf8_error:
+        try:
+            return data.decode("gb18030").removeprefix("\ufeff"), "gb18030"
+        except UnicodeDecodeError as gb_error:
+            raise PlanTextError(
+                f"无法识别编码:{len(data)} 字节既不是 UTF-8(第 {utf8_error.start + 1} 字节出错),"
+                f"也不是 GB18030(第 {gb_error.start + 1} 字节出错)"
+            ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines
+
+
+class _Kind(IntEnum):
+    """Numbering markers, in the order they nest in Chinese official documents."""
+
+    CN_PAREN = 1  # (一)
+    ARABIC_DOT = 2  # 1.  1、
+    ARABIC_PAREN = 3  # (1)
+    CIRCLED = 4  # ①
+
+
+_CHAPTER_RE = re.compile(rf"^([{_CN_NUMERALS}]{{1,3}})\s*[、{_DOT}]\s*(\S.*)$")
+# `(一)`, and its damaged forms `)`, `()`, `三)`: the closing parenthesis survives, the rest may not.
+_CN_PAREN_RE = re.compile(rf"^([{_LPAREN}])?\s*([{_CN_NUMERALS}]{{0,3}})\s*[{_RPAREN}]\s*(.*)$")
+_ARABIC_DOT_RE = re.compile(rf"^(\d{{1,2}})\s*[{_DOT}、](?!\d)\s*(.*)$")  # (?!\d): not `1.5倍`
+_ARABIC_PAREN_RE = re.compile(rf"^[{_LPAREN}]\s*(\d{{1,2}})\s*[{_RPAREN}]\s*(.*)$")
+_CIRCLED_RE = re.compile(r"^([\u2460-\u2473])\s*(.*)$")  # ①..⑳
+
+_ROLE_LABELS = {
+    "牵头单位": Role.lead,
+    "牵头部门": Role.lead,
+    "配合单位": Role.cooperating,
+    "配合部门": Role.cooperating,
+    "协办单位": Role.cooperating,
+    "责任单位": Role.responsible,
+    "责任部门": Role.responsible,
+}
+_LABELS = "|".join(_ROLE_LABELS)
+# A label starts the clause or follows a separator, so `各责任单位` inside a name is not a label.
+_ROLE_LABEL_RE = re.compile(rf"(?:^|(?<=[\s;\uff1b,\uff0c。]))({_LABELS})\s*[{_COLON}]?\s*")
+# Units written at the end of the task text: `…教育。(牵头单位:县司法局;配合单位:县法院)`.
+# Greedy `.+` up to the last closing parenthesis keeps `各部门(单位)` whole.
+_INLINE_UNITS_RE = re.compile(rf"[{_LPAREN}]\s*((?:{_LABELS}).+)[{_RPAREN}]\s*([。{_DOT};\uff1b]?)\s*$")
+_MAX_UNIT_NAME = 25  # longer "names" mean the line is prose that happens to start with 责任单位
+
+_FOOTER_RE = re.compile(
+    r"^(?:附件|扫一扫|网站地图|主办|承办|联系电话|电话\s*[:\uff1a]|电子信箱|版权所有|copyright|©"
+    r"|打印本页|关闭窗口|【打印】|【关闭】|\d{4}年\d{1,2}月\d{1,2}日$)"
+    r"|ICP备|公网安备|网站标识码",
+    re.IGNORECASE,
+)
+# Unicode spaces (U+00A0, U+2002, U+3000 … are all `\s`) plus the invisible ones that are not.
+_SPACE_RUN_RE = re.compile(r"[\s\u200b\ufeff]+")
+
+
+@dataclass
+class _Line:
+    no: int  # 1-based line number in the source
+    text: str  # whitespace-normalised line, inline units removed
+    kind: _Kind | None = None  # numbering marker at the start of the line
+    number: int | None = None  # the number the marker spells, when it spells one
+    body: str = ""  # text after the marker (== text for unmarked lines)
+    damaged: bool = False  # `(一)` marker missing a parenthesis or its numeral
+    units: list[UnitMention] | None = None  # set when the whole line is a unit line
+    inline_units: list[UnitMention] = field(default_factory=list)
+
+
+def _normalise(line: str) -> str:
+    return _SPACE_RUN_RE.sub(" ", unicodedata.normalize("NFC", line)).strip()
+
+
+def _read_lines(text: str) -> list[_Line]:
+    raw_lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [_classify(no, raw) for no, raw in enumerate(raw_lines, start=1)]
+
+
+def _classify(no: int, raw: str) -> _Line:
+    text = _normalise(raw)
+    units = _standalone_units(text, no)
+    if units is not None:
+        return _Line(no, text, units=units)
+    text, inline_units = _split_inline_units(text, no)
+    line = _Line(no, text, body=text, inline_units=inline_units)
+    if m := _CN_PAREN_RE.match(text):
+        line.kind, line.body = _Kind.CN_PAREN, m[3]
+        line.number = _cn_to_int(m[2]) if m[2] else None
+        line.damaged = m[1] is None or line.number is None
+    elif m := _ARABIC_DOT_RE.match(text):
+        line.kind, line.number, line.body = _Kind.ARABIC_DOT, int(m[1]), m[2]
+    elif m := _ARABIC_PAREN_RE.match(text):
+        line.kind, line.number, line.body = _Kind.ARABIC_PAREN, int(m[1]), m[2]
+    elif m := _CIRCLED_RE.match(text):
+        line.kind, line.number, line.body = _Kind.CIRCLED, ord(m[1]) - 0x2460 + 1, m[2]
+    return line
+
+
+def _cn_to_int(numeral: str) -> int | None:
+    """一..九十九; None for anything else."""
+    if "十" not in numeral:
+        return _CN_DIGIT_VALUES.get(numeral)
+    tens, _, ones = numeral.partition("十")
+    tens_value = _CN_DIGIT_VALUES.get(tens) if tens else 1
+    ones_value = _CN_DIGIT_VALUES.get(ones) if ones else 0
+    if tens_value is None or ones_value is None:
+        return None
+    return tens_value * 10 + ones_value
+
+
+# ---------------------------------------------------------------------------------------------
+# Units
+
+
+def _standalone_units(text: str, no: int) -> list[UnitMention] | None:
+    """The mentions on a line that is nothing but a unit list, else None."""
+    if len(text) > 1 and text[0] in _LPAREN and text[-1] in _RPAREN:
+        text = text[1:-1].strip()  # a unit line wrapped in parentheses on its own
+    return _parse_unit_clause(text, no)
+
+
+def _split_inline_units(text: str, no: int) -> tuple[str, list[UnitMention]]:
+    """Remove a trailing `(责任单位:…)` from a text line and return its mentions."""
+    m = _INLINE_UNITS_RE.search(text)
+    if not m:
+        return text, []
+    mentions = _parse_unit_clause(m[1], no)
+    if mentions is None:
+        return text, []
+    return text[: m.start()].rstrip() + m[2], mentions
+
+
+def _parse_unit_clause(clause: str, no: int) -> list[UnitMention] | None:
+    """`牵头单位:A、B;配合单位:C` -> mentions; None if the clause is not a unit list."""
+    labels = list(_ROLE_LABEL_RE.finditer(clause))
+    if not labels or labels[0].start() != 0:
+        return None
+    mentions: list[UnitMention] = []
+    for label, following in zip(labels, [*labels[1:], None], strict=True):
+        end = following.start() if following else len(clause)
+        segment = clause[label.end() : end]
+        if "。" in segment.rstrip("。"):
+            return None  # a sentence, not a list of names
+        role = _ROLE_LABELS[label[1]]
+        for name in _split_unit_names(segment):
+            if len(name) > _MAX_UNIT_NAME:
+                return None
+            mentions.append(UnitMention(role=role, as_written=name, line=no))
+    return mentions
+
+
+def _split_unit_names(segment: str) -> list[str]:
+    """Split on 、,; but never inside parentheses: `各部门(单位)` is one name."""
+    names: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for ch in segment:
+        if ch in _LPAREN:
+            depth += 1
+        elif ch in _RPAREN:
+            depth = max(0, depth - 1)
+        if ch in _UNIT_SEPARATORS and depth == 0:
+            names.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    names.append("".join(current))
+    cleaned = (_clean_unit_name(name) for name in names)
+    return [name for name in cleaned if name]
+
+
+def _clean_unit_name(name: str) -> str:
+    # Spaces inside a name are copy artefacts (`县 司法局`); parentheses become ASCII so that
+    # `各部门(单位)` and `各部门(单位)` are the same string for the alias resolver.
+    name = _SPACE_RUN_RE.sub("", name).translate({0xFF08: "(", 0xFF09: ")"})
+    return name.strip("。.;\uff1b,\uff0c:\uff1a")
+
+
+# ---------------------------------------------------------------------------------------------
+# Headings
+
+
+# Words a subsection title typically ends with. Used only to split a heading that was run together
+# with its first sentence (`)强化组织领导各级党委要…`). Shorter, commoner words (治理, 体制, 督查,
+# 宣传…) are left out on purpose: they occur inside titles and would cut them short.
+_HEADING_END_WORDS = (
+    "思想",
+    "目标",
+    "原则",
+    "机制",
+    "领导",
+    "协调",
+    "考评",
+    "考核",
+    "保障",
+    "建设",
+    "制度",
+    "体系",
+    "要求",
+    "任务",
+    "措施",
+    "步骤",
+    "落实",
+    "实施",
+)
+_MIN_TITLE = 4  # shortest title the run-together split may produce
+_MAX_SPLIT_TITLE = 16  # longest title the run-together split may produce
+_MAX_TITLE = 30  # a heading line without punctuation up to this length is all title; same for task titles
+_MAX_SENTENCE_TITLE = 20  # `标题。正文` headings: longest first sentence taken as the title
+
+
+@dataclass
+class _Heading:
+    title: str
+    rest: str  # text that followed the title on the heading line
+    inferred: bool  # the title/text boundary was guessed
+
+
+def _has_sentence_punct(text: str) -> bool:
+    return any(ch in _SENTENCE_PUNCT for ch in text)
+
+
+def _split_heading(text: str) -> _Heading:
+    text = text.strip()
+    if not _has_sentence_punct(text) and len(text) <= _MAX_TITLE:
+        return _Heading(text, "", inferred=False)  # the usual case: the line is just a title
+    # `加强组织领导。各级党委要…`: the title is a short first sentence.
+    head, stop, rest = text.partition("。")
+    if stop and len(head) <= _MAX_SENTENCE_TITLE and not _has_sentence_punct(head):
+        return _Heading(head, rest.strip(), inferred=False)
+    # `强化组织领导各级党委要…`: shortest prefix that ends like a title.
+    for end in range(_MIN_TITLE, min(_MAX_SPLIT_TITLE, len(text) - 1) + 1):
+        prefix = text[:end]
+        if _has_sentence_punct(prefix):
+            break
+        if prefix.endswith(_HEADING_END_WORDS):
+            return _Heading(prefix, text[end:].strip(), inferred=True)
+    # No recognisable boundary: title = first clause, and keep the whole line as text so that
+    # nothing is lost.
+    first_clause = re.split(f"[{_SENTENCE_PUNCT}]", text, maxsplit=1)[0]
+    if first_clause == text:
+        return _Heading(text, "", inferred=False)
+    return _Heading(first_clause, text, inferred=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters, subsections, items
+
+
+@dataclass
+class _Chapter:
+    number: int
+    heading: _Heading
+    line: int
+    lines: list[_Line] = field(default_factory=list)
+
+
+@dataclass
+class _Block:
+    """A run of text that may be a task: a numbered item, or an unnumbered paragraph."""
+
+    line: int
+    number: int | None  # the number written in the item marker; None for a plain paragraph
+    parts: list[str]
+    units: list[UnitMention] = field(default_factory=list)
+
+
+@dataclass
+class _Sub:
+    number: int
+    heading: _Heading
+    line: int
+    marker_inferred: bool = False
+    blocks: list[_Block] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    """What every chapter needs to know about the plan, plus the shared warning list."""
+
+    period_start: int
+    period_end: int
+    warnings: list[tuple[int, str]]  # (source line, message), sorted by line at the end
+
+    def warn(self, line: int, message: str) -> None:
+        self.warnings.append((line, message))
+
+
+def _split_chapters(lines: list[_Line]) -> tuple[list[_Line], list[_Chapter]]:
+    """Preamble lines before `一、`, and the chapters up to the page footer."""
+    preamble: list[_Line] = []
+    chapters: list[_Chapter] = []
+    for line in lines:
+        m = _CHAPTER_RE.match(line.text) if line.units is None else None
+        # Chapters must come in sequence; `三、` in the middle of chapter 五 is not a chapter.
+        if m and _cn_to_int(m[1]) == len(chapters) + 1:
+            chapters.append(_Chapter(len(chapters) + 1, _split_heading(m[2]), line.no))
+        elif not chapters:
+            preamble.append(line)
+        elif _FOOTER_RE.search(line.text):
+            break  # web page footer: everything after the plan is page furniture
+        elif line.text:
+            chapters[-1].lines.append(line)
+    return preamble, chapters
+
+
+def _detect_levels(lines: list[_Line]) -> tuple[_Kind | None, _Kind | None]:
+    """(subsection marker, item marker) used in a chapter.
+
+    The outermost marker present is the subsection, the next one the item. A chapter without any
+    unit lines has no tasks, so its inner markers are just points in prose. A chapter whose only
+    marker is `1.` or `(1)` and which has units lists its tasks directly (implicit subsection).
+    """
+    present = sorted({line.kind for line in lines if line.kind is not None})
+    has_units = any(line.units is not None or line.inline_units for line in lines)
+    if not present:
+        return None, None
+    if not has_units:
+        return present[0], None
+    if len(present) >= 2:
+        return present[0], present[1]
+    if present[0] is _Kind.CN_PAREN:
+        return _Kind.CN_PAREN, None  # each subsection is a single-paragraph task or prose
+    return None, present[0]
+
+
+def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection], list[ParsedTask]]:
+    sub_kind, item_kind = _detect_levels(chapter.lines)
+    # Text before the first subsection marker belongs to the chapter itself.
+    lead = _Sub(0, _Heading(chapter.heading.title, chapter.heading.rest, False), chapter.line)
+    if chapter.heading.rest:
+        lead.blocks.append(_Block(chapter.line, None, [chapter.heading.rest]))
+    subs = [lead]
+    block: _Block | None = lead.blocks[-1] if lead.blocks else None
+
+    for line in chapter.lines:
+        if sub_kind is not None and line.kind is sub_kind:
+            subs.append(_new_sub(line, subs[-1].number, chapter.number, ctx))
+            block = None
+            if subs[-1].heading.rest:
+                block = _Block(line.no, None, [subs[-1].heading.rest])
+                subs[-1].blocks.append(block)
+        elif item_kind is not None and line.kind is item_kind:
+            block = _Block(line.no, line.number, [line.body])
+            subs[-1].blocks.append(block)
+        elif line.units is not None:
+            if block is None:
+                # Units straight after a title-only heading: the heading itself is the task.
+                block = _Block(line.no, None, [subs[-1].heading.title])
+                subs[-1].blocks.append(block)
+            block.units.extend(line.units)
+        elif block is None or block.units:
+            # A paragraph after a finished task starts a new (possibly unnumbered) block.
+            block = _Block(line.no, None, [line.text])
+            subs[-1].blocks.append(block)
+        else:
+            block.parts.append(line.text)  # continuation of the text being collected
+        if line.inline_units and block is not None:
+            block.units.extend(line.inline_units)
+
+    return _build_sections(chapter, lead, subs[1:], ctx)
+
+
+def _new_sub(line: _Line, previous: int, chapter_no: int, ctx: _Context) -> _Sub:
+    """A subsection from its marker line, numbering it from sequence when the marker is damaged."""
+    expected = previous + 1
+    written = line.number
+    if written is not None and written > previous:
+        number = written
+        if written != expected:
+            ctx.warn(line.no, f"小节编号跳跃:期望({_int_to_cn(expected)}),实际({_int_to_cn(written)})")
+    else:
+        number = expected
+    inferred = line.damaged or number != written
+    if inferred:
+        marker = line.text[: len(line.text) - len(line.body)].strip()
+        ctx.warn(line.no, f"小节标记“{marker}”不完整或不连续,按顺序推定为{chapter_no}.{number}")
+    heading = _split_heading(line.body)
+    if heading.inferred:
+        ctx.warn(line.no, f"小节标题与正文连写,推定标题为“{heading.title}”")
+    return _Sub(number, heading, line.no, marker_inferred=inferred)
+
+
+def _int_to_cn(number: int) -> str:
+    digits = "零一二三四五六七八九"
+    if number < 10:
+        return digits[number]
+    tens, ones = divmod(number, 10)
+    return ("" if tens == 1 else digits[tens]) + "十" + (digits[ones] if ones else "")
+
+
+def _build_sections(
+    chapter: _Chapter, lead: _Sub, subs: list[_Sub], ctx: _Context
+) -> tuple[list[ParsedSection], list[ParsedTask]]:
+    code = str(chapter.number)
+    if not subs and any(_is_task(b) for b in lead.blocks):
+        # Tasks listed directly under the chapter: give them an implicit subsection N.1.
+        ctx.warn(chapter.line, f"第{code}章没有小节标记,任务归入隐含小节 {code}.1")
+        subs = [_Sub(1, lead.heading, chapter.line, marker_inferred=True, blocks=lead.blocks)]
+        lead = _Sub(0, lead.heading, chapter.line)
+    elif any(_is_task(b) for b in lead.blocks):
+        ctx.warn(chapter.line, f"第{code}章第一个小节之前的带责任单位段落被忽略")
+
+    chapter_body, _ = _split_prose(lead, code, ctx)
+    sections = [ParsedSection(code, 1, chapter.number, chapter.heading.title, chapter_body, chapter.line)]
+    tasks: list[ParsedTask] = []
+    for sub in subs:
+        section_code = f"{code}.{sub.number}"
+        body, task_blocks = _split_prose(sub, section_code, ctx)
+        sections.append(
+            ParsedSection(section_code, 2, sub.number, sub.heading.title, body, sub.line, sub.marker_inferred)
+        )
+        tasks.extend(_build_tasks(sub, task_blocks, section_code, ctx))
+    return sections, tasks
+
+
+def _is_task(block: _Block) -> bool:
+    return block.number is not None or bool(block.units)
+
+
+def _split_prose(sub: _Sub, section_code: str, ctx: _Context) -> tuple[str | None, list[_Block]]:
+    """(body text, task blocks): paragraphs without number and units are the section's prose."""
+    prose: list[str] = []
+    task_blocks: list[_Block] = []
+    for block in sub.blocks:
+        if _is_task(block):
+            task_blocks.append(block)
+            continue
+        if task_blocks:
+            ctx.warn(block.line, f"{section_code} 中任务之后的无编号、无责任单位段落,作为小节正文保留")
+        prose.extend(block.parts)
+    return ("\n".join(prose) or None), task_blocks
+
+
+def _build_tasks(sub: _Sub, blocks: list[_Block], section_code: str, ctx: _Context) -> list[ParsedTask]:
+    # One unnumbered paragraph with units under a heading: the subsection is itself the task.
+    single = len(blocks) == 1 and blocks[0].number is None
+    tasks: list[ParsedTask] = []
+    previous = 0
+    for block in blocks:
+        number, inferred = _item_number(block, previous, single)
+        previous = number
+        code = f"{section_code}.{number}"
+        if inferred:
+            ctx.warn(block.line, f"段落没有编号但带有责任单位,推定为第{number}项({code})")
+        if not block.units:
+            ctx.warn(block.line, f"任务 {code} 没有牵头、配合或责任单位")
+        text = "\n".join(block.parts)
+        tasks.append(
+            ParsedTask(
+                code=code,
+                section_code=section_code,
+                title=sub.heading.title if single else _task_title(text),
+                text=text,
+                due=_due_date(text, ctx.period_start, ctx.period_end),
+                line=block.line,
+                number_inferred=inferred,
+                units=block.units,
+            )
+        )
+    return tasks
+
+
+def _item_number(block: _Block, previous: int, single: bool) -> tuple[int, bool]:
+    """(number, inferred): the written number when it continues the sequence, else previous + 1."""
+    if single:
+        return 1, False
+    if block.number is not None and block.number > previous:
+        return block.number, False
+    return previous + 1, True
+
+
+def _task_title(text: str) -> str | None:
+    """The first sentence, when it is short and more text follows: `加强对公民合法权益的司法保护。…`."""
+    head, stop, rest = text.partition("。")
+    if stop and rest.strip() and len(head) <= _MAX_TITLE:
+        return head
+    return None
+
+
+# A completion year inside the plan period: `2023年实现…`, `2024年底前完成…`.
+_DUE_RE = re.compile(r"(\d{4})\s*年\s*(?:年底|底|前|内|末)*\s*(?:基本建成|全面建成|实现|完成|建成|达到)")
+
+
+def _due_date(text: str, period_start: int, period_end: int) -> date:
+    years = [int(m[1]) for m in _DUE_RE.finditer(text)]
+    earlier = [year for year in years if period_start <= year < period_end]
+    return date(min(earlier) if earlier else period_end, 12, 31)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan metadata
+
+_DOC_INDEX_RE = re.compile(rf"索\s*引\s*号\s*[{_COLON}]?\s*([0-9A-Za-z][0-9A-Za-z/\-_.]*)")
+_ISSUED_RE = re.compile(
+    rf"(?:发文时间|发文日期|成文日期|发布日期)\s*[{_COLON}]?\s*"
+    r"(\d{4})\s*[-./年]\s*(\d{1,2})\s*[-./月]\s*(\d{1,2})"
+)
+_ISSUER_RE = re.compile(rf"发布机构\s*[{_COLON}]?\s*(\S{{3,}})")
+_TITLE_LINE_RE = re.compile(rf"^标\s*题\s*[{_COLON}]?\s*(.+)$")
+_BOOK_TITLE_RE = re.compile(r"《([^》]+)》")
+_PERIOD_RE = re.compile(r"(\d{4})\s*[-—–~\uff5e至到]\s*(\d{4})\s*年")
+_SINGLE_YEAR_RE = re.compile(r"(\d{4})\s*年")
+_TITLE_WORDS = ("方案", "规划", "计划", "要点", "意见")
+
+
+@dataclass
+class _Metadata:
+    title: str
+    issuer: str | None
+    doc_index: str | None
+    issued_on: date | None
+    period_start: int
+    period_end: int
+
+
+def _first_match(pattern: re.Pattern[str], lines: list[_Line]) -> re.Match[str] | None:
+    for line in lines:
+        if m := pattern.search(line.text):
+            return m
+    return None
+
+
+def _read_metadata(preamble: list[_Line], default_title: str | None, warnings: list[tuple[int, str]]) -> _Metadata:
+    doc_index = _first_match(_DOC_INDEX_RE, preamble)
+    issuer = _first_match(_ISSUER_RE, preamble)
+    title = _read_title(preamble, default_title)
+    start, end = _read_period(title, preamble)
+    return _Metadata(
+        title=title,
+        issuer=issuer[1] if issuer else None,
+        doc_index=doc_index[1] if doc_index else None,
+        issued_on=_read_issued_on(preamble, warnings),
+        period_start=start,
+        period_end=end,
+    )
+
+
+def _read_title(preamble: list[_Line], default_title: str | None) -> str:
+    # The page's 标题 line names the notice; the plan is the 《…》 it publishes.
+    title_line = _first_match(_TITLE_LINE_RE, preamble)
+    if title_line and (book := _BOOK_TITLE_RE.search(title_line[1])):
+        return book[1].strip()
+    if default_title:
+        return _normalise(default_title)
+    if title_line:
+        return title_line[1].strip()
+    for line in preamble:  # a bare title line such as `某某县法治政府建设实施方案(2023-2025年)`
+        if line.text and not _has_sentence_punct(line.text) and any(w in line.text for w in _TITLE_WORDS):
+            return line.text
+    lines = sum(1 for line in preamble if line.text)
+    raise PlanTextError(f"找不到方案标题:正文前的 {lines} 行中没有“标题”行或方案名称,也未提供默认标题")
+
+
+def _read_period(title: str, preamble: list[_Line]) -> tuple[int, int]:
+    # Lines with 《…》 cite other documents (《纲要(2020—2025年)》), whose periods are not ours.
+    candidates = [title, *(line.text for line in preamble if "《" not in line.text)]
+    for text in candidates:
+        if m := _PERIOD_RE.search(text):
+            start, end = sorted((int(m[1]), int(m[2])))
+            return start, end
+    if m := _SINGLE_YEAR_RE.search(title):
+        return int(m[1]), int(m[1])
+    raise PlanTextError(f"找不到实施期限:标题“{title}”及正文前各行中没有“2021-2025年”这样的年份区间")
+
+
+def _read_issued_on(preamble: list[_Line], warnings: list[tuple[int, str]]) -> date | None:
+    for line in preamble:
+        if m := _ISSUED_RE.search(line.text):
+            try:
+                return date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                warnings.append((line.no, f"发文时间“{m[0]}”不是有效日期,已忽略"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def parse_plan(text: str, *, default_title: str | None = None) -> ParsedPlan:
+    """Parse a plan text (already decoded). Raises PlanTextError when no task can be found."""
+    lines = _read_lines(text)
+    non_blank = sum(1 for line in lines if line.text)
+    if non_blank == 0:
+        raise PlanTextError("文本为空:没有任何非空行")
+    preamble, chapters = _split_chapters(lines)
+    if not chapters:
+        raise PlanTextError(f"未找到任何任务:{non_blank} 行非空文本中没有章标题(如“一、总体要求”)")
+
+    warnings: list[tuple[int, str]] = []
+    meta = _read_metadata(preamble, default_title, warnings)
+    ctx = _Context(meta.period_start, meta.period_end, warnings)
+    sections: list[ParsedSection] = []
+    tasks: list[ParsedTask] = []
+    for chapter in chapters:
+        chapter_sections, chapter_tasks = _parse_chapter(chapter, ctx)
+        sections.extend(chapter_sections)
+        tasks.extend(chapter_tasks)
+
+    if not tasks:
+        subsections = sum(1 for s in sections if s.level == 2)
+        body_lines = sum(len(c.lines) for c in chapters)
+        raise PlanTextError(
+            f"未找到任何任务:识别出 {len(chapters)} 章、{subsections} 个小节,共 {body_lines} 行正文,"
+            "但没有任何带牵头/配合/责任单位的条目"
+        )
+    return ParsedPlan(
+        title=meta.title,
+        issuer=meta.issuer,
+        doc_index=meta.doc_index,
+        issued_on=meta.issued_on,
+        period_start=meta.period_start,
+        period_end=meta.period_end,
+        goals=_goals(sections),
+        sections=sections,
+        tasks=tasks,
+        # Chapters are built subsection by subsection; report in source order.
+        warnings=[f"第{line}行:{message}" for line, message in sorted(warnings, key=lambda w: w[0])],
+    )
+
+
+def _goals(sections: list[ParsedSection]) -> str | None:
+    """The body of the 总体目标 subsection (any subsection titled …目标 with prose)."""
+    for section in sections:
+        if section.level == 2 and "目标" in section.title and section.body:
+            return section.body
+    return None

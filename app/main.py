@@ -1,0 +1,64 @@
+"""The ASGI application: `uvicorn app.main:app`, or `plan-api serve`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi_offline import FastAPIOffline
+
+from app import __version__
+from app.api.params import reject_unknown_query_params
+from app.core.config import get_settings
+from app.errors import Problem, install_problem_handlers
+from app.routers import health, plans, tasks, units
+
+API_PREFIX = "/api/v1"
+
+DESCRIPTION = """
+县级实施方案数据服务 —— 把县政府的实施方案(章节、任务、责任单位、进展)作为数据提供给县里的其他系统。
+
+The county's implementation plans as data: sections, tasks, the units responsible for them in their
+roles (牵头 lead / 配合 cooperating / 责任 responsible), and how far each task has got.
+
+* 所有错误均为 RFC 9457 `application/problem+json`,含稳定的 `code` 与中文 `detail`。
+* 列表响应为 `{"items": [...], "next_cursor": ...}`;把 `next_cursor` 作为 `cursor` 参数取下一页。
+"""
+
+TAGS = [
+    {"name": "plans 方案", "description": "方案及其元数据 / plans and their metadata"},
+    {"name": "tasks 任务", "description": "任务查询与详情 / tasks: query language and detail"},
+    {"name": "units 单位", "description": "单位、别名、组及其任务 / units, aliases, groups"},
+    {"name": "health 健康检查", "description": "存活与就绪探针 / liveness and readiness"},
+]
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    app = FastAPIOffline(
+        title="西吉县实施方案数据服务 Plan API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        responses={400: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "If-Match", "Idempotency-Key"],
+            expose_headers=["ETag"],
+        )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    install_problem_handlers(app)
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params)])
+    api.include_router(plans.router)
+    api.include_router(tasks.router)
+    api.include_router(units.router)
+    app.include_router(api)
+    app.include_router(health.router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,52 @@
+"""/api/v1/plans/{plan}/tasks: the task list with its query language, and one task."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+
+from app.api.deps import SessionDep
+from app.api.responses import json_response
+from app.api.task_query import TaskQueryDep, render_tasks, to_filter
+from app.routers.plans import PlanSlug
+from app.schemas.common import Page
+from app.schemas.task import TaskOut, task_out
+from app.services import plans as plan_service
+from app.services import tasks as task_service
+
+router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks 任务"])
+
+CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON 或 CSV"}
+}
+
+
+@router.get("", response_model=Page[TaskOut], responses=CSV_RESPONSE)
+def list_tasks(request: Request, plan: PlanSlug, session: SessionDep, params: TaskQueryDep) -> Response:
+    """查询任务(可组合过滤、排序、分页、CSV 导出)/ Query tasks: combinable filters, sort, pages, CSV.
+
+    例 Examples:
+
+    * 县司法局牵头的任务 / what 县司法局 leads: `?unit=司法局&role=lead`
+    * 某乡镇的全部任务(含 各乡镇 任务)/ a township's tasks: `?unit=<id>&include_groups=true`
+    * 第四章已逾期的任务 / overdue in chapter 四: `?section=4&overdue=true`
+    * 关键词 / keyword: `?q=民法典`
+    """
+    row = plan_service.get_plan(session=session, slug=plan)
+    flt = to_filter(session=session, params=params, plan=row)
+    return render_tasks(request=request, session=session, params=params, flt=flt, filename=f"{row.slug}-tasks.csv")
+
+
+@router.get("/{code}", response_model=TaskOut)
+def get_task(
+    request: Request,
+    plan: PlanSlug,
+    code: Annotated[str, Path(description="任务编号 章.节.条 / task code", examples=["5.4.2"])],
+    session: SessionDep,
+) -> Response:
+    """任务详情:全文、责任单位及角色、状态、出处 / One task with its units in their roles."""
+    row = plan_service.get_plan(session=session, slug=plan)
+    view = task_service.get_task(session=session, plan=row, code=code, as_of=date.today())
+    return json_response(request, task_out(view), exclude={"matched_via"})

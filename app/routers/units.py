@@ -1,0 +1,61 @@
+"""/api/v1/units: canonical units, their aliases and groups, and their tasks across plans."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from app.api.deps import SessionDep
+from app.api.responses import json_response
+from app.api.task_query import TaskQueryDep, render_tasks, to_filter
+from app.models import UnitKind
+from app.schemas.common import Page
+from app.schemas.task import TaskOut
+from app.schemas.unit import UnitDetail, UnitRef
+from app.services import units as unit_service
+from app.services.units import ResolvedUnit
+
+router = APIRouter(prefix="/units", tags=["units 单位"])
+
+UnitRefPath = Annotated[
+    str, Path(description="单位 id、规范名称或别名 / unit id, canonical name or alias", examples=["县司法局"])
+]
+
+
+def unit_detail(session: SessionDep, unit_ref: str) -> UnitDetail:
+    unit = unit_service.get_unit(session=session, ref=unit_ref)
+    assert unit.id is not None
+    members = unit_service.members_of(session=session, group_id=unit.id) if unit.kind == UnitKind.group else None
+    return UnitDetail(
+        **UnitRef.from_unit(unit).model_dump(),
+        aliases=unit_service.aliases_of(session=session, unit_ids=[unit.id])[unit.id],
+        groups=[UnitRef.from_unit(g) for g in unit_service.groups_of(session=session, unit_id=unit.id)],
+        members=[UnitRef.from_unit(m) for m in members] if members is not None else None,
+    )
+
+
+@router.get("", response_model=Page[UnitDetail])
+def list_units(
+    request: Request,
+    session: SessionDep,
+    kind: Annotated[UnitKind | None, Query(description="按类别过滤 / filter by kind", examples=["group"])] = None,
+) -> Response:
+    """列出单位(含别名、所属组、组成员)/ List units with aliases, groups and members."""
+    units = unit_service.list_units(session=session, kind=kind)
+    items = [unit_detail(session, str(u.id)) for u in units]
+    return json_response(request, Page[UnitDetail](items=items, next_cursor=None), exclude={"total"})
+
+
+@router.get("/{unit_id}", response_model=UnitDetail)
+def get_unit(request: Request, unit_id: UnitRefPath, session: SessionDep) -> Response:
+    """单位详情 / One unit: aliases, kind, the groups it belongs to, members if a group."""
+    return json_response(request, unit_detail(session, unit_id))
+
+
+@router.get("/{unit_id}/tasks", response_model=Page[TaskOut])
+def list_unit_tasks(request: Request, unit_id: UnitRefPath, session: SessionDep, params: TaskQueryDep) -> Response:
+    """该单位在所有方案中的任务(参数同任务列表)/ The unit's tasks across plans; same filters as the task list."""
+    row = unit_service.get_unit(session=session, ref=unit_id)
+    flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
+    return render_tasks(request=request, session=session, params=params, flt=flt, filename=f"unit-{row.id}-tasks.csv")

@@ -1,0 +1,26 @@
+"""API shapes of units."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from app.models import Unit, UnitKind
+
+
+class UnitRef(BaseModel):
+    id: int = Field(description="单位的稳定 id / stable unit id", examples=[12])
+    name: str = Field(description="规范名称 / canonical name", examples=["县司法局"])
+    kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
+
+    @classmethod
+    def from_unit(cls, unit: Unit) -> UnitRef:
+        assert unit.id is not None
+        return cls(id=unit.id, name=unit.name, kind=unit.kind)
+
+
+class UnitDetail(UnitRef):
+    aliases: list[str] = Field(description="别名(方案中出现过的写法)/ aliases", examples=[["司法局"]])
+    groups: list[UnitRef] = Field(description="所属的组(如 各部门(单位))/ groups it belongs to")
+    members: list[UnitRef] | None = Field(
+        default=None, description="组的成员,仅当 kind=group / members, for groups only"
+    )

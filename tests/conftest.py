@@ -1,0 +1,111 @@
+"""Test databases: every DB test runs on SQLite and on PostgreSQL.
+
+Each backend gets a fresh database, migrated by Alembic and seeded once per session; each test then
+runs inside a transaction that is rolled back, so tests never see each other's writes.
+PostgreSQL is skipped (with the reason) when no server answers, except in CI, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from app.core.config import get_settings
+from app.db import get_session, make_engine
+from app.importer.service import seed_if_empty
+from app.main import create_app
+from app.migrate import upgrade_to_head
+
+POSTGRES_URL = os.environ.get("PLAN_API_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def _postgres_admin_engine() -> Engine:
+    return make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _unavailable(reason: str) -> None:
+    if POSTGRES_REQUIRED:
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(f"PostgreSQL not reachable ({reason}); set PLAN_API_TEST_POSTGRES_URL to run that half")
+
+
+def fresh_database_url(backend: str, tmp_dir: Path) -> Iterator[str]:
+    """Yields the URL of a new, empty database of the given backend, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_dir / f'test-{uuid.uuid4().hex[:8]}.sqlite3'}"
+        return
+    admin = _postgres_admin_engine()
+    name = f"plan_api_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        _unavailable(str(exc.orig).strip().splitlines()[0])
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def seeded_engine(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A migrated database holding the county's units and the seed plan."""
+    for url in fresh_database_url(backend, tmp_path_factory.mktemp(backend)):
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        with Session(engine) as session:
+            seed_if_empty(session=session, settings=get_settings())
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
+def db(seeded_engine: Engine) -> Iterator[Session]:
+    """A session whose every write is rolled back when the test ends (commits become savepoints)."""
+    connection = seeded_engine.connect()
+    outer = connection.begin()
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    try:
+        yield session
+    finally:
+        session.close()
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(db: Session) -> Iterator[TestClient]:
+    app = create_app()
+    app.dependency_overrides[get_session] = lambda: db
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def fresh_engine(backend: str, tmp_path: Path) -> Iterator[Engine]:
+    """A new database migrated to head and holding nothing, for tests that need a blank slate."""
+    for url in fresh_database_url(backend, tmp_path):
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        yield engine
+        engine.dispose()

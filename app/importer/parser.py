@@ -123,7 +123,7 @@ _ROLE_LABELS = {
 }
 _LABELS = "|".join(_ROLE_LABELS)
 # A label starts the clause or follows a separator, so `各责任单位` inside a name is not a label.
-_ROLE_LABEL_RE = re.compile(rf"(?:^|(?<=[\s;\uff1b,\uff0c。]))({_LABELS})\s*[{_COLON}]?\s*")
+_ROLE_LABEL_RE = re.compile(rf"(?:^|(?<=[\s;\uff1b,\uff0c。]))({_LABELS})\s*([{_COLON}])?\s*")
 # Units written at the end of the task text: `…教育。(牵头单位:县司法局;配合单位:县法院)`.
 # Greedy `.+` up to the last closing parenthesis keeps `各部门(单位)` whole.
 _INLINE_UNITS_RE = re.compile(rf"[{_LPAREN}]\s*((?:{_LABELS}).+)[{_RPAREN}]\s*([。{_DOT};\uff1b]?)\s*$")
@@ -225,6 +225,9 @@ def _parse_unit_clause(clause: str, no: int) -> list[UnitMention] | None:
         segment = clause[label.end() : end]
         if "。" in segment.rstrip("。"):
             return None  # a sentence, not a list of names
+        if not label[2] and any(ch in segment for ch in ",\uff0c。"):
+            # `牵头单位县委政法委` lost its colon, but `责任单位要切实履行职责,…` is prose.
+            return None
         role = _ROLE_LABELS[label[1]]
         for name in _split_unit_names(segment):
             if len(name) > _MAX_UNIT_NAME:
@@ -268,25 +271,9 @@ def _clean_unit_name(name: str) -> str:
 # with its first sentence (`)强化组织领导各级党委要…`). Shorter, commoner words (治理, 体制, 督查,
 # 宣传…) are left out on purpose: they occur inside titles and would cut them short.
 _HEADING_END_WORDS = (
-    "思想",
-    "目标",
-    "原则",
-    "机制",
-    "领导",
-    "协调",
-    "考评",
-    "考核",
-    "保障",
-    "建设",
-    "制度",
-    "体系",
-    "要求",
-    "任务",
-    "措施",
-    "步骤",
-    "落实",
-    "实施",
-)
+    "思想", "目标", "原则", "机制", "领导", "协调", "考评", "考核", "保障",
+    "建设", "制度", "体系", "要求", "任务", "措施", "步骤", "落实", "实施",
+)  # fmt: skip
 _MIN_TITLE = 4  # shortest title the run-together split may produce
 _MAX_SPLIT_TITLE = 16  # longest title the run-together split may produce
 _MAX_TITLE = 30  # a heading line without punctuation up to this length is all title; same for task titles
@@ -370,7 +357,7 @@ class _Context:
         self.warnings.append((line, message))
 
 
-def _split_chapters(lines: list[_Line]) -> tuple[list[_Line], list[_Chapter]]:
+def _split_chapters(lines: list[_Line], warnings: list[tuple[int, str]]) -> tuple[list[_Line], list[_Chapter]]:
     """Preamble lines before `一、`, and the chapters up to the page footer."""
     preamble: list[_Line] = []
     chapters: list[_Chapter] = []
@@ -379,6 +366,8 @@ def _split_chapters(lines: list[_Line]) -> tuple[list[_Line], list[_Chapter]]:
         # Chapters must come in sequence; `三、` in the middle of chapter 五 is not a chapter.
         if m and _cn_to_int(m[1]) == len(chapters) + 1:
             chapters.append(_Chapter(len(chapters) + 1, _split_heading(m[2]), line.no))
+            if chapters[-1].heading.inferred:
+                warnings.append((line.no, f"章标题与正文连写,推定标题为“{chapters[-1].heading.title}”"))
         elif not chapters:
             preamble.append(line)
         elif _FOOTER_RE.search(line.text):
@@ -411,11 +400,11 @@ def _detect_levels(lines: list[_Line]) -> tuple[_Kind | None, _Kind | None]:
 def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection], list[ParsedTask]]:
     sub_kind, item_kind = _detect_levels(chapter.lines)
     # Text before the first subsection marker belongs to the chapter itself.
-    lead = _Sub(0, _Heading(chapter.heading.title, chapter.heading.rest, False), chapter.line)
+    preface = _Sub(0, chapter.heading, chapter.line)
     if chapter.heading.rest:
-        lead.blocks.append(_Block(chapter.line, None, [chapter.heading.rest]))
-    subs = [lead]
-    block: _Block | None = lead.blocks[-1] if lead.blocks else None
+        preface.blocks.append(_Block(chapter.line, None, [chapter.heading.rest]))
+    subs = [preface]
+    block: _Block | None = preface.blocks[-1] if preface.blocks else None
 
     for line in chapter.lines:
         if sub_kind is not None and line.kind is sub_kind:
@@ -442,7 +431,7 @@ def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection
         if line.inline_units and block is not None:
             block.units.extend(line.inline_units)
 
-    return _build_sections(chapter, lead, subs[1:], ctx)
+    return _build_sections(chapter, preface, subs[1:], ctx)
 
 
 def _new_sub(line: _Line, previous: int, chapter_no: int, ctx: _Context) -> _Sub:
@@ -474,18 +463,18 @@ def _int_to_cn(number: int) -> str:
 
 
 def _build_sections(
-    chapter: _Chapter, lead: _Sub, subs: list[_Sub], ctx: _Context
+    chapter: _Chapter, preface: _Sub, subs: list[_Sub], ctx: _Context
 ) -> tuple[list[ParsedSection], list[ParsedTask]]:
     code = str(chapter.number)
-    if not subs and any(_is_task(b) for b in lead.blocks):
+    if not subs and any(_is_task(b) for b in preface.blocks):
         # Tasks listed directly under the chapter: give them an implicit subsection N.1.
         ctx.warn(chapter.line, f"第{code}章没有小节标记,任务归入隐含小节 {code}.1")
-        subs = [_Sub(1, lead.heading, chapter.line, marker_inferred=True, blocks=lead.blocks)]
-        lead = _Sub(0, lead.heading, chapter.line)
-    elif any(_is_task(b) for b in lead.blocks):
+        subs = [_Sub(1, chapter.heading, chapter.line, marker_inferred=True, blocks=preface.blocks)]
+        preface = _Sub(0, chapter.heading, chapter.line)
+    elif any(_is_task(b) for b in preface.blocks):
         ctx.warn(chapter.line, f"第{code}章第一个小节之前的带责任单位段落被忽略")
 
-    chapter_body, _ = _split_prose(lead, code, ctx)
+    chapter_body, _ = _split_prose(preface, code, ctx)
     sections = [ParsedSection(code, 1, chapter.number, chapter.heading.title, chapter_body, chapter.line)]
     tasks: list[ParsedTask] = []
     for sub in subs:
@@ -625,13 +614,15 @@ def _read_title(preamble: list[_Line], default_title: str | None) -> str:
     title_line = _first_match(_TITLE_LINE_RE, preamble)
     if title_line and (book := _BOOK_TITLE_RE.search(title_line[1])):
         return book[1].strip()
-    if default_title:
-        return _normalise(default_title)
     if title_line:
         return title_line[1].strip()
-    for line in preamble:  # a bare title line such as `某某县法治政府建设实施方案(2023-2025年)`
+    # The text's own bare title line (`某某县法治政府建设实施方案(2023-2025年)`) beats a file name.
+    for line in preamble:
         if line.text and not _has_sentence_punct(line.text) and any(w in line.text for w in _TITLE_WORDS):
-            return line.text
+            book = _BOOK_TITLE_RE.search(line.text)
+            return book[1].strip() if book else line.text
+    if default_title:
+        return _normalise(default_title)
     lines = sum(1 for line in preamble if line.text)
     raise PlanTextError(f"找不到方案标题:正文前的 {lines} 行中没有“标题”行或方案名称,也未提供默认标题")
 
@@ -668,11 +659,11 @@ def parse_plan(text: str, *, default_title: str | None = None) -> ParsedPlan:
     non_blank = sum(1 for line in lines if line.text)
     if non_blank == 0:
         raise PlanTextError("文本为空:没有任何非空行")
-    preamble, chapters = _split_chapters(lines)
+    warnings: list[tuple[int, str]] = []
+    preamble, chapters = _split_chapters(lines, warnings)
     if not chapters:
         raise PlanTextError(f"未找到任何任务:{non_blank} 行非空文本中没有章标题(如“一、总体要求”)")
 
-    warnings: list[tuple[int, str]] = []
     meta = _read_metadata(preamble, default_title, warnings)
     ctx = _Context(meta.period_start, meta.period_end, warnings)
     sections: list[ParsedSection] = []

@@ -34,14 +34,16 @@ def get_plan(*, session: Session, slug: str) -> Plan:
 
 
 def plan_counts(*, session: Session, plan: Plan) -> PlanCounts:
-    links = select(Responsibility).join(Task).where(Task.plan_id == plan.id)
+    links = (
+        select(Responsibility.unit_id)
+        .join(Task, col(Task.id) == col(Responsibility.task_id))
+        .where(Task.plan_id == plan.id)
+    ).subquery()
     return PlanCounts(
         sections=session.exec(select(func.count()).select_from(Section).where(Section.plan_id == plan.id)).one(),
         tasks=session.exec(select(func.count()).select_from(Task).where(Task.plan_id == plan.id)).one(),
-        units=session.exec(
-            select(func.count(func.distinct(Responsibility.unit_id))).select_from(links.subquery())
-        ).one(),
-        links=session.exec(select(func.count()).select_from(links.subquery())).one(),
+        units=session.exec(select(func.count(func.distinct(links.c.unit_id)))).one(),
+        links=session.exec(select(func.count()).select_from(links)).one(),
     )
 
 

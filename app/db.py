@@ -12,8 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from app.core.config import get_settings
@@ -55,3 +55,13 @@ def get_session() -> Iterator[Session]:
     """One session per request; committed by the service call that writes, rolled back on error."""
     with Session(get_engine()) as session:
         yield session
+
+
+STARTUP_LOCK_ID = 7_012_202_501  # any constant; shared by every worker of this service
+
+
+def lock_for_startup(connection: Connection) -> None:
+    """Serialize migrate and seed across workers starting together on PostgreSQL; released at commit.
+    SQLite needs nothing: the database file lock already serializes its writers."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": STARTUP_LOCK_ID})

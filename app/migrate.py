@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from app.core.config import REPO_ROOT
+from app.db import lock_for_startup
 
 
 def alembic_config() -> Config:
@@ -22,6 +23,7 @@ def alembic_config() -> Config:
 def upgrade_to_head(engine: Engine) -> None:
     config = alembic_config()
     with engine.begin() as connection:
+        lock_for_startup(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

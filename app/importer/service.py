@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from app.core.config import Settings
+from app.db import lock_for_startup
 from app.importer.loader import ImportSummary, checksum, import_plan
 from app.importer.parsed import ParsedPlan
 from app.importer.parser import decode_plan_bytes, parse_plan
@@ -45,6 +46,7 @@ def import_file(
 
 def seed_if_empty(*, session: Session, settings: Settings) -> ImportSummary | None:
     """First start of the embedded default: load the county's units and the seed plan, once."""
+    lock_for_startup(session.connection())
     if session.exec(select(Plan.id).where(Plan.slug == settings.seed_plan_slug)).first() is not None:
         return None
     _, summary = import_file(

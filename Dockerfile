@@ -1,0 +1,34 @@
+# Production image: PostgreSQL via DATABASE_URL, migrations then uvicorn.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, so code changes do not reinstall them.
+COPY pyproject.toml README.md ./
+RUN mkdir app && touch app/__init__.py \
+    && pip install . \
+    && pip uninstall -y plan-api && rm -rf app
+
+COPY alembic.ini ./
+COPY app ./app
+COPY migrations ./migrations
+COPY seed ./seed
+# Editable: the app finds migrations/ and seed/ next to its package.
+RUN pip install --no-deps -e . \
+    && useradd --system --uid 10001 --home-dir /app planapi \
+    && mkdir -p /app/data && chown planapi /app/data
+
+USER planapi
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
+
+# Migrate, seed the plan if the database has none, then serve. Workers are stateless: scale by
+# running more containers (or WEB_CONCURRENCY) against the same PostgreSQL.
+CMD ["sh", "-c", "plan-api migrate && plan-api seed && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers --forwarded-allow-ips='*'"]

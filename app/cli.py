@@ -6,7 +6,7 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlmodel import Session
@@ -14,18 +14,23 @@ from sqlmodel import Session
 from app import __version__
 from app.core.config import get_settings
 from app.db import get_engine
+from app.errors import NotFound
 from app.importer.loader import ImportSummary, UnknownUnitsError
 from app.importer.parsed import ParsedPlan
 from app.importer.parser import PlanTextError
 from app.importer.service import import_file, seed_if_empty
 from app.importer.units import UnitFileError
 from app.migrate import upgrade_to_head
+from app.services.feed import record_event
+from app.services.keys import create_key, list_keys, revoke_key
+from app.services.units import find_unit
 
 app = typer.Typer(help="西吉县实施方案数据服务 / county plan API", no_args_is_help=True, add_completion=False)
 
 
 def _setup_logging() -> None:
     logging.basicConfig(level=get_settings().log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step is noise here
 
 
 @app.command()
@@ -102,7 +107,7 @@ def import_command(
     _print_summary(summary, dry_run=dry_run)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"导入失败 / import refused: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code=1)
 
@@ -135,3 +140,73 @@ def _print_summary(summary: ImportSummary, *, dry_run: bool) -> None:
     for warning in summary.warnings:
         typer.secho(f"warning: {warning}", fg=typer.colors.YELLOW)
     typer.echo(f"warnings: {len(summary.warnings)}")
+
+
+keys_app = typer.Typer(help="API keys: create, list, revoke", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    unit: Annotated[str | None, typer.Option(help="unit id, name or alias (any alias resolves)")] = None,
+    admin: Annotated[bool, typer.Option("--admin", help="an admin key of the rule-of-law office")] = False,
+    name: Annotated[str | None, typer.Option(help="key name (required with --admin)")] = None,
+) -> None:
+    """Create a key; the secret is printed once, as the last line."""
+    _setup_logging()
+    if admin == (unit is not None):
+        _fail("请指定 --unit NAME 或 --admin --name NAME 之一 / give --unit or --admin")
+    if admin and not name:
+        _fail("管理密钥需要 --name / --admin needs --name")
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        found = find_unit(session=session, ref=unit) if unit else None
+        if unit and found is None:
+            _fail(f"未知单位“{unit}” / unknown unit")
+        key_name = name or (found.name if found else "")
+        key, secret = create_key(session=session, name=key_name, unit=found, is_admin=admin)
+        record_event(
+            session=session,
+            type="key.created",
+            principal=None,
+            actor="cli",
+            remote_addr=None,
+            unit_id=found.id if found else None,
+            data={"prefix": key.prefix, "is_admin": admin, "name": key_name},
+        )
+        session.commit()
+    typer.echo(f"已创建密钥 {key.prefix}({'管理' if admin else key_name});明文只显示这一次,请妥善保存 / shown once:")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (prefix, holder, state); never the secrets."""
+    _setup_logging()
+    with Session(get_engine()) as session:
+        for key, unit in list_keys(session=session):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            holder = "admin" if key.is_admin else (unit.name if unit else "?")
+            typer.echo(f"{key.prefix}\t{holder}\t{key.name}\t{key.created_at:%Y-%m-%d}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix, as `keys list` shows it")]) -> None:
+    """Revoke a key, effective at once."""
+    _setup_logging()
+    with Session(get_engine()) as session:
+        try:
+            key = revoke_key(session=session, prefix=prefix)
+        except NotFound as exc:
+            _fail(exc.detail)
+        record_event(
+            session=session,
+            type="key.revoked",
+            principal=None,
+            actor="cli",
+            remote_addr=None,
+            unit_id=key.unit_id,
+            data={"prefix": prefix},
+        )
+        session.commit()
+    typer.echo(f"已吊销 / revoked: {prefix}")

@@ -40,7 +40,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # Write requests take the write lock up front (IMMEDIATE): concurrent writers then queue on
+        # busy_timeout instead of failing with "database is locked" when a read lock cannot upgrade.
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -52,8 +55,14 @@ def get_engine() -> Engine:
 
 
 def get_session() -> Iterator[Session]:
-    """One session per request; committed by the service call that writes, rolled back on error."""
+    """One session per read request."""
     with Session(get_engine()) as session:
+        yield session
+
+
+def get_write_session() -> Iterator[Session]:
+    """One session per write request; the route commits once when the request ends well."""
+    with Session(get_engine().execution_options(sqlite_immediate=True)) as session:
         yield session
 
 

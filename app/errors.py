@@ -7,7 +7,8 @@ branch on it; `title` is English, `detail` says in Chinese (then English) what e
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,6 +44,7 @@ class ProblemError(Exception):
     status = 400
     code = "bad-request"
     title = "Bad Request"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **extra: Any) -> None:
         super().__init__(detail)
@@ -55,6 +57,12 @@ class NotFound(ProblemError):
     status = 404
     code = "not-found"
     title = "Not Found"
+
+
+class Conflict(ProblemError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
 
 
 class InvalidParameter(ProblemError):
@@ -111,16 +119,37 @@ _MESSAGES_ZH = {
     "string_too_short": "内容过短",
     "string_too_long": "内容过长",
     "json_invalid": "请求体不是合法的 JSON",
+    "string_pattern_mismatch": "格式不正确",
+    "too_long": "条目过多",
+    "too_short": "条目过少",
+    "value_error": "取值无效",
+    "list_type": "应为列表",
+    "string_type": "应为字符串",
+    "int_type": "应为整数",
 }
 
 
-def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+def field_errors(errors: Sequence[Any], prefix: tuple[Any, ...] = ()) -> list[FieldError]:
+    """pydantic's error list as field errors with paths (`body.items.3.percent`) and Chinese first."""
     out = []
-    for err in exc.errors():
+    for err in errors:
         zh = _MESSAGES_ZH.get(err["type"])
         message = f"{zh}({err['msg']})" if zh else err["msg"]
-        out.append(FieldError(field=_field_path(tuple(err["loc"])), message=message, type=err["type"]))
+        out.append(FieldError(field=_field_path(prefix + tuple(err["loc"])), message=message, type=err["type"]))
     return out
+
+
+def problem_body(exc: ProblemError, instance: str | None = None) -> dict[str, Any]:
+    """The problem+json object of a domain error, for embedding (batch results)."""
+    return Problem(
+        type=PROBLEM_BASE + exc.code,
+        code=exc.code,
+        title=exc.title,
+        status=exc.status,
+        detail=exc.detail,
+        instance=instance,
+        errors=exc.errors,
+    ).model_dump(exclude_none=True)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -133,12 +162,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             title=exc.title,
             detail=exc.detail,
             errors=exc.errors,
+            headers=exc.headers,
             **exc.extra,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = _validation_errors(exc)
+        errors = field_errors(exc.errors())
         fields = "、".join(e.field for e in errors)
         return problem_response(
             request,

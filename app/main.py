@@ -8,10 +8,12 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
+from app.api.body_limit import BodyLimitMiddleware
+from app.api.deps import require_reader
 from app.api.params import reject_unknown_query_params
 from app.core.config import get_settings
 from app.errors import Problem, install_problem_handlers
-from app.routers import health, plans, tasks, units
+from app.routers import admin, changes, health, plans, progress, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -29,6 +31,9 @@ TAGS = [
     {"name": "plans 方案", "description": "方案及其元数据 / plans and their metadata"},
     {"name": "tasks 任务", "description": "任务查询与详情 / tasks: query language and detail"},
     {"name": "units 单位", "description": "单位、别名、组及其任务 / units, aliases, groups"},
+    {"name": "progress 进展", "description": "各单位报送进展(需密钥)与进展历史 / progress reports (writes need a key)"},
+    {"name": "changes 变更订阅", "description": "按序增量同步 / incremental sync feed"},
+    {"name": "admin 管理(依法治县办)", "description": "密钥、单位、组成员、审计 / keys, units, groups, audit"},
     {"name": "health 健康检查", "description": "存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -51,11 +56,15 @@ def create_app() -> FastAPI:
             expose_headers=["ETag"],
         )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params)])
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])
     api.include_router(plans.router)
     api.include_router(tasks.router)
     api.include_router(units.router)
+    api.include_router(progress.router)
+    api.include_router(changes.router)
+    api.include_router(admin.router)
     app.include_router(api)
     app.include_router(health.router)
     return app

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from app.core.config import get_settings
-from app.db import get_session, make_engine
+from app.db import get_session, get_write_session, make_engine
 from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
@@ -97,6 +97,7 @@ def db(seeded_engine: Engine) -> Iterator[Session]:
 def client(db: Session) -> Iterator[TestClient]:
     app = create_app()
     app.dependency_overrides[get_session] = lambda: db
+    app.dependency_overrides[get_write_session] = lambda: db
     with TestClient(app) as test_client:
         yield test_client
 

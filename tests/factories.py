@@ -22,3 +22,14 @@ def import_text(
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     _, summary = import_file(session=session, path=path, slug=slug, units_path=SEED_UNITS, strict=strict)
     return summary
+
+
+def make_key(session: Session, *, unit: str | None = None, admin: bool = False) -> str:
+    """Issues a key through the real service and returns the Authorization header value."""
+    from app.services.keys import create_key
+    from app.services.units import get_unit
+
+    found = get_unit(session=session, ref=unit) if unit else None
+    _, secret = create_key(session=session, name=unit or "依法治县办", unit=found, is_admin=admin)
+    session.flush()
+    return f"Bearer {secret}"

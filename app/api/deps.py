@@ -1,12 +1,49 @@
-"""Typed dependencies: routers read like a sentence (`session: SessionDep`)."""
+"""Typed dependencies: routers read like a sentence (`session: SessionDep`, `writer: WriterDep`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Header
 from sqlmodel import Session
 
-from app.db import get_session
+from app.core.config import get_settings
+from app.db import get_session, get_write_session
+from app.errors import ProblemError
+from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+
+AuthorizationHeader = Annotated[
+    str | None,
+    Header(description="`Bearer <API key>`:单位密钥或依法治县办管理密钥 / a unit's or the admin office's key"),
+]
+
+
+class AdminOnly(ProblemError):
+    status = 403
+    code = "admin-only"
+    title = "Forbidden"
+
+
+def require_writer(session: WriteSessionDep, authorization: AuthorizationHeader = None) -> Principal:
+    return authenticate(session=session, authorization=authorization)
+
+
+def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader = None) -> Principal:
+    principal = authenticate(session=session, authorization=authorization)
+    if not principal.is_admin:
+        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
+    return principal
+
+
+def require_reader(session: SessionDep, authorization: AuthorizationHeader = None) -> Principal | None:
+    """Reads are open unless REQUIRE_KEY_FOR_READS is set."""
+    if not get_settings().require_key_for_reads:
+        return None
+    return authenticate(session=session, authorization=authorization)
+
+
+WriterDep = Annotated[Principal, Depends(require_writer)]
+AdminDep = Annotated[Principal, Depends(require_admin)]

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 CACHE_CONTROL = "no-cache"
 
 
-def _etag(body: bytes) -> str:
+def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
@@ -32,7 +32,7 @@ def _not_modified(request: Request, etag: str) -> bool:
 
 
 def cached_body(request: Request, body: bytes, media_type: str) -> Response:
-    etag = _etag(body)
+    etag = etag_of(body)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"}
     if _not_modified(request, etag):
         return Response(status_code=304, headers=headers)

@@ -248,3 +248,8 @@ def _csv_row(view: TaskView) -> list[Any]:
         by_role[Role.responsible],
         task.updated_at.isoformat(),
     ]
+
+
+def task_detail_bytes(view: TaskView) -> bytes:
+    """The body of `GET …/tasks/{code}`; its hash is the task's ETag, which `If-Match` is checked against."""
+    return task_out(view).model_dump_json(exclude={"matched_via"}).encode()

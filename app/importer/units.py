@@ -55,6 +55,10 @@ class UnitResolver:
         for alias, unit in session.exec(select(UnitAlias.alias, Unit).join(Unit)):
             self._by_key.setdefault(name_key(alias), unit)
 
+    def resolve_exact(self, name: str) -> Unit | None:
+        """Only the name or alias itself, no prefix guessing: for checking a new name is free."""
+        return self._by_key.get(name_key(name))
+
     def resolve(self, name: str) -> Unit | None:
         key = name_key(name)
         # Plans drop the county prefix, and scraping drops its first character (委宣传部).

@@ -3,18 +3,34 @@
 from app.importer.parsed import Role
 from app.models.base import UTCDateTime, utcnow
 from app.models.plan import Plan, PlanImport, Section
+from app.models.progress import (
+    ApiKey,
+    ChangeEvent,
+    FeedCounter,
+    IdempotencyRecord,
+    ProgressReport,
+    ReportKind,
+    TaskUnitState,
+)
 from app.models.task import Responsibility, Task, TaskStatus
 from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
 
 __all__ = [
+    "ApiKey",
+    "ChangeEvent",
+    "FeedCounter",
     "GroupMember",
+    "IdempotencyRecord",
     "Plan",
     "PlanImport",
+    "ProgressReport",
+    "ReportKind",
     "Responsibility",
     "Role",
     "Section",
     "Task",
     "TaskStatus",
+    "TaskUnitState",
     "UTCDateTime",
     "Unit",
     "UnitAlias",

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 
 from app.api.deps import SessionDep
-from app.api.responses import json_response
-from app.api.task_query import TaskQueryDep, render_tasks, to_filter
+from app.api.responses import cached_body
+from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
 from app.routers.plans import PlanSlug
 from app.schemas.common import Page
-from app.schemas.task import TaskOut, task_out
+from app.schemas.task import TaskOut
 from app.services import plans as plan_service
 from app.services import tasks as task_service
 
@@ -49,4 +49,4 @@ def get_task(
     """任务详情:全文、责任单位及角色、状态、出处 / One task with its units in their roles."""
     row = plan_service.get_plan(session=session, slug=plan)
     view = task_service.get_task(session=session, plan=row, code=code, as_of=date.today())
-    return json_response(request, task_out(view), exclude={"matched_via"})
+    return cached_body(request, task_detail_bytes(view), "application/json")

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from app.models import Role, TaskStatus
+from app.schemas.progress import UnitState
 from app.schemas.unit import UnitRef
 from app.services.tasks import TaskView
 
@@ -54,6 +55,9 @@ class TaskOut(BaseModel):
     progress: int = Field(ge=0, le=100, description="完成百分比 / percent complete", examples=[0])
     overdue: bool = Field(description="已过期限且未完成(以今天计)/ past due and not completed, as of today")
     responsibilities: list[ResponsibilityOut]
+    unit_states: list[UnitState] = Field(
+        description="各牵头/责任单位最近一次报告的状态(任务总体状态据此派生)/ each owner unit's latest reported state"
+    )
     updated_at: datetime
     provenance: Provenance
     matched_via: MatchedVia | None = Field(
@@ -90,6 +94,17 @@ def task_out(view: TaskView) -> TaskOut:
         responsibilities=[
             ResponsibilityOut(role=link.role, unit=UnitRef.from_unit(unit), as_written=link.as_written)
             for link, unit in view.links
+        ],
+        unit_states=[
+            UnitState(
+                unit=UnitRef.from_unit(unit),
+                via=UnitRef.from_unit(via),
+                status=TaskStatus(state.status),
+                percent=state.percent,
+                report_id=state.report_id,
+                updated_at=state.updated_at,
+            )
+            for state, unit, via in view.unit_states
         ],
         updated_at=task.updated_at,
         provenance=Provenance(source_line=task.source_line, number_inferred=task.number_inferred),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, tuple_
 from sqlmodel import Session, col, select
 
 from app.errors import InvalidParameter, NotFound
-from app.models import GroupMember, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.models import GroupMember, Plan, Responsibility, Role, Section, Task, TaskStatus, TaskUnitState, Unit
 from app.services.units import ResolvedUnit
 
 
@@ -53,6 +53,7 @@ class TaskView:
     links: list[tuple[Responsibility, Unit]]
     matched: list[tuple[Role, Unit | None]] | None = None  # (role, through group) when filtered by unit
     matched_unit: ResolvedUnit | None = None
+    unit_states: list[tuple[TaskUnitState, Unit, Unit]] = field(default_factory=list)  # state, unit, via
     overdue: bool = False
 
 
@@ -201,6 +202,16 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
     )
     for link, unit in rows:
         links[link.task_id].append((link, unit))
+    units_by_id = {unit.id: unit for pairs in links.values() for _, unit in pairs}
+    states: dict[int, list[tuple[TaskUnitState, Unit, Unit]]] = {tid: [] for tid in links}
+    state_rows = session.exec(
+        select(TaskUnitState, Unit)
+        .join(Unit, col(Unit.id) == col(TaskUnitState.unit_id))
+        .where(col(TaskUnitState.task_id).in_(task_ids))
+        .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
+    )
+    for state, unit in state_rows:
+        states[state.task_id].append((state, unit, units_by_id[state.via_unit_id]))
     role_order = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
     views = []
     for task in tasks:
@@ -216,6 +227,7 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
                 section=section,
                 links=ordered,
                 overdue=is_overdue(task, as_of),
+                unit_states=states[task.id],
             )
         )
     return views

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import InvalidParameter, NotFound
-from app.importer.units import UnitResolver
+from app.errors import Conflict, InvalidParameter, NotFound
+from app.importer.units import UnitResolver, name_key
 from app.models import GroupMember, Unit, UnitAlias, UnitKind
 
 
@@ -77,3 +77,53 @@ def members_of(*, session: Session, group_id: int) -> list[Unit]:
             .order_by(col(Unit.id))
         )
     )
+
+
+def _taken(session: Session, name: str) -> Unit | None:
+    return UnitResolver(session).resolve_exact(name)
+
+
+def create_unit(*, session: Session, name: str, kind: UnitKind, aliases: list[str]) -> Unit:
+    for candidate in [name, *aliases]:
+        if (owner := _taken(session, candidate)) is not None:
+            raise Conflict(f"名称“{candidate}”已属于单位 {owner.name}(id {owner.id})/ name already in use")
+    unit = Unit(name=name_key(name), kind=kind)
+    session.add(unit)
+    session.flush()
+    assert unit.id is not None
+    for alias in aliases:
+        session.add(UnitAlias(unit_id=unit.id, alias=name_key(alias)))
+    session.flush()
+    return unit
+
+
+def add_alias(*, session: Session, unit: Unit, alias: str) -> None:
+    owner = _taken(session, alias)
+    if owner is not None and owner.id != unit.id:
+        raise Conflict(f"别名“{alias}”已属于单位 {owner.name}(id {owner.id})/ alias already in use")
+    if owner is None:
+        assert unit.id is not None
+        session.add(UnitAlias(unit_id=unit.id, alias=name_key(alias)))
+        session.flush()
+
+
+def add_member(*, session: Session, group: Unit, member: Unit) -> bool:
+    """Returns False when the member was already in the group."""
+    if group.kind != UnitKind.group:
+        raise InvalidParameter("group", f"{group.name} 不是组(kind=group),不能添加成员")
+    if member.id == group.id or member.kind == UnitKind.group:
+        raise InvalidParameter("member", f"{member.name} 是组,组不能嵌套")
+    assert group.id is not None and member.id is not None
+    if session.get(GroupMember, (group.id, member.id)) is not None:
+        return False
+    session.add(GroupMember(group_id=group.id, member_id=member.id))
+    session.flush()
+    return True
+
+
+def remove_member(*, session: Session, group: Unit, member: Unit) -> None:
+    link = session.get(GroupMember, (group.id, member.id))
+    if link is None:
+        raise NotFound(f"{member.name} 不是 {group.name} 的成员 / not a member")
+    session.delete(link)
+    session.flush()

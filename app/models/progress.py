@@ -1,0 +1,105 @@
+"""Progress reports, the derived per-unit state, API keys, idempotency and the change feed."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.models.base import UTCDateTime, utcnow
+
+
+class ReportKind(StrEnum):
+    status = "status"  # from a lead/responsible unit: moves the task's status
+    contribution = "contribution"  # from a cooperating unit: history only
+    correction = "correction"  # from the rule-of-law office's admin key: sets the task's status
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(max_length=16, unique=True)  # public part, shown in lists and logs
+    secret_hash: str = Field(max_length=64)  # sha256 of the whole key; the key itself is never stored
+    name: str = Field(max_length=100)
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ProgressReport(SQLModel, table=True):
+    __tablename__ = "progress_report"
+    __table_args__ = (
+        Index("ix_progress_report_task_id_id", "task_id", "id"),
+        Index("ix_progress_report_unit_id_id", "unit_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id")
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")  # None for the admin office
+    via_unit_id: int | None = Field(default=None, foreign_key="unit.id")  # the linked unit (maybe a group)
+    api_key_id: int = Field(foreign_key="api_key.id", index=True)
+    kind: ReportKind = Field(sa_type=String(16))
+    status: str = Field(max_length=16)
+    percent: int
+    summary: str = Field(sa_column=Column(Text, nullable=False))
+    period: str = Field(max_length=10, index=True)
+    evidence: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class TaskUnitState(SQLModel, table=True):
+    """Each owner unit's latest state on a task, kept on write so reads never scan the history."""
+
+    __tablename__ = "task_unit_state"
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)  # the reporting unit
+    via_unit_id: int = Field(foreign_key="unit.id")  # the lead/responsible link it reported through
+    status: str = Field(max_length=16)
+    percent: int
+    report_id: int = Field(foreign_key="progress_report.id")
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="api_key.id")
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)
+    status_code: int
+    response: str = Field(sa_column=Column(Text, nullable=False))  # the JSON body first returned
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ChangeEvent(SQLModel, table=True):
+    """Audit log and change feed in one: `seq` is assigned in commit order, so `since=` never skips."""
+
+    __tablename__ = "change_event"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    type: str = Field(max_length=40)  # report.created, task.status_changed, key.created, …
+    occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    plan_id: int | None = Field(default=None, foreign_key="plan.id", index=True)
+    task_id: int | None = Field(default=None, foreign_key="task.id")
+    unit_id: int | None = Field(default=None, foreign_key="unit.id")
+    report_id: int | None = Field(default=None, foreign_key="progress_report.id")
+    api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    actor: str = Field(max_length=120)  # who: the key's unit or admin name
+    remote_addr: str | None = Field(default=None, max_length=64)
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+
+
+class FeedCounter(SQLModel, table=True):
+    """One row. Taking the next `seq` locks it until commit, which makes seq order commit order."""
+
+    __tablename__ = "feed_counter"
+
+    id: int = Field(default=1, primary_key=True)
+    seq: int = 0

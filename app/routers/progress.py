@@ -1,0 +1,274 @@
+"""Progress reports: submit (single, batch), read the history of a task or of a unit."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from app.api.deps import SessionDep, WriterDep, WriteSessionDep
+from app.api.responses import etag_of, json_response
+from app.api.task_query import task_detail_bytes
+from app.errors import FieldError, InvalidParameter, NotFound, ProblemError, field_errors, problem_body
+from app.models import Plan, ProgressReport, ReportKind, Task
+from app.routers.plans import PlanSlug
+from app.schemas.common import Page
+from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
+from app.services import idempotency
+from app.services import plans as plan_service
+from app.services import progress as progress_service
+from app.services import tasks as task_service
+from app.services import units as unit_service
+from app.services.keys import Principal
+
+router = APIRouter(tags=["progress 进展"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        max_length=200,
+        description="重试安全:同一密钥下相同的键和请求体返回最初的结果,不会重复创建 / retry-safe key, remembered per API key",
+    ),
+]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency"
+    ),
+]
+
+
+class StaleETag(ProblemError):
+    status = 412
+    code = "precondition-failed"
+    title = "Precondition Failed"
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _task(session: Session, plan: Plan, code: str) -> Task:
+    return task_service.get_task(session=session, plan=plan, code=code, as_of=date.today()).task
+
+
+def _submit_one(
+    *,
+    session: Session,
+    plan: Plan,
+    code: str,
+    principal: Principal,
+    data: ProgressCreate,
+    key: str | None,
+    remote: str | None,
+    if_match: str | None = None,
+) -> tuple[ProgressOut, bool]:
+    """Returns the report and whether it is a replay. Flushes only."""
+    view = task_service.get_task(session=session, plan=plan, code=code, as_of=date.today())
+    claimed = None
+    if key is not None:
+        # Replay before If-Match: a retry of a report that went through must not fail as "stale".
+        request_hash = idempotency.fingerprint(f"{plan.slug}/{code}", data.model_dump(mode="json"))
+        assert principal.key.id is not None
+        claimed = idempotency.claim(session=session, api_key_id=principal.key.id, key=key, request_hash=request_hash)
+        if claimed.replay:
+            return ProgressOut.model_validate_json(claimed.record.response), True
+    if if_match is not None and if_match.strip() != etag_of(task_detail_bytes(view)):
+        raise StaleETag(
+            f"任务 {code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
+        )
+    report = progress_service.submit_report(
+        session=session, plan=plan, task=view.task, principal=principal, data=data, remote_addr=remote
+    )
+    out = progress_service.present_reports(session=session, reports=[report])[0]
+    if claimed is not None:
+        idempotency.complete(session=session, claimed=claimed, status_code=201, response=out.model_dump_json())
+    return out, False
+
+
+@router.post(
+    "/plans/{plan}/tasks/{code}/progress",
+    status_code=201,
+    response_description="已创建;重放时带 Idempotent-Replayed: true 头 / created (or replayed, flagged by header)",
+    response_model=ProgressOut,
+    responses={
+        401: {"description": "缺少或无效的密钥 / no or bad key"},
+        403: {"description": "单位与任务无关联 / unit not linked to the task"},
+        409: {"description": "并发冲突 / conflict"},
+        412: {"description": "If-Match 与任务当前 ETag 不一致 / stale ETag"},
+        413: {"description": "请求体过大 / body too large"},
+    },
+)
+def submit_progress(
+    request: Request,
+    plan: PlanSlug,
+    code: str,
+    data: ProgressCreate,
+    principal: WriterDep,
+    session: WriteSessionDep,
+    idempotency_key: IdempotencyKey = None,
+    if_match: IfMatch = None,
+) -> Response:
+    """报送一条进展 / Submit a progress report for a task.
+
+    牵头、责任单位(直接或经所属组)的报告决定任务状态;配合单位的报告作为配合情况记入历史;依法治县办的管理密钥可对任何任务作更正。
+    Lead/responsible units' reports set the task's status; cooperating units' are contributions; admin keys correct.
+    """
+    row = plan_service.get_plan(session=session, slug=plan)
+    out, replayed = _submit_one(
+        session=session,
+        plan=row,
+        code=code,
+        principal=principal,
+        data=data,
+        key=idempotency_key,
+        remote=_remote(request),
+        if_match=if_match,
+    )
+    session.commit()
+    headers = {"Location": f"/api/v1/progress/{out.id}"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    # A replay answers exactly as the original did (201), flagged so a script can tell.
+    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+@router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchOut}})
+def submit_batch(
+    request: Request,
+    plan: PlanSlug,
+    body: BatchIn,
+    principal: WriterDep,
+    session: WriteSessionDep,
+    atomic: Annotated[bool, Query(description="全部成功才写入,否则整批不写 / all-or-nothing")] = False,
+) -> Response:
+    """批量报送(最多 500 条),逐条答复 / Submit up to 500 reports; answered per item.
+
+    每条可带 `idempotency_key`,重试整批时已成功的条目会重放而非重复。`atomic=true` 时任一条失败则整批不写入(返回 422)。
+    """
+    row = plan_service.get_plan(session=session, slug=plan)
+    results: list[BatchResult] = []
+    for index, raw in enumerate(body.items):
+        code = raw.get("task") if isinstance(raw.get("task"), str) else None
+        try:
+            key = raw.get("idempotency_key")
+            fields = {k: v for k, v in raw.items() if k not in ("task", "idempotency_key")}
+            if code is None:
+                raise ProblemError(
+                    "缺少 task(任务编号) / missing task code",
+                    errors=[FieldError(field=f"body.items.{index}.task", message="缺少必填项", type="missing")],
+                )
+            if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+                raise ProblemError(
+                    "idempotency_key 应为 1–200 字符的字符串",
+                    errors=[
+                        FieldError(
+                            field=f"body.items.{index}.idempotency_key", message="格式不正确", type="value_error"
+                        )
+                    ],
+                )
+            try:
+                data = ProgressCreate.model_validate(fields)
+            except ValidationError as exc:
+                raise progress_service.ReportRejected(
+                    f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
+                    errors=field_errors(exc.errors(), ("body", "items", index)),
+                ) from None
+            with session.begin_nested():  # one item's failure leaves the others intact
+                out, replayed = _submit_one(
+                    session=session,
+                    plan=row,
+                    code=code,
+                    principal=principal,
+                    data=data,
+                    key=key,
+                    remote=_remote(request),
+                )
+            results.append(
+                BatchResult(index=index, task=code, outcome="replayed" if replayed else "created", report=out)
+            )
+        except ProblemError as exc:
+            results.append(BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc)))
+
+    failed = sum(r.outcome == "error" for r in results)
+    if atomic and failed:
+        session.rollback()
+        for r in results:
+            if r.outcome != "error":
+                r.outcome, r.report = "rolled_back", None
+        out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=results)
+        return JSONResponse(out_body.model_dump(mode="json"), status_code=422)
+    session.commit()
+    out_body = BatchOut(
+        atomic=atomic,
+        created=sum(r.outcome == "created" for r in results),
+        replayed=sum(r.outcome == "replayed" for r in results),
+        failed=failed,
+        results=results,
+    )
+    return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
+
+
+HistoryLimit = Annotated[int, Query(ge=1, le=500, description="每页条数 / page size")]
+HistoryCursor = Annotated[str | None, Query(description="上一页的 next_cursor / previous page's next_cursor")]
+PeriodFilter = Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2022-H2"])]
+KindFilter = Annotated[ReportKind | None, Query(description="status / contribution / correction")]
+
+
+def _history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
+    before_id = None
+    if cursor is not None:
+        if not cursor.isdigit():
+            raise InvalidParameter("cursor", "游标无效;请使用上一页响应中的 next_cursor 原值")
+        before_id = int(cursor)
+    reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
+    next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
+    items = progress_service.present_reports(session=session, reports=reports[:limit])
+    return json_response(request, Page[ProgressOut](items=items, next_cursor=next_cursor), exclude={"total"})
+
+
+@router.get("/plans/{plan}/tasks/{code}/progress", response_model=Page[ProgressOut])
+def task_history(
+    request: Request,
+    plan: PlanSlug,
+    code: str,
+    session: SessionDep,
+    unit: Annotated[str | None, Query(description="报送单位 id、名称或别名 / reporting unit")] = None,
+    period: PeriodFilter = None,
+    kind: KindFilter = None,
+    limit: HistoryLimit = 50,
+    cursor: HistoryCursor = None,
+) -> Response:
+    """任务的进展历史,最新在前 / A task's report history, newest first."""
+    row = plan_service.get_plan(session=session, slug=plan)
+    task = _task(session, row, code)
+    unit_id = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit.id if unit else None
+    return _history_page(session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind)
+
+
+@router.get("/units/{unit_id}/progress", response_model=Page[ProgressOut])
+def unit_history(
+    request: Request,
+    unit_id: str,
+    session: SessionDep,
+    period: PeriodFilter = None,
+    kind: KindFilter = None,
+    limit: HistoryLimit = 50,
+    cursor: HistoryCursor = None,
+) -> Response:
+    """单位自己报送的全部报告,最新在前 / The unit's own reports, newest first."""
+    unit = unit_service.get_unit(session=session, ref=unit_id)
+    return _history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind)
+
+
+@router.get("/progress/{report_id}", response_model=ProgressOut)
+def get_report(request: Request, report_id: int, session: SessionDep) -> Response:
+    """一条进展报告 / One report (the Location of a created report)."""
+    report = session.get(ProgressReport, report_id)
+    if report is None:
+        raise NotFound(f"没有编号为 {report_id} 的进展报告 / no report {report_id}")
+    return json_response(request, progress_service.present_reports(session=session, reports=[report])[0])

@@ -1,0 +1,215 @@
+"""API shapes of progress reports, keys and the change feed."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
+
+from app.models import ReportKind, TaskStatus, UnitKind
+from app.schemas.unit import UnitRef
+
+PERIOD_PATTERN = r"^\d{4}(-H[12]|-Q[1-4]|-(0[1-9]|1[0-2]))?$"
+Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+class ProgressCreate(BaseModel):
+    """一条进展报告 / One progress report."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "in_progress",
+                    "percent": 60,
+                    "summary": "已在全县中小学开展“学宪法讲宪法”活动 42 场,覆盖学生 1.2 万人。",
+                    "period": "2022-H2",
+                    "evidence": ["https://www.nxxj.gov.cn/xwzx/bmdt/202212/t20221205.html", "西司发〔2022〕15号"],
+                }
+            ]
+        },
+    )
+
+    status: TaskStatus = Field(
+        description="not_started 未启动 / in_progress 推进中 / completed 已完成 / delayed 滞后 / ongoing 常态化(长效机制运行中)"
+    )
+    percent: int = Field(ge=0, le=100, description="完成百分比;completed 必须为 100,not_started 必须为 0")
+    summary: str = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
+    period: str = Field(
+        pattern=PERIOD_PATTERN,
+        description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`,须在方案实施期内(或次年,用于终期评估)",
+        examples=["2022-Q3"],
+    )
+    evidence: list[Evidence] = Field(
+        default_factory=list, max_length=20, description="佐证材料:网址或文号,最多 20 条 / URLs or document numbers"
+    )
+
+    @field_validator("summary")
+    @classmethod
+    def _summary_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("摘要不能为空白 / summary must not be blank")
+        return value
+
+    @field_validator("percent")
+    @classmethod
+    def _percent_matches_status(cls, value: int, info: ValidationInfo) -> int:
+        status = info.data.get("status")  # validated first: it is declared first
+        if status == TaskStatus.completed and value != 100:
+            raise ValueError("状态为 completed 时 percent 必须为 100 / completed means percent 100")
+        if status == TaskStatus.not_started and value != 0:
+            raise ValueError("状态为 not_started 时 percent 必须为 0 / not_started means percent 0")
+        return value
+
+    def period_year(self) -> int:
+        match = re.match(r"\d{4}", self.period)
+        assert match is not None
+        return int(match.group())
+
+
+class ProgressOut(BaseModel):
+    id: int = Field(examples=[1])
+    plan: str = Field(examples=["xiji-fzsh-2021-2025"])
+    task: str = Field(description="任务编号 / task code", examples=["2.1.3"])
+    kind: ReportKind = Field(
+        description="status 状态报告(牵头/责任单位)/ contribution 配合报告 / correction 依法治县办更正"
+    )
+    unit: UnitRef | None = Field(description="报送单位;依法治县办的更正为 null / reporting unit")
+    via: UnitRef | None = Field(description="凭借的关联单位(单位本身或其所属组)/ the linked unit that granted it")
+    submitted_by: str = Field(description="报送人(单位或管理密钥名称)及密钥前缀 / who, and the key prefix")
+    status: TaskStatus
+    percent: int
+    summary: str
+    period: str
+    evidence: list[str]
+    created_at: datetime
+
+
+class UnitState(BaseModel):
+    unit: UnitRef = Field(description="报送单位 / reporting unit")
+    via: UnitRef = Field(description="其牵头/责任关联(单位本身或所属组)/ the owner link it reported through")
+    status: TaskStatus
+    percent: int
+    report_id: int
+    updated_at: datetime
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "task": "2.1.3",
+                            "idempotency_key": "jyt-2022-H2-2.1.3",
+                            "status": "in_progress",
+                            "percent": 60,
+                            "summary": "开展宪法进校园活动 42 场。",
+                            "period": "2022-H2",
+                        }
+                    ]
+                }
+            ]
+        },
+    )
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=500,
+        description="最多 500 条;每条字段同单条报送,另加 `task`(任务编号)和可选的 `idempotency_key`"
+        " / up to 500 reports: the single-report fields plus `task` and an optional `idempotency_key`",
+    )
+
+
+class BatchResult(BaseModel):
+    index: int
+    task: str | None
+    outcome: str = Field(description="created 已创建 / replayed 重放 / error 出错 / rolled_back 因整批失败而回滚")
+    report: ProgressOut | None = None
+    problem: dict[str, Any] | None = Field(default=None, description="出错时的 problem+json / the item's problem")
+
+
+class BatchOut(BaseModel):
+    atomic: bool
+    created: int
+    replayed: int
+    failed: int
+    results: list[BatchResult]
+
+
+class ChangeOut(BaseModel):
+    seq: int = Field(description="单调递增序号 / monotonically increasing sequence")
+    type: str = Field(examples=["report.created"], description="report.created / task.status_changed / key.created …")
+    occurred_at: datetime
+    plan: str | None
+    task: str | None
+    unit: UnitRef | None
+    report_id: int | None
+    actor: str = Field(description="操作者(单位或管理密钥名)/ who")
+    data: dict[str, Any]
+
+
+class AuditOut(ChangeOut):
+    key_prefix: str | None
+    remote_addr: str | None
+
+
+class ChangesPage(BaseModel):
+    items: list[ChangeOut]
+    next_cursor: str = Field(description="下次以 since=<next_cursor> 继续;没有新事件时不变 / resume with since=")
+    has_more: bool
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit: str | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
+    admin: bool = Field(default=False, description="依法治县办管理密钥 / an admin key")
+    name: str | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> KeyCreate:
+        if self.admin == (self.unit is not None):
+            raise ValueError("须且只能指定 unit 或 admin=true 之一 / give either unit or admin=true")
+        if self.admin and not self.name:
+            raise ValueError("管理密钥须提供 name / admin keys need a name")
+        return self
+
+
+class KeyOut(BaseModel):
+    prefix: str
+    name: str
+    unit: UnitRef | None
+    admin: bool
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="密钥明文,仅此一次显示 / the secret, shown once")
+
+
+class UnitCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
+    aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
+
+
+class AliasCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str = Field(min_length=1, max_length=100)
+
+
+class MemberAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member: str = Field(min_length=1, description="成员单位 id、名称或别名 / member unit")

@@ -1,0 +1,88 @@
+"""The audit log and change feed: every write appends events that other systems read in order."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
+from app.schemas.progress import AuditOut, ChangeOut
+from app.schemas.unit import UnitRef
+from app.services.keys import Principal
+
+
+def _next_seq(session: Session) -> int:
+    # The UPDATE locks the counter row until commit, so events get their seq in commit order and a
+    # reader polling `since=` can never see seq N+1 before seq N is visible.
+    session.exec(update(FeedCounter).where(col(FeedCounter.id) == 1).values(seq=FeedCounter.seq + 1))
+    return session.exec(select(FeedCounter.seq).where(FeedCounter.id == 1)).one()
+
+
+def record_event(
+    *,
+    session: Session,
+    type: str,
+    principal: Principal | None,
+    remote_addr: str | None,
+    data: dict[str, Any],
+    plan_id: int | None = None,
+    task_id: int | None = None,
+    unit_id: int | None = None,
+    report_id: int | None = None,
+    actor: str | None = None,
+) -> ChangeEvent:
+    event = ChangeEvent(
+        seq=_next_seq(session),
+        type=type,
+        plan_id=plan_id,
+        task_id=task_id,
+        unit_id=unit_id,
+        report_id=report_id,
+        api_key_id=principal.key.id if principal is not None else None,
+        actor=actor or (principal.name if principal is not None else "system"),
+        remote_addr=remote_addr,
+        data=json.dumps(data, ensure_ascii=False, default=str),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def list_events(*, session: Session, since: int, limit: int, plan_id: int | None = None) -> list[ChangeEvent]:
+    query = select(ChangeEvent).where(ChangeEvent.seq > since)
+    if plan_id is not None:
+        query = query.where(ChangeEvent.plan_id == plan_id)
+    return list(session.exec(query.order_by(col(ChangeEvent.seq)).limit(limit)))
+
+
+def present_events(*, session: Session, events: list[ChangeEvent], audit: bool = False) -> list[ChangeOut]:
+    plan_ids = {e.plan_id for e in events if e.plan_id is not None}
+    task_ids = {e.task_id for e in events if e.task_id is not None}
+    unit_ids = {e.unit_id for e in events if e.unit_id is not None}
+    key_ids = {e.api_key_id for e in events if e.api_key_id is not None}
+    slugs = dict(session.exec(select(Plan.id, Plan.slug).where(col(Plan.id).in_(plan_ids))).all())
+    codes = dict(session.exec(select(Task.id, Task.code).where(col(Task.id).in_(task_ids))).all())
+    units = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))}
+    prefixes = dict(session.exec(select(ApiKey.id, ApiKey.prefix).where(col(ApiKey.id).in_(key_ids))).all())
+    out: list[ChangeOut] = []
+    for e in events:
+        fields = {
+            "seq": e.seq,
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            "plan": slugs.get(e.plan_id) if e.plan_id else None,
+            "task": codes.get(e.task_id) if e.task_id else None,
+            "unit": UnitRef.from_unit(units[e.unit_id]) if e.unit_id in units else None,
+            "report_id": e.report_id,
+            "actor": e.actor,
+            "data": json.loads(e.data),
+        }
+        if audit:
+            key_prefix = prefixes.get(e.api_key_id) if e.api_key_id else None
+            out.append(AuditOut(**fields, key_prefix=key_prefix, remote_addr=e.remote_addr))
+        else:
+            out.append(ChangeOut(**fields))
+    return out

@@ -1,0 +1,94 @@
+"""API keys: issued to a unit or to the rule-of-law office (admin); only a hash is stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import ClassVar
+
+from sqlmodel import Session, col, select
+
+from app.errors import NotFound, ProblemError
+from app.models import ApiKey, Unit, utcnow
+
+KEY_PREFIX = "pa_"
+
+
+class Unauthenticated(ProblemError):
+    status = 401
+    code = "unauthenticated"
+    title = "Unauthorized"
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a unit's key, or an admin key of the rule-of-law office."""
+
+    key: ApiKey
+    unit: Unit | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.key.is_admin
+
+    @property
+    def name(self) -> str:
+        return self.unit.name if self.unit is not None else self.key.name
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_key(*, session: Session, name: str, unit: Unit | None, is_admin: bool) -> tuple[ApiKey, str]:
+    """Returns the row and the secret. The secret exists only in this return value."""
+    prefix = secrets.token_hex(4)
+    secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(
+        prefix=prefix,
+        secret_hash=_hash(secret),
+        name=name,
+        unit_id=unit.id if unit is not None else None,
+        is_admin=is_admin,
+    )
+    session.add(key)
+    session.flush()
+    return key, secret
+
+
+def list_keys(*, session: Session) -> list[tuple[ApiKey, Unit | None]]:
+    rows = session.exec(
+        select(ApiKey, Unit).join(Unit, col(Unit.id) == col(ApiKey.unit_id), isouter=True).order_by(col(ApiKey.id))
+    )
+    return list(rows.all())
+
+
+def revoke_key(*, session: Session, prefix: str) -> ApiKey:
+    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None:
+        raise NotFound(f"没有前缀为 {prefix} 的密钥 / no key with prefix {prefix!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        session.flush()
+    return key
+
+
+def authenticate(*, session: Session, authorization: str | None) -> Principal:
+    if not authorization:
+        raise Unauthenticated("缺少 API 密钥:请在请求头中提供 Authorization: Bearer <key> / missing API key")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        raise Unauthenticated("Authorization 头格式应为 Bearer pa_xxxxxxxx_… / malformed Authorization header")
+    prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
+    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    if key is None or not hmac.compare_digest(key.secret_hash, _hash(token)):
+        raise Unauthenticated("API 密钥无效 / invalid API key")
+    if key.revoked_at is not None:
+        raise Unauthenticated(f"API 密钥 {prefix} 已于 {key.revoked_at:%Y-%m-%d} 吊销 / key revoked")
+    unit = session.get(Unit, key.unit_id) if key.unit_id is not None else None
+    return Principal(key=key, unit=unit)

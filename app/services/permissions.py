@@ -1,0 +1,79 @@
+"""Who may report on what: the one rule, used by every write path and tested over every unit × task.
+
+- A unit linked to the task as lead (牵头) or responsible (责任) — directly, or through a group it is a
+  member of — submits status reports: they move the task's status.
+- A unit linked as cooperating (配合), directly or through a group, submits contribution reports:
+  kept in the history and shown on the task, but they do not move its status.
+- An admin key (the rule-of-law office) may report on any task; its reports are corrections.
+- Anyone else is refused with 403, saying why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from app.errors import ProblemError
+from app.models import GroupMember, ReportKind, Responsibility, Role, Task, Unit
+from app.services.keys import Principal
+
+OWNER_ROLES = (Role.lead, Role.responsible)
+
+
+class NotLinkedToTask(ProblemError):
+    status = 403
+    code = "not-linked-to-task"
+    title = "Forbidden"
+
+
+@dataclass(frozen=True)
+class Permission:
+    kind: ReportKind
+    via_unit_id: int | None  # the linked unit the grant came through (the unit itself or a group)
+    role: Role | None
+
+
+def permission(
+    *, links: list[tuple[int, Role]], unit_id: int | None, groups: set[int], is_admin: bool
+) -> Permission | None:
+    """The rule itself, on plain data. `links` are the task's (unit id, role) pairs."""
+    if is_admin:
+        return Permission(kind=ReportKind.correction, via_unit_id=None, role=None)
+    if unit_id is None:
+        return None
+    scope = {unit_id} | groups
+    # Prefer a direct link over a group one, and an owner role over cooperating.
+    ranked = sorted(
+        ((u, r) for u, r in links if u in scope),
+        key=lambda link: (link[1] not in OWNER_ROLES, link[0] != unit_id),
+    )
+    if not ranked:
+        return None
+    via, role = ranked[0]
+    kind = ReportKind.status if role in OWNER_ROLES else ReportKind.contribution
+    return Permission(kind=kind, via_unit_id=via, role=role)
+
+
+def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
+    links = [
+        (u, Role(r))
+        for u, r in session.exec(
+            select(Responsibility.unit_id, Responsibility.role).where(Responsibility.task_id == task.id)
+        )
+    ]
+    unit_id = principal.unit.id if principal.unit is not None else None
+    groups = (
+        set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit_id))) if unit_id else set()
+    )
+    granted = permission(links=links, unit_id=unit_id, groups=groups, is_admin=principal.is_admin)
+    if granted is None:
+        linked = "、".join(
+            session.exec(select(Unit.name).where(col(Unit.id).in_([u for u, _ in links])).order_by(col(Unit.id))).all()
+        )
+        raise NotLinkedToTask(
+            f"{principal.name}与任务 {task.code} 无关联(该任务的责任单位:{linked}),不能报送进展;"
+            f"如单位属于某个组(如 各乡镇),请联系依法治县办维护组成员 / "
+            f"{principal.name} is not linked to task {task.code}"
+        )
+    return granted

@@ -1,0 +1,263 @@
+"""Progress reports: storing one, deriving the task's state from them, and reading the history.
+
+Derived state is maintained here, on write: `task_unit_state` holds each owner unit's latest report
+and `task.status/progress/updated_at` the overall result, so reads never scan the history.
+
+How a task's overall status is derived (the one rule; `derive_task_state`):
+- Each lead/responsible link of the task is an owner *slot*. A slot's state is the latest status
+  report from the unit itself or, for a group link (各乡镇), from any of its members.
+- No slot reported → `not_started`. Any slot `delayed` → `delayed`. Every slot reported and all
+  `completed` → `completed`; all `completed` or `ongoing` (常态化) → `ongoing`. Otherwise, once any
+  slot has moved past `not_started` → `in_progress`.
+- `progress` is the mean of the slots' percents, a slot that has not reported counting 0.
+- An admin correction sets status and progress directly; the next owner report derives them anew.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from app.errors import FieldError, ProblemError
+from app.models import (
+    ApiKey,
+    Plan,
+    ProgressReport,
+    ReportKind,
+    Responsibility,
+    Task,
+    TaskStatus,
+    TaskUnitState,
+    Unit,
+)
+from app.schemas.progress import ProgressCreate, ProgressOut
+from app.schemas.unit import UnitRef
+from app.services.feed import record_event
+from app.services.keys import Principal
+from app.services.permissions import OWNER_ROLES, check_permission
+
+
+class ReportRejected(ProblemError):
+    status = 422
+    code = "validation-error"
+    title = "Validation Error"
+
+
+@dataclass(frozen=True)
+class SlotState:
+    status: TaskStatus
+    percent: int
+
+
+def derive_task_state(slots: list[int], latest: dict[int, SlotState]) -> tuple[TaskStatus, int]:
+    """`slots` are the owner links' unit ids; `latest` maps a slot to its newest report's state."""
+    reported = [latest[s] for s in slots if s in latest]
+    progress = round(sum(s.percent for s in reported) / len(slots)) if slots else 0
+    statuses = {s.status for s in reported}
+    if not reported:
+        return TaskStatus.not_started, 0
+    if TaskStatus.delayed in statuses:
+        return TaskStatus.delayed, progress
+    if len(reported) == len(slots) and statuses == {TaskStatus.completed}:
+        return TaskStatus.completed, 100
+    if len(reported) == len(slots) and statuses <= {TaskStatus.completed, TaskStatus.ongoing}:
+        return TaskStatus.ongoing, progress
+    if statuses == {TaskStatus.not_started}:
+        return TaskStatus.not_started, 0
+    return TaskStatus.in_progress, progress
+
+
+def check_period(plan: Plan, data: ProgressCreate) -> None:
+    # Reports run through the plan's period, plus the year after for the final evaluation.
+    year = data.period_year()
+    if not plan.period_start <= year <= plan.period_end + 1:
+        raise ReportRejected(
+            f"报告期 {data.period} 不在方案实施期 {plan.period_start}–{plan.period_end}(及次年终期评估)内 / "
+            "period outside the plan",
+            errors=[
+                FieldError(
+                    field="body.period",
+                    message=f"应在 {plan.period_start} 至 {plan.period_end + 1} 年之间",
+                    type="period_out_of_range",
+                )
+            ],
+        )
+
+
+def submit_report(
+    *, session: Session, plan: Plan, task: Task, principal: Principal, data: ProgressCreate, remote_addr: str | None
+) -> ProgressReport:
+    """Stores a report, updates the derived state and appends to the change feed. Flushes only."""
+    granted = check_permission(session=session, task=task, principal=principal)
+    check_period(plan, data)
+    assert task.id is not None and principal.key.id is not None
+    report = ProgressReport(
+        task_id=task.id,
+        unit_id=principal.unit.id if principal.unit is not None else None,
+        via_unit_id=granted.via_unit_id,
+        api_key_id=principal.key.id,
+        kind=granted.kind,
+        status=data.status,
+        percent=data.percent,
+        summary=data.summary,
+        period=data.period,
+        evidence=json.dumps(data.evidence, ensure_ascii=False),
+    )
+    session.add(report)
+    session.flush()
+    assert report.id is not None
+
+    before = (task.status, task.progress)
+    if granted.kind == ReportKind.status:
+        _record_unit_state(session, task, report)
+        task.status, task.progress = derive_task_state(_owner_slots(session, task), _slot_states(session, task))
+        task.updated_at = report.created_at
+    elif granted.kind == ReportKind.correction:
+        task.status, task.progress = data.status, data.percent
+        task.updated_at = report.created_at
+    session.add(task)
+    session.flush()
+
+    record_event(
+        session=session,
+        principal=principal,
+        remote_addr=remote_addr,
+        plan_id=plan.id,
+        type="report.created",
+        task_id=task.id,
+        unit_id=report.unit_id,
+        report_id=report.id,
+        data={
+            "task": task.code,
+            "kind": report.kind,
+            "status": report.status,
+            "percent": report.percent,
+            "period": report.period,
+        },
+    )
+    if (task.status, task.progress) != before:
+        record_event(
+            session=session,
+            principal=principal,
+            remote_addr=remote_addr,
+            plan_id=plan.id,
+            type="task.status_changed",
+            task_id=task.id,
+            report_id=report.id,
+            data={"task": task.code, "from": before[0], "to": task.status, "progress": task.progress},
+        )
+    return report
+
+
+def _record_unit_state(session: Session, task: Task, report: ProgressReport) -> None:
+    assert task.id is not None and report.unit_id is not None and report.via_unit_id is not None
+    assert report.id is not None
+    state = session.get(TaskUnitState, (task.id, report.unit_id))
+    if state is None:
+        state = TaskUnitState(
+            task_id=task.id,
+            unit_id=report.unit_id,
+            via_unit_id=report.via_unit_id,
+            status=report.status,
+            percent=report.percent,
+            report_id=report.id,
+        )
+    state.sqlmodel_update(
+        {
+            "via_unit_id": report.via_unit_id,
+            "status": report.status,
+            "percent": report.percent,
+            "report_id": report.id,
+            "updated_at": report.created_at,
+        }
+    )
+    session.add(state)
+    session.flush()
+
+
+def _owner_slots(session: Session, task: Task) -> list[int]:
+    rows = session.exec(
+        select(Responsibility.unit_id).where(
+            Responsibility.task_id == task.id, col(Responsibility.role).in_(OWNER_ROLES)
+        )
+    )
+    return sorted(set(rows))
+
+
+def _slot_states(session: Session, task: Task) -> dict[int, SlotState]:
+    latest: dict[int, SlotState] = {}
+    states = session.exec(
+        select(TaskUnitState).where(TaskUnitState.task_id == task.id).order_by(col(TaskUnitState.report_id))
+    )
+    for state in states:  # ordered by report, so the newest report per slot wins
+        latest[state.via_unit_id] = SlotState(TaskStatus(state.status), state.percent)
+    return latest
+
+
+def list_reports(
+    *,
+    session: Session,
+    task_id: int | None = None,
+    unit_id: int | None = None,
+    period: str | None = None,
+    kind: ReportKind | None = None,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[ProgressReport]:
+    """Newest first; `before_id` is the keyset cursor."""
+    query = select(ProgressReport)
+    if task_id is not None:
+        query = query.where(ProgressReport.task_id == task_id)
+    if unit_id is not None:
+        query = query.where(ProgressReport.unit_id == unit_id)
+    if period is not None:
+        query = query.where(ProgressReport.period == period)
+    if kind is not None:
+        query = query.where(ProgressReport.kind == kind)
+    if before_id is not None:
+        query = query.where(col(ProgressReport.id) < before_id)
+    return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
+
+
+def present_reports(*, session: Session, reports: list[ProgressReport]) -> list[ProgressOut]:
+    """Reports with their plan, task, units and key, loaded in a fixed number of queries."""
+    if not reports:
+        return []
+    tasks = {
+        t.id: (t, slug)
+        for t, slug in session.exec(
+            select(Task, Plan.slug)
+            .join(Plan, col(Plan.id) == col(Task.plan_id))
+            .where(col(Task.id).in_({r.task_id for r in reports}))
+        )
+    }
+    unit_ids = {u for r in reports for u in (r.unit_id, r.via_unit_id) if u is not None}
+    units = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))}
+    keys = {k.id: k for k in session.exec(select(ApiKey).where(col(ApiKey.id).in_({r.api_key_id for r in reports})))}
+    out = []
+    for r in reports:
+        assert r.id is not None
+        task, slug = tasks[r.task_id]
+        key = keys[r.api_key_id]
+        unit = units.get(r.unit_id) if r.unit_id is not None else None
+        via = units.get(r.via_unit_id) if r.via_unit_id is not None else None
+        out.append(
+            ProgressOut(
+                id=r.id,
+                plan=slug,
+                task=task.code,
+                kind=r.kind,
+                unit=UnitRef.from_unit(unit) if unit else None,
+                via=UnitRef.from_unit(via) if via else None,
+                submitted_by=f"{unit.name if unit else key.name} ({key.prefix})",
+                status=TaskStatus(r.status),
+                percent=r.percent,
+                summary=r.summary,
+                period=r.period,
+                evidence=json.loads(r.evidence),
+                created_at=r.created_at,
+            )
+        )
+    return out

@@ -31,5 +31,5 @@ def make_key(session: Session, *, unit: str | None = None, admin: bool = False) 
 
     found = get_unit(session=session, ref=unit) if unit else None
     _, secret = create_key(session=session, name=unit or "依法治县办", unit=found, is_admin=admin)
-    session.flush()
+    session.commit()  # as `keys create` does; under the `db` fixture this only releases a savepoint
     return f"Bearer {secret}"

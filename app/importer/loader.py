@@ -14,7 +14,7 @@ from sqlmodel import Session, col, delete, select
 
 from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
-from app.models import Plan, PlanImport, Responsibility, Role, Section, Task, utcnow
+from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
 
 
 class UnknownUnitsError(ValueError):
@@ -158,6 +158,10 @@ def _sync_sections(session: Session, plan_id: int, parsed: ParsedPlan) -> dict[s
 
 
 def _drop_orphan_sections(session: Session, plan_id: int, keep: set[int]) -> None:
+    # A task kept for its progress history keeps its section (and that section's chapter).
+    used = set(session.exec(select(Task.section_id).where(Task.plan_id == plan_id)))
+    parents = set(session.exec(select(Section.parent_id).where(col(Section.id).in_(used))))
+    keep = keep | used | {p for p in parents if p is not None}
     # Children first: a chapter's subsections reference it.
     stale = session.exec(
         select(Section)
@@ -218,6 +222,10 @@ def _sync_tasks(
         _sync_links(session, task, _desired_links(pt, resolver), summary)
 
     for code, task in existing.items():
+        if session.exec(select(ProgressReport.id).where(ProgressReport.task_id == task.id)).first() is not None:
+            # Progress history is never thrown away by an import; the county decides what to do with it.
+            summary.warnings.append(f"任务 {code} 已不在新文本中,但已有进展报告,予以保留 / kept: has progress history")
+            continue
         summary.tasks_removed.append(code)
         session.delete(task)
     session.flush()

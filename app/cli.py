@@ -159,7 +159,7 @@ def keys_create(
     if admin and not name:
         _fail("管理密钥需要 --name / --admin needs --name")
     upgrade_to_head(get_engine())
-    with Session(get_engine()) as session:
+    with Session(get_engine(), expire_on_commit=False) as session:  # key.prefix is printed after commit
         found = find_unit(session=session, ref=unit) if unit else None
         if unit and found is None:
             _fail(f"未知单位“{unit}” / unknown unit")

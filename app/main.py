@@ -10,9 +10,10 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import require_reader
+from app.api.openapi import ERROR_RESPONSES, install_openapi
 from app.api.params import reject_unknown_query_params
 from app.core.config import get_settings
-from app.errors import Problem, install_problem_handlers
+from app.errors import install_problem_handlers
 from app.routers import admin, changes, health, plans, progress, tasks, units
 
 API_PREFIX = "/api/v1"
@@ -45,7 +46,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,
-        responses={400: {"model": Problem}, 404: {"model": Problem}, 422: {"model": Problem}},
+        responses=ERROR_RESPONSES,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
     api.include_router(admin.router)
     app.include_router(api)
     app.include_router(health.router)
+    install_openapi(app)
     return app
 
 

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Header
 from sqlmodel import Session
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
 from app.errors import ProblemError
 from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
 AuthorizationHeader = Annotated[
@@ -38,9 +39,11 @@ def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader =
     return principal
 
 
-def require_reader(session: SessionDep, authorization: AuthorizationHeader = None) -> Principal | None:
+def require_reader(
+    session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader = None
+) -> Principal | None:
     """Reads are open unless REQUIRE_KEY_FOR_READS is set."""
-    if not get_settings().require_key_for_reads:
+    if not settings.require_key_for_reads:
         return None
     return authenticate(session=session, authorization=authorization)
 

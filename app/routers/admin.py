@@ -8,6 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminDep, WriteSessionDep
+from app.api.openapi import WRITE_RESPONSES
+from app.api.paths import GroupRefPath, KeyPrefix, UnitRefPath
 from app.api.responses import json_response
 from app.models import ApiKey, Unit
 from app.routers.changes import Since, parse_since
@@ -19,7 +21,7 @@ from app.services import feed, keys
 from app.services import units as unit_service
 from app.services.keys import Principal
 
-router = APIRouter(prefix="/admin", tags=["admin 管理(依法治县办)"])
+router = APIRouter(responses=WRITE_RESPONSES, prefix="/admin", tags=["admin 管理(依法治县办)"])
 
 
 def _key_out(key: ApiKey, unit: Unit | None) -> KeyOut:
@@ -70,7 +72,7 @@ def list_keys(request: Request, admin: AdminDep, session: WriteSessionDep) -> Re
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut)
-def revoke_key(request: Request, prefix: str, admin: AdminDep, session: WriteSessionDep) -> KeyOut:
+def revoke_key(request: Request, prefix: KeyPrefix, admin: AdminDep, session: WriteSessionDep) -> KeyOut:
     """吊销密钥,立即生效 / Revoke a key, effective at once."""
     key = keys.revoke_key(session=session, prefix=prefix)
     unit = session.get(Unit, key.unit_id) if key.unit_id else None
@@ -90,7 +92,7 @@ def create_unit(request: Request, body: UnitCreate, admin: AdminDep, session: Wr
 
 @router.post("/units/{unit_id}/aliases", status_code=201, response_model=UnitDetail)
 def add_alias(
-    request: Request, unit_id: str, body: AliasCreate, admin: AdminDep, session: WriteSessionDep
+    request: Request, unit_id: UnitRefPath, body: AliasCreate, admin: AdminDep, session: WriteSessionDep
 ) -> UnitDetail:
     """为单位添加别名 / Add an alias."""
     unit = unit_service.get_unit(session=session, ref=unit_id)
@@ -102,7 +104,7 @@ def add_alias(
 
 @router.post("/units/{group_id}/members", status_code=201, response_model=UnitDetail)
 def add_member(
-    request: Request, group_id: str, body: MemberAdd, admin: AdminDep, session: WriteSessionDep
+    request: Request, group_id: GroupRefPath, body: MemberAdd, admin: AdminDep, session: WriteSessionDep
 ) -> UnitDetail:
     """向组(各乡镇、各部门(单位)…)添加成员 / Add a member to a group."""
     group = unit_service.get_unit(session=session, ref=group_id)
@@ -115,7 +117,7 @@ def add_member(
 
 @router.delete("/units/{group_id}/members/{member_id}", response_model=UnitDetail)
 def remove_member(
-    request: Request, group_id: str, member_id: str, admin: AdminDep, session: WriteSessionDep
+    request: Request, group_id: GroupRefPath, member_id: UnitRefPath, admin: AdminDep, session: WriteSessionDep
 ) -> UnitDetail:
     """从组中移除成员 / Remove a member from a group."""
     group = unit_service.get_unit(session=session, ref=group_id)
@@ -132,7 +134,7 @@ def audit_log(
     admin: AdminDep,
     session: WriteSessionDep,
     since: Since = "0",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
 ) -> Response:
     """审计日志:谁、用哪把密钥、何时、从哪个地址做了什么 / Who did what, with which key, when, from where."""
     events = feed.list_events(session=session, since=parse_since(since), limit=limit + 1)

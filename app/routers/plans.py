@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.paths import PlanSlug
 from app.api.responses import json_response
 from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
 from app.services import plans as plan_service
 
 router = APIRouter(prefix="/plans", tags=["plans 方案"])
-
-PlanSlug = Annotated[str, Path(description="方案 slug / plan slug", examples=["xiji-fzsh-2021-2025"])]
 
 
 @router.get("", response_model=Page[PlanSummary])

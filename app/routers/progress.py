@@ -11,11 +11,12 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep
+from app.api.openapi import WRITE_RESPONSES
+from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_of, json_response
 from app.api.task_query import task_detail_bytes
-from app.errors import FieldError, InvalidParameter, NotFound, ProblemError, field_errors, problem_body
+from app.errors import FieldError, InvalidParameter, NotFound, Problem, ProblemError, field_errors, problem_body
 from app.models import Plan, ProgressReport, ReportKind, Task
-from app.routers.plans import PlanSlug
 from app.schemas.common import Page
 from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
 from app.services import idempotency
@@ -25,7 +26,7 @@ from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.keys import Principal
 
-router = APIRouter(tags=["progress 进展"])
+router = APIRouter(responses=WRITE_RESPONSES, tags=["progress 进展"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -60,7 +61,7 @@ def _submit_one(
     *,
     session: Session,
     plan: Plan,
-    code: str,
+    code: TaskCode,
     principal: Principal,
     data: ProgressCreate,
     key: str | None,
@@ -95,18 +96,12 @@ def _submit_one(
     status_code=201,
     response_description="已创建;重放时带 Idempotent-Replayed: true 头 / created (or replayed, flagged by header)",
     response_model=ProgressOut,
-    responses={
-        401: {"description": "缺少或无效的密钥 / no or bad key"},
-        403: {"description": "单位与任务无关联 / unit not linked to the task"},
-        409: {"description": "并发冲突 / conflict"},
-        412: {"description": "If-Match 与任务当前 ETag 不一致 / stale ETag"},
-        413: {"description": "请求体过大 / body too large"},
-    },
+    responses={412: {"model": Problem, "description": "If-Match 与任务当前 ETag 不一致 / stale ETag"}},
 )
 def submit_progress(
     request: Request,
     plan: PlanSlug,
-    code: str,
+    code: TaskCode,
     data: ProgressCreate,
     principal: WriterDep,
     session: WriteSessionDep,
@@ -235,7 +230,7 @@ def _history_page(session: Session, request: Request, limit: int, cursor: str | 
 def task_history(
     request: Request,
     plan: PlanSlug,
-    code: str,
+    code: TaskCode,
     session: SessionDep,
     unit: Annotated[str | None, Query(description="报送单位 id、名称或别名 / reporting unit")] = None,
     period: PeriodFilter = None,
@@ -253,7 +248,7 @@ def task_history(
 @router.get("/units/{unit_id}/progress", response_model=Page[ProgressOut])
 def unit_history(
     request: Request,
-    unit_id: str,
+    unit_id: UnitRefPath,
     session: SessionDep,
     period: PeriodFilter = None,
     kind: KindFilter = None,
@@ -266,7 +261,7 @@ def unit_history(
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)
-def get_report(request: Request, report_id: int, session: SessionDep) -> Response:
+def get_report(request: Request, report_id: ReportId, session: SessionDep) -> Response:
     """一条进展报告 / One report (the Location of a created report)."""
     report = session.get(ProgressReport, report_id)
     if report is None:

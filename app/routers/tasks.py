@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.paths import PlanSlug, TaskCode
 from app.api.responses import cached_body
 from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
-from app.routers.plans import PlanSlug
 from app.schemas.common import Page
 from app.schemas.task import TaskOut
 from app.services import plans as plan_service
@@ -43,7 +43,7 @@ def list_tasks(request: Request, plan: PlanSlug, session: SessionDep, params: Ta
 def get_task(
     request: Request,
     plan: PlanSlug,
-    code: Annotated[str, Path(description="任务编号 章.节.条 / task code", examples=["5.4.2"])],
+    code: TaskCode,
     session: SessionDep,
 ) -> Response:
     """任务详情:全文、责任单位及角色、状态、出处 / One task with its units in their roles."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.paths import UnitRefPath
 from app.api.responses import json_response
 from app.api.task_query import TaskQueryDep, render_tasks, to_filter
 from app.models import UnitKind
@@ -17,10 +18,6 @@ from app.services import units as unit_service
 from app.services.units import ResolvedUnit
 
 router = APIRouter(prefix="/units", tags=["units 单位"])
-
-UnitRefPath = Annotated[
-    str, Path(description="单位 id、规范名称或别名 / unit id, canonical name or alias", examples=["县司法局"])
-]
 
 
 def unit_detail(session: SessionDep, unit_ref: str) -> UnitDetail:

@@ -1,0 +1,64 @@
+"""OpenAPI touches FastAPI does not do by itself: summaries from docstrings, problem+json errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.errors import PROBLEM_JSON, Problem
+
+PROBLEM_REF = "#/components/schemas/Problem"
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "参数错误 / bad parameter"},
+    404: {"model": Problem, "description": "不存在 / not found"},
+    422: {"model": Problem, "description": "校验未通过 / validation failed"},
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "缺少、无效或已吊销的密钥 / missing, bad or revoked key"},
+    403: {"model": Problem, "description": "无权操作(如单位与任务无关联)/ not allowed"},
+    413: {"model": Problem, "description": "请求体过大 / body too large"},
+}
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            _summaries_from_docstrings(schema)
+            _errors_as_problem_json(schema)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _errors_as_problem_json(schema: dict[str, Any]) -> None:
+    # Errors are sent as application/problem+json; FastAPI documents every model as application/json.
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if not code.startswith(("4", "5")):
+                    continue
+                if "application/json" in content:
+                    content[PROBLEM_JSON] = {"schema": {"$ref": PROBLEM_REF}}
+                    del content["application/json"]
+
+
+def _summaries_from_docstrings(schema: dict[str, Any]) -> None:
+    # A handler's first docstring line is its summary (FastAPI would title-case the function name).
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            first, _, rest = operation.get("description", "").strip().partition("\n")
+            if first:
+                operation["summary"] = first.strip()
+                operation["description"] = rest.strip()

@@ -427,3 +427,17 @@ def test_township_via_group_can_report_where_its_group_leads(db: Session, client
     assert response.status_code == 201, response.text
     assert (response.json()["kind"], response.json()["via"]["name"]) == ("status", "各乡镇")
     assert client.get("/api/v1/plans/town/tasks/1.1.1").json()["status"] == "in_progress"
+
+
+def test_task_still_reads_after_a_reporting_unit_loses_its_link(
+    client: TestClient, db: Session, tmp_path: Path
+) -> None:
+    assert post(client, "2.2.5", make_key(db, unit="工商联")).status_code == 201
+    text = SEED_PLAN.read_text(encoding="utf-8").replace(
+        "责任单位:县司法局、商务工业信息化局、工商联", "责任单位:县司法局、商务工业信息化局"
+    )
+    import_text(db, tmp_path, text, slug="xiji-fzsh-2021-2025")
+    task = client.get(f"{TASKS}/2.2.5")
+    assert task.status_code == 200
+    assert [s["via"]["name"] for s in task.json()["unit_states"]] == ["县工商联"]
+    assert "县工商联" not in [r["unit"]["name"] for r in task.json()["responsibilities"]]

@@ -210,7 +210,12 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
         .where(col(TaskUnitState.task_id).in_(task_ids))
         .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
     )
-    for state, unit in state_rows:
+    state_pairs = list(state_rows)
+    # A state's link may have gone in a corrected re-import; its unit is still shown.
+    missing = {state.via_unit_id for state, _ in state_pairs} - set(units_by_id)
+    if missing:
+        units_by_id |= {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(missing)))}
+    for state, unit in state_pairs:
         states[state.task_id].append((state, unit, units_by_id[state.via_unit_id]))
     role_order = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
     views = []

@@ -7,7 +7,7 @@ own transaction handling otherwise commits behind SQLAlchemy's back).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
+from starlette.concurrency import run_in_threadpool
 
 from app.core.config import get_settings
 
@@ -54,10 +55,14 @@ def get_engine() -> Engine:
     return make_engine(settings.database_url, echo=settings.sql_echo)
 
 
-def get_session() -> Iterator[Session]:
-    """One session per read request."""
-    with Session(get_engine()) as session:
+async def get_session() -> AsyncIterator[Session]:
+    """One session per read request. Creating a session does no I/O (it connects on first use), so
+    this runs on the event loop; closing it may talk to the database, so that goes to the threadpool."""
+    session = Session(get_engine())
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 def get_write_session() -> Iterator[Session]:

@@ -12,6 +12,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import require_reader
 from app.api.openapi import ERROR_RESPONSES, install_openapi
 from app.api.params import reject_unknown_query_params
+from app.api.read_cache import ResponseCache
 from app.core.config import get_settings
 from app.errors import install_problem_handlers
 from app.routers import admin, changes, health, plans, progress, tasks, units
@@ -69,6 +70,7 @@ def create_app() -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)
+    app.state.response_cache = ResponseCache()
     return app
 
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.models import GroupMember, Task, TaskStatus, Unit, UnitKind
+from tests.factories import make_key
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 TASKS = f"{PLAN}/tasks"
@@ -234,15 +235,16 @@ def test_etag_and_304(client: TestClient) -> None:
     assert other.status_code == 200
 
 
-def test_etag_changes_when_the_data_changes(client: TestClient, db: Session) -> None:
+def test_etag_and_cached_reads_change_when_a_report_arrives(client: TestClient, db: Session) -> None:
     etag = client.get(f"{TASKS}/2.1.1").headers["etag"]
-    task = db.exec(select(Task).where(Task.code == "2.1.1")).one()
-    task.progress = 40
-    task.status = TaskStatus.in_progress
-    db.add(task)
-    db.flush()
+    listed = client.get(TASKS, params={"status": "in_progress"}).json()["items"]
+    assert listed == []
+    key = make_key(db, unit="委宣传部")
+    report = {"status": "in_progress", "percent": 40, "summary": "已列入学习计划", "period": "2022"}
+    assert client.post(f"{TASKS}/2.1.1/progress", json=report, headers={"Authorization": key}).status_code == 201
     response = client.get(f"{TASKS}/2.1.1", headers={"If-None-Match": etag})
     assert response.status_code == 200 and response.json()["progress"] == 40
+    assert [t["code"] for t in client.get(TASKS, params={"status": "in_progress"}).json()["items"]] == ["2.1.1"]
 
 
 def test_gzip_for_large_responses(client: TestClient) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from app.core.config import Settings, get_settings
+from app.api.deps import current_settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.factories import make_key
 
@@ -34,7 +35,7 @@ def test_reads_can_require_a_key(db: Session) -> None:
 
     app.dependency_overrides[get_session] = lambda: db
     app.dependency_overrides[get_write_session] = lambda: db
-    app.dependency_overrides[get_settings] = lambda: Settings(require_key_for_reads=True)
+    app.dependency_overrides[current_settings] = lambda: Settings(require_key_for_reads=True)
     client = TestClient(app)
     response = client.get("/api/v1/plans")
     assert response.status_code == 401 and response.json()["code"] == "unauthenticated"

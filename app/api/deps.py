@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header
+from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
@@ -13,7 +14,14 @@ from app.errors import ProblemError
 from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def current_settings() -> Settings:
+    """The settings as a dependency (tests override it); async, so it costs no threadpool hop."""
+    return get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(current_settings)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
 AuthorizationHeader = Annotated[
@@ -39,13 +47,13 @@ def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader =
     return principal
 
 
-def require_reader(
+async def require_reader(
     session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader = None
 ) -> Principal | None:
-    """Reads are open unless REQUIRE_KEY_FOR_READS is set."""
+    """Reads are open unless REQUIRE_KEY_FOR_READS is set. (async: open reads cost no threadpool hop.)"""
     if not settings.require_key_for_reads:
         return None
-    return authenticate(session=session, authorization=authorization)
+    return await run_in_threadpool(authenticate, session=session, authorization=authorization)
 
 
 WriterDep = Annotated[Principal, Depends(require_writer)]

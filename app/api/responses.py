@@ -7,9 +7,12 @@ an admin edit) and needs no version bookkeeping on the write path.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fastapi import Request, Response
@@ -17,42 +20,71 @@ from pydantic import BaseModel
 
 # Data changes only when a report or import arrives: caches may keep it but must revalidate each time.
 CACHE_CONTROL = "no-cache"
+JSON = "application/json"
+CSV = "text/csv; charset=utf-8"
+GZIP_MIN_BYTES = 1024
+
+
+@dataclass
+class Rendered:
+    """A response body ready to send, and to keep in the read cache: its ETag and its gzip form are
+    computed once, however often it is sent."""
+
+    body: bytes
+    media_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @cached_property
+    def etag(self) -> str:
+        return etag_of(self.body)
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        return gzip.compress(self.body, compresslevel=6)
 
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
-def _not_modified(request: Request, etag: str) -> bool:
-    header = request.headers.get("if-none-match")
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Does an If-None-Match / If-Match header name this entity, in either of its encodings?"""
     if not header:
         return False
-    candidates = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    candidates = {tag.strip().removeprefix("W/").replace('-gzip"', '"') for tag in header.split(",")}
     return etag in candidates or "*" in candidates
 
 
-def cached_body(request: Request, body: bytes, media_type: str) -> Response:
-    etag = etag_of(body)
+def send(request: Request, rendered: Rendered) -> Response:
+    compress = len(rendered.body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", "")
+    # The gzip representation is another entity, so it gets its own (related) ETag.
+    etag = rendered.etag[:-1] + '-gzip"' if compress else rendered.etag
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"}
-    if _not_modified(request, etag):
+    if etag_matches(request.headers.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
-    return Response(body, media_type=media_type, headers=headers)
+    headers.update(dict(rendered.headers))
+    if compress:
+        headers["Content-Encoding"] = "gzip"
+        return Response(rendered.gzipped, media_type=rendered.media_type, headers=headers)
+    return Response(rendered.body, media_type=rendered.media_type, headers=headers)
+
+
+def render_json(model: BaseModel, *, include: Any = None, exclude: Any = None) -> Rendered:
+    return Rendered(model.model_dump_json(include=include, exclude=exclude).encode())
 
 
 def json_response(request: Request, model: BaseModel, *, include: Any = None, exclude: Any = None) -> Response:
-    body = model.model_dump_json(include=include, exclude=exclude).encode()
-    return cached_body(request, body, "application/json")
+    return send(request, render_json(model, include=include, exclude=exclude))
 
 
-def csv_response(request: Request, header: Sequence[str], rows: Iterable[Sequence[Any]], *, filename: str) -> Response:
+def render_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], *, filename: str) -> Rendered:
     buffer = io.StringIO()
     buffer.write("\ufeff")  # BOM: Excel opens UTF-8 Chinese correctly only with it
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(header)
     writer.writerows(rows)
-    response = cached_body(request, buffer.getvalue().encode("utf-8"), "text/csv; charset=utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    disposition = ("Content-Disposition", f'attachment; filename="{filename}"')
+    return Rendered(buffer.getvalue().encode("utf-8"), CSV, (disposition,))
 
 
 def wants_csv(request: Request, format_param: str | None) -> bool:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
-from app.api.responses import csv_response, json_response, wants_csv
+from app.api.responses import Rendered, render_csv, render_json, wants_csv
 from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
@@ -42,7 +42,7 @@ def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.replace(",", ",").split(",") if v.strip()]
 
 
-def task_query_params(
+async def task_query_params(  # async: pure parsing, no threadpool hop
     unit: Annotated[
         str | None,
         Query(
@@ -211,11 +211,11 @@ CSV_MAX_ROWS = 10_000
 
 def render_tasks(
     *, request: Request, session: Session, params: TaskQueryParams, flt: TaskFilter, filename: str
-) -> Response:
+) -> Rendered:
     if wants_csv(request, params.format):
         # An export is the whole filtered list, not one page: spreadsheets do not paginate.
         page = query_tasks(session=session, flt=flt, sort=params.sort, limit=CSV_MAX_ROWS)
-        return csv_response(request, CSV_HEADER, (_csv_row(v) for v in page.items), filename=filename)
+        return render_csv(CSV_HEADER, (_csv_row(v) for v in page.items), filename=filename)
     page = query_tasks(
         session=session, flt=flt, sort=params.sort, limit=params.limit, cursor=params.cursor, count=params.count
     )
@@ -226,7 +226,7 @@ def render_tasks(
     include: dict[str, Any] = {"items": {"__all__": item_fields}, "next_cursor": True}
     if params.count:
         include["total"] = True
-    return json_response(request, body, include=include)
+    return render_json(body, include=include)
 
 
 def _csv_row(view: TaskView) -> list[Any]:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, delete, select
 from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
 from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
+from app.services.feed import record_event
 
 
 class UnknownUnitsError(ValueError):
@@ -99,7 +100,25 @@ def import_plan(
             warnings="\n".join(warnings),
         )
     )
-    session.flush()
+    # Other systems sync from the change feed, and read caches key on it: an import is a change.
+    record_event(
+        session=session,
+        type="plan.imported",
+        principal=None,
+        actor="import",
+        remote_addr=None,
+        plan_id=plan.id,
+        data={
+            "checksum": source_checksum,
+            "tasks": summary.tasks,
+            "tasks_added": summary.tasks_added,
+            "tasks_changed": summary.tasks_changed,
+            "tasks_removed": summary.tasks_removed,
+            "links_added": summary.links_added,
+            "links_removed": summary.links_removed,
+            "units_created": summary.units_created,
+        },
+    )
     return summary
 
 

@@ -18,6 +18,13 @@ def name_key(name: str) -> str:
     return "".join(folded.split())
 
 
+def candidate_keys(name: str) -> list[str]:
+    """The spellings a written name may stand for, most literal first. Plans drop the county prefix
+    (司法局 for 县司法局), and scraping drops its first character (委宣传部 for 县委宣传部)."""
+    key = name_key(name)
+    return list(dict.fromkeys((key, "县" + key, "县" + key.removeprefix("委"))))
+
+
 class UnitSeed(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,9 +67,7 @@ class UnitResolver:
         return self._by_key.get(name_key(name))
 
     def resolve(self, name: str) -> Unit | None:
-        key = name_key(name)
-        # Plans drop the county prefix, and scraping drops its first character (委宣传部).
-        for candidate in (key, "县" + key, "县" + key.removeprefix("委")):
+        for candidate in candidate_keys(name):
             if candidate in self._by_key:
                 return self._by_key[candidate]
         return None

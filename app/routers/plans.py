@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.paths import PlanSlug
-from app.api.responses import json_response
+from app.api.read_cache import ReadCacheDep
+from app.api.responses import Rendered, render_json
 from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
 from app.services import plans as plan_service
@@ -18,41 +19,58 @@ router = APIRouter(prefix="/plans", tags=["plans 方案"])
 
 
 @router.get("", response_model=Page[PlanSummary])
-def list_plans(request: Request, session: SessionDep) -> Response:
+async def list_plans(request: Request, session: SessionDep, cache: ReadCacheDep) -> Response:
     """列出全部方案 / List plans."""
-    items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session)]
-    return json_response(request, Page[PlanSummary](items=items, next_cursor=None), exclude={"total"})
+
+    def build() -> Rendered:
+        items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session)]
+        return render_json(Page[PlanSummary](items=items, next_cursor=None), exclude={"total"})
+
+    return await cache.respond(build)
 
 
 @router.get("/{plan}", response_model=PlanDetail)
-def get_plan(request: Request, plan: PlanSlug, session: SessionDep) -> Response:
+async def get_plan(request: Request, plan: PlanSlug, session: SessionDep, cache: ReadCacheDep) -> Response:
     """方案详情:元数据、总体目标、任务/单位/关联数 / Plan metadata, goals and counts."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    detail = PlanDetail(
-        **PlanSummary.from_plan(row).model_dump(),
-        goals=row.goals,
-        counts=plan_service.plan_counts(session=session, plan=row),
-        source=PlanSource(name=row.source_name, checksum=row.source_checksum, encoding=row.source_encoding),
-    )
-    return json_response(request, detail)
+
+    def build() -> Rendered:
+        row = plan_service.get_plan(session=session, slug=plan)
+        detail = PlanDetail(
+            **PlanSummary.from_plan(row).model_dump(),
+            goals=row.goals,
+            counts=plan_service.plan_counts(session=session, plan=row),
+            source=PlanSource(name=row.source_name, checksum=row.source_checksum, encoding=row.source_encoding),
+        )
+        return render_json(detail)
+
+    return await cache.respond(build)
 
 
 @router.get("/{plan}/sections", response_model=Page[SectionNode])
-def list_sections(request: Request, plan: PlanSlug, session: SessionDep) -> Response:
+async def list_sections(request: Request, plan: PlanSlug, session: SessionDep, cache: ReadCacheDep) -> Response:
     """章节树:章、节及其标题和正文 / The chapter → subsection tree with titles and body text."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    tree = plan_service.section_tree(session=session, plan=row)
-    return json_response(request, Page[SectionNode](items=tree, next_cursor=None), exclude={"total"})
+
+    def build() -> Rendered:
+        row = plan_service.get_plan(session=session, slug=plan)
+        tree = plan_service.section_tree(session=session, plan=row)
+        return render_json(Page[SectionNode](items=tree, next_cursor=None), exclude={"total"})
+
+    return await cache.respond(build)
 
 
 @router.get("/{plan}/stats", response_model=PlanStats)
-def get_stats(
+async def get_stats(
     request: Request,
     plan: PlanSlug,
     session: SessionDep,
+    cache: ReadCacheDep,
     as_of: Annotated[date | None, Query(description="计算逾期的基准日,默认今天 / reference date")] = None,
 ) -> Response:
     """统计:按状态、按章、按单位和角色(牵头负担)、逾期数 / Counts by status, chapter, unit and role."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or date.today())
-    return json_response(request, stats)
+
+    def build() -> Rendered:
+        row = plan_service.get_plan(session=session, slug=plan)
+        stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or date.today())
+        return render_json(stats)
+
+    return await cache.respond(build)

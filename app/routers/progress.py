@@ -13,7 +13,7 @@ from sqlmodel import Session
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
-from app.api.responses import etag_of, json_response
+from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.errors import FieldError, InvalidParameter, NotFound, Problem, ProblemError, field_errors, problem_body
 from app.models import Plan, ProgressReport, ReportKind, Task
@@ -78,7 +78,7 @@ def _submit_one(
         claimed = idempotency.claim(session=session, api_key_id=principal.key.id, key=key, request_hash=request_hash)
         if claimed.replay:
             return ProgressOut.model_validate_json(claimed.record.response), True
-    if if_match is not None and if_match.strip() != etag_of(task_detail_bytes(view)):
+    if if_match is not None and not etag_matches(if_match, etag_of(task_detail_bytes(view))):
         raise StaleETag(
             f"任务 {code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
         )

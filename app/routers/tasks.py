@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.paths import PlanSlug, TaskCode
-from app.api.responses import cached_body
+from app.api.read_cache import ReadCacheDep
+from app.api.responses import Rendered
 from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
 from app.schemas.common import Page
 from app.schemas.task import TaskOut
@@ -24,7 +25,9 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("", response_model=Page[TaskOut], responses=CSV_RESPONSE)
-def list_tasks(request: Request, plan: PlanSlug, session: SessionDep, params: TaskQueryDep) -> Response:
+async def list_tasks(
+    request: Request, plan: PlanSlug, session: SessionDep, params: TaskQueryDep, cache: ReadCacheDep
+) -> Response:
     """查询任务(可组合过滤、排序、分页、CSV 导出)/ Query tasks: combinable filters, sort, pages, CSV.
 
     例 Examples:
@@ -34,19 +37,29 @@ def list_tasks(request: Request, plan: PlanSlug, session: SessionDep, params: Ta
     * 第四章已逾期的任务 / overdue in chapter 四: `?section=4&overdue=true`
     * 关键词 / keyword: `?q=民法典`
     """
-    row = plan_service.get_plan(session=session, slug=plan)
-    flt = to_filter(session=session, params=params, plan=row)
-    return render_tasks(request=request, session=session, params=params, flt=flt, filename=f"{row.slug}-tasks.csv")
+
+    def build() -> Rendered:
+        row = plan_service.get_plan(session=session, slug=plan)
+        flt = to_filter(session=session, params=params, plan=row)
+        filename = f"{row.slug}-tasks.csv"
+        return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)
+
+    return await cache.respond(build)
 
 
 @router.get("/{code}", response_model=TaskOut)
-def get_task(
+async def get_task(
     request: Request,
     plan: PlanSlug,
     code: TaskCode,
     session: SessionDep,
+    cache: ReadCacheDep,
 ) -> Response:
     """任务详情:全文、责任单位及角色、状态、出处 / One task with its units in their roles."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    view = task_service.get_task(session=session, plan=row, code=code, as_of=date.today())
-    return cached_body(request, task_detail_bytes(view), "application/json")
+
+    def build() -> Rendered:
+        row = plan_service.get_plan(session=session, slug=plan)
+        view = task_service.get_task(session=session, plan=row, code=code, as_of=date.today())
+        return Rendered(task_detail_bytes(view))
+
+    return await cache.respond(build)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.paths import UnitRefPath
-from app.api.responses import json_response
+from app.api.read_cache import ReadCacheDep
+from app.api.responses import Rendered, render_json
 from app.api.task_query import TaskQueryDep, render_tasks, to_filter
 from app.models import UnitKind
 from app.schemas.common import Page
@@ -33,26 +34,42 @@ def unit_detail(session: SessionDep, unit_ref: str) -> UnitDetail:
 
 
 @router.get("", response_model=Page[UnitDetail])
-def list_units(
+async def list_units(
     request: Request,
     session: SessionDep,
+    cache: ReadCacheDep,
     kind: Annotated[UnitKind | None, Query(description="按类别过滤 / filter by kind", examples=["group"])] = None,
 ) -> Response:
     """列出单位(含别名、所属组、组成员)/ List units with aliases, groups and members."""
-    units = unit_service.list_units(session=session, kind=kind)
-    items = [unit_detail(session, str(u.id)) for u in units]
-    return json_response(request, Page[UnitDetail](items=items, next_cursor=None), exclude={"total"})
+
+    def build() -> Rendered:
+        units = unit_service.list_units(session=session, kind=kind)
+        items = [unit_detail(session, str(u.id)) for u in units]
+        return render_json(Page[UnitDetail](items=items, next_cursor=None), exclude={"total"})
+
+    return await cache.respond(build)
 
 
 @router.get("/{unit_id}", response_model=UnitDetail)
-def get_unit(request: Request, unit_id: UnitRefPath, session: SessionDep) -> Response:
+async def get_unit(request: Request, unit_id: UnitRefPath, session: SessionDep, cache: ReadCacheDep) -> Response:
     """单位详情 / One unit: aliases, kind, the groups it belongs to, members if a group."""
-    return json_response(request, unit_detail(session, unit_id))
+
+    def build() -> Rendered:
+        return render_json(unit_detail(session, unit_id))
+
+    return await cache.respond(build)
 
 
 @router.get("/{unit_id}/tasks", response_model=Page[TaskOut])
-def list_unit_tasks(request: Request, unit_id: UnitRefPath, session: SessionDep, params: TaskQueryDep) -> Response:
+async def list_unit_tasks(
+    request: Request, unit_id: UnitRefPath, session: SessionDep, params: TaskQueryDep, cache: ReadCacheDep
+) -> Response:
     """该单位在所有方案中的任务(参数同任务列表)/ The unit's tasks across plans; same filters as the task list."""
-    row = unit_service.get_unit(session=session, ref=unit_id)
-    flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
-    return render_tasks(request=request, session=session, params=params, flt=flt, filename=f"unit-{row.id}-tasks.csv")
+
+    def build() -> Rendered:
+        row = unit_service.get_unit(session=session, ref=unit_id)
+        flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
+        filename = f"unit-{row.id}-tasks.csv"
+        return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)
+
+    return await cache.respond(build)

@@ -92,6 +92,9 @@ def submit_report(
     """Stores a report, updates the derived state and appends to the change feed. Flushes only."""
     granted = check_permission(session=session, task=task, principal=principal)
     check_period(plan, data)
+    # Reports on one task take turns (row lock on PostgreSQL; SQLite's writers are serialized anyway),
+    # so two first reports of a unit cannot both insert its state, and derivation sees every state.
+    session.refresh(task, with_for_update=True)
     assert task.id is not None and principal.key.id is not None
     report = ProgressReport(
         task_id=task.id,

@@ -107,8 +107,8 @@ def import_command(
     _print_summary(summary, dry_run=dry_run)
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"导入失败 / import refused: {message}", err=True, fg=typer.colors.RED)
+def _fail(message: str, *, what: str = "导入失败 / import refused") -> NoReturn:
+    typer.secho(f"{what}: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code=1)
 
 
@@ -142,6 +142,7 @@ def _print_summary(summary: ImportSummary, *, dry_run: bool) -> None:
     typer.echo(f"warnings: {len(summary.warnings)}")
 
 
+KEYS_FAILED = "密钥操作失败 / key command refused"
 keys_app = typer.Typer(help="API keys: create, list, revoke", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -155,14 +156,14 @@ def keys_create(
     """Create a key; the secret is printed once, as the last line."""
     _setup_logging()
     if admin == (unit is not None):
-        _fail("请指定 --unit NAME 或 --admin --name NAME 之一 / give --unit or --admin")
+        _fail("请指定 --unit NAME 或 --admin --name NAME 之一 / give --unit or --admin", what=KEYS_FAILED)
     if admin and not name:
-        _fail("管理密钥需要 --name / --admin needs --name")
+        _fail("管理密钥需要 --name / --admin needs --name", what=KEYS_FAILED)
     upgrade_to_head(get_engine())
     with Session(get_engine(), expire_on_commit=False) as session:  # key.prefix is printed after commit
         found = find_unit(session=session, ref=unit) if unit else None
         if unit and found is None:
-            _fail(f"未知单位“{unit}” / unknown unit")
+            _fail(f"未知单位“{unit}” / unknown unit", what=KEYS_FAILED)
         key_name = name or (found.name if found else "")
         key, secret = create_key(session=session, name=key_name, unit=found, is_admin=admin)
         record_event(
@@ -183,6 +184,7 @@ def keys_create(
 def keys_list() -> None:
     """List keys (prefix, holder, state); never the secrets."""
     _setup_logging()
+    upgrade_to_head(get_engine())
     with Session(get_engine()) as session:
         for key, unit in list_keys(session=session):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
@@ -194,11 +196,12 @@ def keys_list() -> None:
 def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix, as `keys list` shows it")]) -> None:
     """Revoke a key, effective at once."""
     _setup_logging()
+    upgrade_to_head(get_engine())
     with Session(get_engine()) as session:
         try:
             key = revoke_key(session=session, prefix=prefix)
         except NotFound as exc:
-            _fail(exc.detail)
+            _fail(exc.detail, what=KEYS_FAILED)
         record_event(
             session=session,
             type="key.revoked",

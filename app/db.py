@@ -67,7 +67,8 @@ async def get_session() -> AsyncIterator[Session]:
 
 def get_write_session() -> Iterator[Session]:
     """One session per write request; the route commits once when the request ends well."""
-    with Session(get_engine().execution_options(sqlite_immediate=True)) as session:
+    # expire_on_commit=False: the response is built from objects that stay valid after the commit.
+    with Session(get_engine().execution_options(sqlite_immediate=True), expire_on_commit=False) as session:
         yield session
 
 

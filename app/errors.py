@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,31 @@ def install_problem_handlers(app: FastAPI) -> None:
             title=title,
             detail=detail,
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
+        # Deadlock victims, lock timeouts, a database restarting: nothing was written (the
+        # transaction rolled back), and the same request may simply be sent again.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            request,
+            status=503,
+            code="database-busy",
+            title="Service Unavailable",
+            detail="数据库暂时繁忙或不可用,本次请求未写入任何数据,请稍后重试 / database busy, nothing written; retry",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            request,
+            status=409,
+            code="conflict",
+            title="Conflict",
+            detail="与同时进行的另一请求冲突,本次请求未写入任何数据,请重试 / conflicting concurrent write; retry",
         )
 
     @app.exception_handler(Exception)

@@ -1,7 +1,14 @@
-"""Small helpers for tests: plan texts in the other layout, and a way to import them."""
+"""Small helpers for tests: plan texts in the other layout, a way to import them, and the installed
+`plan-api` command (one-off runs and a live server)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlmodel import Session
@@ -33,3 +40,93 @@ def make_key(session: Session, *, unit: str | None = None, admin: bool = False) 
     _, secret = create_key(session=session, name=unit or "依法治县办", unit=found, is_admin=admin)
     session.commit()  # as `keys create` does; under the `db` fixture this only releases a savepoint
     return f"Bearer {secret}"
+
+
+# --- The installed `plan-api` command, as a user or an operator runs it ------------------------
+
+PLAN_API = Path(sys.executable).with_name("plan-api")
+SERVER_START_TIMEOUT = 120.0  # migrate + seed + uvicorn start, on a busy 2-core machine
+_STARTED_RE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def plan_api_env(database_url: str) -> dict[str, str]:
+    return {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+
+
+def run_plan_api(*args: str, database_url: str, cwd: Path, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """One `plan-api …` run; cwd should be a temp dir, to keep a developer's `.env` out of it."""
+    return subprocess.run(
+        [str(PLAN_API), *args],
+        cwd=cwd,
+        env=plan_api_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class LiveServer:
+    """`plan-api serve` in a subprocess on a kernel-chosen loopback port (see `start_server`)."""
+
+    proc: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait(timeout=20)
+
+
+def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_START_TIMEOUT) -> LiveServer:
+    """Starts `plan-api serve --port 0` (the kernel picks a free port, uvicorn logs it: no port race)
+    and returns once GET /healthz answers 200. The server migrates and seeds an empty database."""
+    import httpx
+
+    if not PLAN_API.exists():
+        raise RuntimeError(f"{PLAN_API} not found: install the project into this venv (pip install -e '.[test]')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / f"server-{time.monotonic_ns()}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [str(PLAN_API), "serve", "--host", "127.0.0.1", "--port", "0"],
+            cwd=workdir,
+            env=plan_api_env(database_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(proc=proc, base_url="", log_path=log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while not server.base_url:
+            if proc.poll() is not None:
+                raise RuntimeError(f"plan-api serve exited with {proc.returncode}:\n{server.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"plan-api serve did not start within {timeout:.0f}s:\n{server.log_tail()}")
+            match = _STARTED_RE.search(log_path.read_text(errors="replace"))
+            if match:
+                server.base_url = f"http://127.0.0.1:{match.group(1)}"
+            else:
+                time.sleep(0.1)
+        with httpx.Client(base_url=server.base_url, trust_env=False, timeout=10) as client:
+            while True:
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        return server
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"GET /healthz never answered 200:\n{server.log_tail()}")
+                time.sleep(0.1)
+    except BaseException:
+        server.stop()
+        raise

@@ -79,11 +79,13 @@ class IdempotencyRecord(SQLModel, table=True):
 
 
 class ChangeEvent(SQLModel, table=True):
-    """Audit log and change feed in one: `seq` is assigned in commit order, so `since=` never skips."""
+    """Audit log and change feed in one. `seq` is assigned just before commit, in commit order (see
+    `app/services/feed.py`), so a reader polling `since=` never skips an event that commits late."""
 
     __tablename__ = "change_event"
 
-    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int | None = Field(default=None, unique=True)  # None until the writing transaction commits
     type: str = Field(max_length=40)  # report.created, task.status_changed, key.created, …
     occurred_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     plan_id: int | None = Field(default=None, foreign_key="plan.id", index=True)
@@ -97,7 +99,8 @@ class ChangeEvent(SQLModel, table=True):
 
 
 class FeedCounter(SQLModel, table=True):
-    """One row. Taking the next `seq` locks it until commit, which makes seq order commit order."""
+    """One row: the last `seq` given out, and so the data's version (the read cache keys on it).
+    Writers take it as the last thing before commit, which makes seq order commit order."""
 
     __tablename__ = "feed_counter"
 

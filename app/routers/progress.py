@@ -16,7 +16,7 @@ from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.errors import FieldError, InvalidParameter, NotFound, Problem, ProblemError, field_errors, problem_body
-from app.models import Plan, ProgressReport, ReportKind, Task
+from app.models import Plan, ProgressReport, ReportKind, Task, Unit
 from app.schemas.common import Page
 from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
 from app.services import idempotency
@@ -53,8 +53,11 @@ def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _task(session: Session, plan: Plan, code: str) -> Task:
-    return task_service.get_task(session=session, plan=plan, code=code, as_of=date.today()).task
+def _current_etag(session: Session, task: Task) -> str:
+    """The ETag `GET …/tasks/{code}` answers with now, read under the task's row lock."""
+    session.refresh(task, with_for_update=True)
+    view = task_service.hydrate(session=session, tasks=[task], as_of=date.today())[0]
+    return etag_of(task_detail_bytes(view))
 
 
 def _submit_one(
@@ -69,7 +72,7 @@ def _submit_one(
     if_match: str | None = None,
 ) -> tuple[ProgressOut, bool]:
     """Returns the report and whether it is a replay. Flushes only."""
-    view = task_service.get_task(session=session, plan=plan, code=code, as_of=date.today())
+    task = task_service.find_task(session=session, plan=plan, code=code)
     claimed = None
     if key is not None:
         # Replay before If-Match: a retry of a report that went through must not fail as "stale".
@@ -78,14 +81,17 @@ def _submit_one(
         claimed = idempotency.claim(session=session, api_key_id=principal.key.id, key=key, request_hash=request_hash)
         if claimed.replay:
             return ProgressOut.model_validate_json(claimed.record.response), True
-    if if_match is not None and not etag_matches(if_match, etag_of(task_detail_bytes(view))):
+    if if_match is not None and not etag_matches(if_match, _current_etag(session, task)):
         raise StaleETag(
             f"任务 {code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
         )
     report = progress_service.submit_report(
-        session=session, plan=plan, task=view.task, principal=principal, data=data, remote_addr=remote
+        session=session, plan=plan, task=task, principal=principal, data=data, remote_addr=remote
     )
-    out = progress_service.present_reports(session=session, reports=[report])[0]
+    via = session.get(Unit, report.via_unit_id) if report.via_unit_id is not None else None
+    out = progress_service.report_out(
+        report, plan_slug=plan.slug, task_code=task.code, unit=principal.unit, via=via, key=principal.key
+    )
     if claimed is not None:
         idempotency.complete(session=session, claimed=claimed, status_code=201, response=out.model_dump_json())
     return out, False
@@ -146,6 +152,8 @@ def submit_batch(
     每条可带 `idempotency_key`,重试整批时已成功的条目会重放而非重复。`atomic=true` 时任一条失败则整批不写入(返回 422)。
     """
     row = plan_service.get_plan(session=session, slug=plan)
+    codes = {raw["task"] for raw in body.items if isinstance(raw.get("task"), str)}
+    progress_service.lock_tasks(session=session, plan=row, codes=codes)
     results: list[BatchResult] = []
     for index, raw in enumerate(body.items):
         code = raw.get("task") if isinstance(raw.get("task"), str) else None
@@ -240,7 +248,7 @@ def task_history(
 ) -> Response:
     """任务的进展历史,最新在前 / A task's report history, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
-    task = _task(session, row, code)
+    task = task_service.find_task(session=session, plan=row, code=code)
     unit_id = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit.id if unit else None
     return _history_page(session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind)
 

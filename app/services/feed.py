@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
@@ -13,12 +13,32 @@ from app.schemas.progress import AuditOut, ChangeOut
 from app.schemas.unit import UnitRef
 from app.services.keys import Principal
 
+PENDING = "feed_events_pending"
 
-def _next_seq(session: Session) -> int:
-    # The UPDATE locks the counter row until commit, so events get their seq in commit order and a
-    # reader polling `since=` can never see seq N+1 before seq N is visible.
-    session.exec(update(FeedCounter).where(col(FeedCounter.id) == 1).values(seq=FeedCounter.seq + 1))
-    return session.exec(select(FeedCounter.seq).where(FeedCounter.id == 1)).one()
+
+@event.listens_for(Session, "before_commit")
+def _number_pending_events(session: Session) -> None:
+    """Give this transaction's events their feed numbers as the very last step before commit.
+
+    The counter row stays locked only from here to the commit, and every writer takes it last, so
+    it can take part in no deadlock, and numbers are handed out in commit order."""
+    if not session.info.pop(PENDING, False):
+        return
+    session.flush()
+    pending = list(
+        session.exec(select(ChangeEvent).where(col(ChangeEvent.seq).is_(None)).order_by(col(ChangeEvent.id)))
+    )
+    if not pending:
+        return  # their savepoint was rolled back
+    last: int = session.execute(
+        update(FeedCounter)
+        .where(col(FeedCounter.id) == 1)
+        .values(seq=col(FeedCounter.seq) + len(pending))
+        .returning(col(FeedCounter.seq))
+    ).scalar_one()
+    for offset, change in enumerate(pending, start=last - len(pending) + 1):
+        change.seq = offset
+    session.flush()
 
 
 def record_event(
@@ -34,8 +54,7 @@ def record_event(
     report_id: int | None = None,
     actor: str | None = None,
 ) -> ChangeEvent:
-    event = ChangeEvent(
-        seq=_next_seq(session),
+    change = ChangeEvent(
         type=type,
         plan_id=plan_id,
         task_id=task_id,
@@ -46,13 +65,14 @@ def record_event(
         remote_addr=remote_addr,
         data=json.dumps(data, ensure_ascii=False, default=str),
     )
-    session.add(event)
+    session.add(change)
     session.flush()
-    return event
+    session.info[PENDING] = True
+    return change
 
 
 def list_events(*, session: Session, since: int, limit: int, plan_id: int | None = None) -> list[ChangeEvent]:
-    query = select(ChangeEvent).where(ChangeEvent.seq > since)
+    query = select(ChangeEvent).where(col(ChangeEvent.seq) > since)  # numbered = committed
     if plan_id is not None:
         query = query.where(ChangeEvent.plan_id == plan_id)
     return list(session.exec(query.order_by(col(ChangeEvent.seq)).limit(limit)))
@@ -70,7 +90,7 @@ def present_events(*, session: Session, events: list[ChangeEvent], audit: bool =
     out: list[ChangeOut] = []
     for e in events:
         fields = {
-            "seq": e.seq,
+            "seq": int(e.seq or 0),
             "type": e.type,
             "occurred_at": e.occurred_at,
             "plan": slugs.get(e.plan_id) if e.plan_id else None,

@@ -154,6 +154,18 @@ def submit_report(
     return report
 
 
+def lock_tasks(*, session: Session, plan: Plan, codes: set[str]) -> None:
+    """A batch locks all its tasks up front, in id order, so two batches cannot deadlock each other
+    by taking the same tasks in different orders (no-op on SQLite, whose writers are serialized)."""
+    if codes:
+        session.exec(
+            select(Task.id)
+            .where(Task.plan_id == plan.id, col(Task.code).in_(codes))
+            .order_by(col(Task.id))
+            .with_for_update()
+        ).all()
+
+
 def _record_unit_state(session: Session, task: Task, report: ProgressReport) -> None:
     assert task.id is not None and report.unit_id is not None and report.via_unit_id is not None
     assert report.id is not None
@@ -191,11 +203,15 @@ def _owner_slots(session: Session, task: Task) -> list[int]:
 
 def _slot_states(session: Session, task: Task) -> dict[int, SlotState]:
     latest: dict[int, SlotState] = {}
-    states = session.exec(
-        select(TaskUnitState).where(TaskUnitState.task_id == task.id).order_by(col(TaskUnitState.report_id))
+    # Plain columns, not entities: states loaded earlier in this session would come back from the
+    # identity map as they were then, hiding a report another writer committed meanwhile.
+    rows = session.exec(
+        select(TaskUnitState.via_unit_id, TaskUnitState.status, TaskUnitState.percent)
+        .where(TaskUnitState.task_id == task.id)
+        .order_by(col(TaskUnitState.report_id))
     )
-    for state in states:  # ordered by report, so the newest report per slot wins
-        latest[state.via_unit_id] = SlotState(TaskStatus(state.status), state.percent)
+    for via_unit_id, status, percent in rows:  # ordered by report, so the newest report per slot wins
+        latest[via_unit_id] = SlotState(TaskStatus(status), percent)
     return latest
 
 
@@ -241,26 +257,29 @@ def present_reports(*, session: Session, reports: list[ProgressReport]) -> list[
     keys = {k.id: k for k in session.exec(select(ApiKey).where(col(ApiKey.id).in_({r.api_key_id for r in reports})))}
     out = []
     for r in reports:
-        assert r.id is not None
         task, slug = tasks[r.task_id]
-        key = keys[r.api_key_id]
         unit = units.get(r.unit_id) if r.unit_id is not None else None
         via = units.get(r.via_unit_id) if r.via_unit_id is not None else None
-        out.append(
-            ProgressOut(
-                id=r.id,
-                plan=slug,
-                task=task.code,
-                kind=r.kind,
-                unit=UnitRef.from_unit(unit) if unit else None,
-                via=UnitRef.from_unit(via) if via else None,
-                submitted_by=f"{unit.name if unit else key.name} ({key.prefix})",
-                status=TaskStatus(r.status),
-                percent=r.percent,
-                summary=r.summary,
-                period=r.period,
-                evidence=json.loads(r.evidence),
-                created_at=r.created_at,
-            )
-        )
+        out.append(report_out(r, plan_slug=slug, task_code=task.code, unit=unit, via=via, key=keys[r.api_key_id]))
     return out
+
+
+def report_out(
+    report: ProgressReport, *, plan_slug: str, task_code: str, unit: Unit | None, via: Unit | None, key: ApiKey
+) -> ProgressOut:
+    assert report.id is not None
+    return ProgressOut(
+        id=report.id,
+        plan=plan_slug,
+        task=task_code,
+        kind=report.kind,
+        unit=UnitRef.from_unit(unit) if unit else None,
+        via=UnitRef.from_unit(via) if via else None,
+        submitted_by=f"{unit.name if unit else key.name} ({key.prefix})",
+        status=TaskStatus(report.status),
+        percent=report.percent,
+        summary=report.summary,
+        period=report.period,
+        evidence=json.loads(report.evidence),
+        created_at=report.created_at,
+    )

@@ -256,11 +256,15 @@ def _attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) ->
         ]
 
 
-def get_task(*, session: Session, plan: Plan, code: str, as_of: date) -> TaskView:
+def find_task(*, session: Session, plan: Plan, code: str) -> Task:
     task = session.exec(select(Task).where(Task.plan_id == plan.id, Task.code == code)).first()
     if task is None:
         raise NotFound(f"方案 {plan.slug} 中没有编号为 {code} 的任务 / no task {code!r} in plan {plan.slug!r}")
-    return hydrate(session=session, tasks=[task], as_of=as_of)[0]
+    return task
+
+
+def get_task(*, session: Session, plan: Plan, code: str, as_of: date) -> TaskView:
+    return hydrate(session=session, tasks=[find_task(session=session, plan=plan, code=code)], as_of=as_of)[0]
 
 
 def check_section(*, session: Session, plan: Plan, section: str) -> None:

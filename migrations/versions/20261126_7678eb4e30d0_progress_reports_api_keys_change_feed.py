@@ -1,8 +1,8 @@
 """Progress reports, derived per-unit state, API keys, idempotency records and the change feed
 
-Revision ID: 30eddba24a63
+Revision ID: 7678eb4e30d0
 Revises: 0facba0e60ce
-Create Date: 2026-11-26 20:36:51.964793
+Create Date: 2026-11-26 21:04:08.033465
 
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import app.models.base
 
 # revision identifiers, used by Alembic.
-revision: str = "30eddba24a63"
+revision: str = "7678eb4e30d0"
 down_revision: str | Sequence[str] | None = "0facba0e60ce"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -87,7 +87,8 @@ def upgrade() -> None:
 
     op.create_table(
         "change_event",
-        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=True),
         sa.Column("type", sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
         sa.Column("occurred_at", app.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("plan_id", sa.Integer(), nullable=True),
@@ -105,7 +106,8 @@ def upgrade() -> None:
         ),
         sa.ForeignKeyConstraint(["task_id"], ["task.id"], name=op.f("fk_change_event_task_id_task")),
         sa.ForeignKeyConstraint(["unit_id"], ["unit.id"], name=op.f("fk_change_event_unit_id_unit")),
-        sa.PrimaryKeyConstraint("seq", name=op.f("pk_change_event")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_change_event")),
+        sa.UniqueConstraint("seq", name=op.f("uq_change_event_seq")),
     )
     with op.batch_alter_table("change_event", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_change_event_plan_id"), ["plan_id"], unique=False)

@@ -1,0 +1,379 @@
+"""Read-path load benchmark: the plan API against Datasette and a trivial FastAPI endpoint.
+
+One command, from the repository root (after `.venv/bin/pip install -e '.[bench]'`):
+
+    .venv/bin/python bench/read_bench.py
+
+What it does, in one process that is only the load generator (every server is a subprocess):
+
+1. makes a fresh SQLite database in a temp dir and starts the real server, `plan-api serve`, which
+   migrates and seeds the plan on first start; measures the task list (`unit=县司法局&role=lead`) as
+   repeated (answered from the API's response cache), the same list with a new Accept header on every
+   request (a cache miss: rendered from the database each time), one task's detail, the list with
+   `If-None-Match` (must be 304), and the list gzip-compressed;
+2. stops it, then starts the trivial app (`bench/trivial_app.py`: the same uvicorn settings, returning
+   the list's exact response body from memory) and measures it: the ceiling of FastAPI + uvicorn;
+3. stops it, then starts Datasette on the same database file, checks that its SQL returns the same rows
+   as the API, and measures that query as JSON.
+
+Servers run one at a time. With two or more CPUs the server is pinned to CPU 0 and the load generator
+to CPU 1, so they do not compete for a core (`--no-pin` lets the scheduler place them). Each target gets
+`--warmup` seconds of unmeasured load, then `--duration` seconds measured, with `--concurrency`
+keep-alive connections. The table is printed and written to bench/results/read-<timestamp>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import platform
+import shlex
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib.metadata import version
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import httpx
+
+try:
+    import sniffio  # noqa: F401
+except ImportError:  # httpcore retries this import on every request (a sys.path scan): make it fail fast
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's bin: plan-api, datasette
+PLAN = "xiji-fzsh-2021-2025"
+UNIT = "县司法局"
+LIST_PATH = f"/api/v1/plans/{PLAN}/tasks?unit={quote(UNIT)}&role=lead"
+DETAIL_PATH = f"/api/v1/plans/{PLAN}/tasks/5.4.2"
+LIST_LABEL = f"GET …/tasks?unit={UNIT}&role=lead"
+IDENTITY = {"Accept-Encoding": "identity"}  # Datasette and the trivial app do not compress
+GZIP = {"Accept-Encoding": "gzip"}
+
+# Datasette's equivalent of LIST_PATH: the same tasks in plan order, unit names per role in source order.
+ROLES = ("lead", "cooperating", "responsible")
+UNITS_IN_ROLE = """(select group_concat(name, '、') from (select u.name from responsibility r
+    join unit u on u.id = r.unit_id where r.task_id = t.id and r.role = '{role}' order by r.position))"""
+DATASETTE_SQL = f"""select t.code, t.title, t.text, t.due, t.status,
+  {", ".join(UNITS_IN_ROLE.format(role=role) + " as " + role for role in ROLES)}
+from task t join plan p on p.id = t.plan_id
+where p.slug = '{PLAN}' and t.id in (select r.task_id from responsibility r join unit u on u.id = r.unit_id
+                                     where u.name = '{UNIT}' and r.role = 'lead')
+order by t.position"""
+DATASETTE_PATH = "/db.json?" + urlencode({"sql": DATASETTE_SQL, "_shape": "array"})
+
+
+@dataclass
+class Result:
+    target: str
+    request: str
+    expect: int
+    seconds: float
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int | str] = field(default_factory=Counter)
+    body_bytes: int = 0
+    server_cpu: float = 0.0  # share of one core, over the measured window
+    client_cpu: float = 0.0
+    other_cpu: float = 0.0  # everything else on the machine (other processes, hypervisor steal)
+
+    @property
+    def errors(self) -> int:
+        return sum(n for status, n in self.statuses.items() if status != self.expect)
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.seconds
+
+    @property
+    def per_cpu(self) -> float:
+        return len(self.latencies) / (self.server_cpu * self.seconds)
+
+    def percentile(self, p: int) -> float:
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[p - 1] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
+
+
+def machine_busy_seconds() -> float:
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def serving(
+    name: str, argv: list[str], port: int, ready_path: str, workdir: Path, pin: bool, env: dict[str, str]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start one server, wait until `ready_path` answers 200, stop it (SIGTERM) afterwards."""
+    log = (workdir / f"{name}.log").open("wb")
+    preexec = (lambda: os.sched_setaffinity(0, {0})) if pin else None
+    proc = subprocess.Popen(
+        argv, cwd=workdir, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{name} did not start; see {log.name}:\n" + Path(log.name).read_text()[-2000:])
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}{ready_path}").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        time.sleep(0.5)
+        if proc.poll() is not None:  # something else answered on our port and ours failed to bind
+            raise SystemExit(f"{name} exited after start; see {log.name}")
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def load(
+    target: str,
+    request: str,
+    url: str,
+    headers: dict[str, str],
+    expect: int,
+    miss: bool,
+    pid: int,
+    args: argparse.Namespace,
+) -> Result:
+    """`concurrency` workers, each sending requests back to back on its own keep-alive connection.
+
+    With `miss`, every request carries a different Accept header: the API keeps rendered responses keyed
+    by (path, query, Accept, data version), so each request is rendered from the database again.
+    """
+    result = Result(target, request, expect, args.duration)
+    sequence = itertools.count()
+    start = time.perf_counter() + args.warmup
+    stop = start + args.duration
+
+    async def worker() -> None:
+        # A client per worker: one shared pool of 16 connections costs httpcore more CPU than the requests.
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+            while (sent := time.perf_counter()) < stop:
+                try:
+                    bust = {"Accept": f"application/json; bench={next(sequence)}"} if miss else None
+                    response = await client.get(url, headers=bust)
+                    status: int | str = response.status_code
+                    result.body_bytes = response.num_bytes_downloaded  # as sent: compressed if gzip
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                done = time.perf_counter()
+                if start <= sent and done <= stop:
+                    result.latencies.append(done - sent)
+                    result.statuses[status] += 1
+
+    async def cpu_meter() -> None:
+        await asyncio.sleep(start - time.perf_counter())
+        server, client, busy = process_cpu_seconds(pid), time.process_time(), machine_busy_seconds()
+        await asyncio.sleep(stop - time.perf_counter())
+        result.server_cpu = (process_cpu_seconds(pid) - server) / args.duration
+        result.client_cpu = (time.process_time() - client) / args.duration
+        result.other_cpu = (machine_busy_seconds() - busy) / args.duration - result.server_cpu - result.client_cpu
+
+    await asyncio.gather(cpu_meter(), *(worker() for _ in range(args.concurrency)))
+    return result
+
+
+def measure(
+    target: str,
+    request: str,
+    url: str,
+    pid: int,
+    args: argparse.Namespace,
+    expect: int = 200,
+    miss: bool = False,
+    **headers: str,
+) -> Result:
+    result = asyncio.run(load(target, request, url, {**IDENTITY, **headers}, expect, miss, pid, args))
+    print(f"  {target:<24} {result.rps:7.0f} req/s  p50 {result.percentile(50):6.1f} ms  errors {result.errors}")
+    return result
+
+
+def api_rows(body: dict) -> list[tuple]:
+    def names(task: dict, role: str) -> str | None:
+        return "、".join(r["unit"]["name"] for r in task["responsibilities"] if r["role"] == role) or None
+
+    return [
+        (t["code"], t["title"], t["text"], t["due"], t["status"], *(names(t, role) for role in ROLES))
+        for t in body["items"]
+    ]
+
+
+def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
+    db = workdir / "db.sqlite3"
+    results: list[Result] = []
+
+    port = free_port()
+    env = {"DATABASE_URL": f"sqlite:///{db}", "LOG_LEVEL": "INFO", "SQL_ECHO": "false", "CORS_ORIGINS": "[]"}
+    argv = [str(BIN / "plan-api"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    print("API (plan-api serve)")
+    with serving("api", argv, port, "/healthz", workdir, args.pin, env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        first = httpx.get(base + LIST_PATH, headers=IDENTITY)
+        first.raise_for_status()
+        if first.json()["next_cursor"] is not None:
+            raise SystemExit("the list has more than one page; the comparison assumes one")
+        (workdir / "body.json").write_bytes(first.content)
+        expected_rows = api_rows(first.json())
+        etag = {"If-None-Match": first.headers["etag"]}
+        results += [
+            measure("API list", LIST_LABEL, base + LIST_PATH, proc.pid, args),
+            measure("API list, cache miss", LIST_LABEL + " + new Accept", base + LIST_PATH, proc.pid, args, miss=True),
+            measure("API detail", "GET …/tasks/5.4.2", base + DETAIL_PATH, proc.pid, args),
+            measure("API list, If-None-Match", LIST_LABEL + " + ETag", base + LIST_PATH, proc.pid, args, 304, **etag),
+            measure("API list, gzip", LIST_LABEL + " + gzip", base + LIST_PATH, proc.pid, args, **GZIP),
+        ]
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "trivial_app:app", "--app-dir", str(ROOT / "bench")]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    print("trivial FastAPI endpoint")
+    with serving(
+        "trivial", argv, port, "/healthz", workdir, args.pin, {"BENCH_BODY_FILE": str(workdir / "body.json")}
+    ) as proc:
+        url = f"http://127.0.0.1:{port}/body"
+        results.append(measure("trivial", "GET /body (the list's bytes)", url, proc.pid, args))
+
+    with sqlite3.connect(db) as conn:  # fold the WAL into the file: Datasette opens it immutable
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    port = free_port()
+    argv = [str(BIN / "datasette"), "serve", "-i", str(db), "--host", "127.0.0.1", "-p", str(port)]
+    argv += ["--setting", "sql_time_limit_ms", "5000"]
+    print("Datasette")
+    with serving("datasette", argv, port, "/-/versions.json", workdir, args.pin, {}) as proc:
+        url = f"http://127.0.0.1:{port}{DATASETTE_PATH}"
+        rows = [tuple(row.values()) for row in httpx.get(url).json()]
+        if rows != expected_rows:
+            raise SystemExit(f"Datasette's rows differ from the API's:\n{rows[:2]}\n{expected_rows[:2]}")
+        results.append(measure("Datasette", "GET /db.json?sql=… (same rows)", url, proc.pid, args))
+    return results, len(rows)
+
+
+def machine() -> list[str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "?",
+    )
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    packages = ", ".join(
+        f"{p} {version(p)}" for p in ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "datasette", "httpx")
+    )
+    return [
+        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {platform.platform()}",
+        f"- Python {platform.python_version()}; {packages}",
+        f"- git commit {commit.stdout.strip() or '?'} (working tree as it was, uncommitted changes included)",
+    ]
+
+
+def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
+    exe = Path(sys.executable)
+    command = shlex.join([str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else str(exe), *sys.argv])
+    by = {r.target: r for r in results}
+    api, conditional = by["API list"], by["API list, If-None-Match"]
+    pinning = "server on CPU 0, load generator on CPU 1" if args.pin else "not pinned (server and client share cores)"
+    lines = [
+        f"# Read-path benchmark, {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        "",
+        f"Command: `{command}`",
+        "",
+        *machine(),
+        f"- load: httpx.AsyncClient per connection, {args.concurrency} keep-alive connections, {args.warmup:g} s"
+        f" warm-up then {args.duration:g} s measured per target; servers one at a time; {pinning}",
+        f"- list query: `GET {LIST_PATH}` ({rows} tasks, one page); Datasette runs the equivalent SQL",
+        "",
+        "| target | request | req/s | req per server CPU-s | p50 ms | p99 ms | errors | statuses | body bytes"
+        " | server CPU | client CPU | other CPU |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+    ]
+    for r in results:
+        statuses = " ".join(f"{s}×{n}" for s, n in sorted(r.statuses.items(), key=str))
+        bound = "" if r.server_cpu >= 0.9 else " *" if r.client_cpu >= 0.8 else " †"
+        lines.append(
+            f"| {r.target} | `{r.request}` | {r.rps:.0f}{bound} | {r.per_cpu:.0f} | {r.percentile(50):.1f}"
+            f" | {r.percentile(99):.1f} | {r.errors} | {statuses} | {r.body_bytes} | {r.server_cpu:.0%}"
+            f" | {r.client_cpu:.0%} | {max(r.other_cpu, 0):.0%} |"
+        )
+
+    def ratio(other: Result, target: float, api: Result = api) -> str:
+        measured, per_cpu = api.rps / other.rps, api.per_cpu / other.per_cpu
+        verdict = "met" if min(measured, per_cpu) >= target else "**missed**"
+        return f"**{measured:.2f}×** measured, {per_cpu:.2f}× per server CPU-second (target ≥ {target:g}×: {verdict})"
+
+    all_304 = conditional.statuses[304] == len(conditional.latencies) > 0
+    lines += [
+        "",
+        "The server had less than 90% of a core: \\* the load generator was the limit (its CPU at 80% or more);"
+        " † neither was saturated, so other processes took the core (see other CPU) or the server waited."
+        " Req per server CPU-s (req/s ÷ server CPU) is what the server does per second of its own CPU:"
+        " the figure to compare across targets when req/s is not server-bound.",
+        "",
+        f"- API list / Datasette: {ratio(by['Datasette'], 1.0)}",
+        f"- API list / trivial endpoint: {ratio(by['trivial'], 0.5)}",
+        f"- API list, cache miss / Datasette: {ratio(by['Datasette'], 1.0, by['API list, cache miss'])}",
+        f"- API list, cache miss / trivial endpoint: {ratio(by['trivial'], 0.5, by['API list, cache miss'])}",
+        f"- repeat with If-None-Match: {conditional.statuses[304]} of {len(conditional.latencies)} answered 304"
+        f" ({'met' if all_304 else '**missed**'}), {conditional.rps:.0f} req/s"
+        f" = {conditional.rps / api.rps:.2f}× the full response",
+        f"- API list gzip-compressed / uncompressed: {by['API list, gzip'].rps / api.rps:.2f}×",
+    ]
+    noisy = [r.target for r in results if r.other_cpu > 0.2]
+    if noisy:
+        lines.append(f"- **other processes used > 20% of a CPU during: {', '.join(noisy)}**; rerun on a quiet machine")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent connections (default 16)")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds per target (default 2)")
+    parser.add_argument("--duration", type=float, default=10, help="measured seconds per target (default 10)")
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and client to CPUs")
+    args = parser.parse_args()
+    args.pin = args.pin and (os.cpu_count() or 1) >= 2
+    if args.pin:
+        os.sched_setaffinity(0, {1})
+    with tempfile.TemporaryDirectory(prefix="read-bench-") as tmp:
+        results, rows = run(args, Path(tmp))
+    text = report(results, rows, args)
+    print("\n" + text)
+    out = ROOT / "bench" / "results" / f"read-{datetime.now():%Y%m%d-%H%M%S}.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

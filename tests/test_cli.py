@@ -1,0 +1,232 @@
+"""`plan-api` as an operator runs it: the installed command in a subprocess, on a fresh SQLite file.
+
+Exit codes, what is printed (and what never is: tracebacks, secrets) and what ends up in the database,
+read back with the stdlib sqlite3 module, independently of the app.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from app import __version__
+from app.db import get_session, get_write_session, make_engine
+from app.main import create_app
+from tests.factories import SEED_PLAN, run_plan_api
+
+FIXTURES = Path(__file__).parent / "fixtures"
+KEY_RE = re.compile(r"^pa_([0-9a-f]{8})_[A-Za-z0-9_-]{20,}$")
+
+
+class Cli:
+    """`plan-api` bound to one fresh database file, run from an empty directory."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.dir = tmp_path
+        self.db_path = tmp_path / "plan-api.sqlite3"
+        self.url = f"sqlite:///{self.db_path}"
+
+    def __call__(self, *args: str) -> tuple[int, str, str]:
+        result = run_plan_api(*args, database_url=self.url, cwd=self.dir)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert "Traceback" not in result.stdout, result.stdout
+        return result.returncode, result.stdout, result.stderr
+
+    def query(self, sql: str, *params: object) -> list[tuple]:
+        with closing(sqlite3.connect(self.db_path)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def count(self, table: str, where: str = "1=1", *params: object) -> int:
+        return self.query(f"SELECT count(*) FROM {table} WHERE {where}", *params)[0][0]
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path)
+
+
+def test_version(cli: Cli) -> None:
+    code, out, _ = cli("version")
+    assert code == 0 and out.strip() == __version__
+
+
+def test_migrate_creates_the_schema_and_is_repeatable(cli: Cli) -> None:
+    code, out, err = cli("migrate")
+    assert code == 0, err
+    assert "database at head" in out
+    tables = {name for (name,) in cli.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"plan", "task", "unit", "responsibility", "progress_report", "api_key", "alembic_version"} <= tables
+    (revision,) = cli.query("SELECT version_num FROM alembic_version")
+    code, _, err = cli("migrate")
+    assert code == 0, err
+    assert cli.query("SELECT version_num FROM alembic_version") == [revision]
+
+
+def test_dry_run_prints_the_structure_and_writes_nothing(cli: Cli) -> None:
+    assert cli("migrate")[0] == 0
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x", "--dry-run")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "西吉县法治社会建设实施方案(2021-2025年)(2021-2025)"
+    assert "2 推动全社会增强法治观念" in lines and "  2.1 维护宪法法律权威" in lines
+    assert "    2.1.1 lead:委宣传部;cooperating:各乡镇、各部门(单位)" in lines
+    assert "    2.1.3 [编号推断] responsible:县教育体育局" in lines
+    assert sum(1 for line in lines if re.match(r"^    \d+\.\d+\.\d+ ", line)) == 76
+    assert "dry run, nothing written: x" in out and "tasks: 76 (+76 ~0 -0)" in out
+    # Nothing written: not the plan, not even the units the unit file would have created.
+    assert [cli.count(t) for t in ("plan", "section", "task", "unit", "responsibility")] == [0, 0, 0, 0, 0]
+    code, out, _ = cli("import", str(SEED_PLAN), "--slug", "x", "--dry-run", "--json")
+    assert code == 0 and '"plan_created": true' in out  # still no plan x
+
+
+def test_import_prints_a_summary_and_reimport_changes_nothing(cli: Cli) -> None:
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x")  # migrates an empty database itself
+    assert code == 0, err
+    assert "imported: x" in out
+    assert "tasks: 76 (+76 ~0 -0)" in out and "links: 286 (+286 -0)" in out
+    assert cli.count("task") == 76 and cli.query("SELECT slug FROM plan") == [("x",)]
+    task_ids = cli.query("SELECT id, code FROM task ORDER BY id")
+
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x")
+    assert code == 0, err
+    assert "tasks: 76 (+0 ~0 -0)" in out and "links: 286 (+0 -0)" in out
+    assert cli.query("SELECT id, code FROM task ORDER BY id") == task_ids  # ids stay
+    assert cli.count("plan") == 1
+
+
+def test_strict_refuses_unknown_units_in_chinese(cli: Cli) -> None:
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict")
+    assert code == 1
+    assert "县政务服务管理局" in err and "无法识别" in err and "--strict" in err
+    assert "imported" not in out
+    assert cli.count("plan") == 0 and cli.count("unit", "name = ?", "县政务服务管理局") == 0
+    # Without --strict the same file goes in, with the unknown unit created and warned about.
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    assert code == 0, err
+    assert "县政务服务管理局" in out and cli.count("unit", "name = ? AND kind = 'other'", "县政务服务管理局") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"", "文件为空", id="empty"),
+        pytest.param(b"  \n\n\t \n", "文本为空", id="only-whitespace"),
+        pytest.param(bytes(range(256)) * 8, "无法识别编码", id="binary"),
+        pytest.param(zlib.compress(SEED_PLAN.read_bytes()), "无法识别编码", id="compressed-plan"),
+        pytest.param("一、总体要求\n".encode() + b"\x00" * 50, "不是文本文件", id="nul-bytes"),
+    ],
+)
+def test_unreadable_files_are_refused(cli: Cli, content: bytes, message: str) -> None:
+    path = cli.dir / "plan.txt"
+    path.write_bytes(content)
+    code, out, err = cli("import", str(path), "--slug", "bad")
+    assert code == 1
+    assert message in err, err
+    assert "import refused" in err and "imported" not in out
+    assert cli.count("plan") == 0
+
+
+def test_missing_file_is_refused(cli: Cli) -> None:
+    code, _, err = cli("import", str(cli.dir / "nope.txt"), "--slug", "bad")
+    assert code == 1
+    assert "找不到文件" in err and "nope.txt" in err
+
+
+@contextmanager
+def client_on(url: str) -> Iterator[TestClient]:
+    """The app on the CLI's database file (the real request sessions, not a test transaction)."""
+    engine = make_engine(url)
+
+    def read() -> Iterator[Session]:
+        with Session(engine) as session:
+            yield session
+
+    def write() -> Iterator[Session]:
+        with Session(engine.execution_options(sqlite_immediate=True)) as session:
+            yield session
+
+    app = create_app()
+    app.dependency_overrides[get_session] = read
+    app.dependency_overrides[get_write_session] = write
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        engine.dispose()
+
+
+def test_key_lifecycle(cli: Cli) -> None:
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    code, out, err = cli("keys", "create", "--unit", "司法局")  # an alias resolves
+    assert code == 0, err
+    secret = out.strip().splitlines()[-1]
+    match = KEY_RE.match(secret)
+    assert match, f"last line is not a key: {secret!r}"
+    prefix = match.group(1)
+    assert prefix in out.splitlines()[0] and "县司法局" in out.splitlines()[0]
+    # Only a hash is stored.
+    assert cli.query("SELECT prefix, name FROM api_key") == [(prefix, "县司法局")]
+    assert secret not in str(cli.query("SELECT * FROM api_key"))
+
+    code, listed, _ = cli("keys", "list")
+    assert code == 0
+    assert re.search(rf"^{prefix}\t县司法局\t.*\tactive$", listed, re.MULTILINE), listed
+    assert secret not in listed and secret.split("_", 2)[2] not in listed
+
+    report = {"status": "in_progress", "percent": 10, "summary": "已部署。", "period": "2023-H1"}
+    with client_on(cli.url) as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        response = client.post("/api/v1/plans/x/tasks/2.3.3/progress", json=report, headers=headers)
+        assert response.status_code == 201, response.text
+
+        code, out, err = cli("keys", "revoke", prefix)
+        assert code == 0, err
+        assert prefix in out
+        code, listed, _ = cli("keys", "list")
+        assert re.search(rf"^{prefix}\t县司法局\t.*\trevoked \d{{4}}-\d{{2}}-\d{{2}}$", listed, re.MULTILINE), listed
+
+        # Effective at once, on the running app.
+        response = client.post("/api/v1/plans/x/tasks/2.3.3/progress", json=report, headers=headers)
+        assert response.status_code == 401, response.text
+        assert "吊销" in response.json()["detail"]
+    events = [t for (t,) in cli.query("SELECT type FROM change_event ORDER BY seq")]
+    assert events.count("key.created") == 1 and events.count("key.revoked") == 1
+
+
+def test_admin_key_needs_a_name(cli: Cli) -> None:
+    code, _, err = cli("keys", "create", "--admin")
+    assert code == 1 and "--name" in err
+    code, out, err = cli("keys", "create", "--admin", "--name", "依法治县办")
+    assert code == 0, err
+    assert KEY_RE.match(out.strip().splitlines()[-1])
+    assert cli.query("SELECT is_admin, unit_id FROM api_key") == [(1, None)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param([], "--unit", id="neither-unit-nor-admin"),
+        pytest.param(["--unit", "司法局", "--admin", "--name", "x"], "--unit", id="both"),
+        pytest.param(["--unit", "不存在局"], "未知单位“不存在局”", id="unknown-unit"),
+    ],
+)
+def test_keys_create_refusals(cli: Cli, args: list[str], message: str) -> None:
+    code, out, err = cli("keys", "create", *args)
+    assert code == 1
+    assert message in err, err
+    assert "pa_" not in out
+    assert not cli.db_path.exists() or cli.count("api_key") == 0
+
+
+def test_revoking_an_unknown_prefix_fails(cli: Cli) -> None:
+    assert cli("migrate")[0] == 0
+    code, _, err = cli("keys", "revoke", "deadbeef")
+    assert code == 1 and "deadbeef" in err

@@ -54,8 +54,7 @@ def _remote(request: Request) -> str | None:
 
 
 def _current_etag(session: Session, task: Task) -> str:
-    """The ETag `GET …/tasks/{code}` answers with now, read under the task's row lock."""
-    session.refresh(task, with_for_update=True)
+    """The ETag `GET …/tasks/{code}` answers with now (the caller holds the task's row lock)."""
     view = task_service.hydrate(session=session, tasks=[task], as_of=date.today())[0]
     return etag_of(task_detail_bytes(view))
 
@@ -72,7 +71,7 @@ def _submit_one(
     if_match: str | None = None,
 ) -> tuple[ProgressOut, bool]:
     """Returns the report and whether it is a replay. Flushes only."""
-    task = task_service.find_task(session=session, plan=plan, code=code)
+    task = task_service.find_task(session=session, plan=plan, code=code, for_update=True)
     claimed = None
     if key is not None:
         # Replay before If-Match: a retry of a report that went through must not fail as "stale".

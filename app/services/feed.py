@@ -21,24 +21,20 @@ def _number_pending_events(session: Session) -> None:
     """Give this transaction's events their feed numbers as the very last step before commit.
 
     The counter row stays locked only from here to the commit, and every writer takes it last, so
-    it can take part in no deadlock, and numbers are handed out in commit order."""
-    if not session.info.pop(PENDING, False):
-        return
-    session.flush()
-    pending = list(
-        session.exec(select(ChangeEvent).where(col(ChangeEvent.seq).is_(None)).order_by(col(ChangeEvent.id)))
-    )
+    it can take part in no deadlock, and numbers are handed out in commit order. Events whose
+    savepoint was rolled back have left the session and get no number."""
+    pending = [change for change in session.info.pop(PENDING, []) if change in session]
     if not pending:
-        return  # their savepoint was rolled back
-    last: int = session.execute(
-        update(FeedCounter)
-        .where(col(FeedCounter.id) == 1)
-        .values(seq=col(FeedCounter.seq) + len(pending))
-        .returning(col(FeedCounter.seq))
-    ).scalar_one()
-    for offset, change in enumerate(pending, start=last - len(pending) + 1):
-        change.seq = offset
-    session.flush()
+        return
+    with session.no_autoflush:  # the commit's flush then inserts the events with their numbers
+        last: int = session.execute(
+            update(FeedCounter)
+            .where(col(FeedCounter.id) == 1)
+            .values(seq=col(FeedCounter.seq) + len(pending))
+            .returning(col(FeedCounter.seq))
+        ).scalar_one()
+    for number, change in enumerate(pending, start=last - len(pending) + 1):
+        change.seq = number  # written by the commit's own flush
 
 
 def record_event(
@@ -66,8 +62,7 @@ def record_event(
         data=json.dumps(data, ensure_ascii=False, default=str),
     )
     session.add(change)
-    session.flush()
-    session.info[PENDING] = True
+    session.info.setdefault(PENDING, []).append(change)
     return change
 
 

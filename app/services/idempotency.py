@@ -71,4 +71,3 @@ def complete(*, session: Session, claimed: Claim, status_code: int, response: st
     claimed.record.status_code = status_code
     claimed.record.response = response
     session.add(claimed.record)
-    session.flush()

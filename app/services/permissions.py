@@ -32,6 +32,7 @@ class Permission:
     kind: ReportKind
     via_unit_id: int | None  # the linked unit the grant came through (the unit itself or a group)
     role: Role | None
+    owner_slots: tuple[int, ...] = ()  # the task's lead/responsible units, for deriving its status
 
 
 def permission(
@@ -39,7 +40,7 @@ def permission(
 ) -> Permission | None:
     """The rule itself, on plain data. `links` are the task's (unit id, role) pairs."""
     if is_admin:
-        return Permission(kind=ReportKind.correction, via_unit_id=None, role=None)
+        return Permission(kind=ReportKind.correction, via_unit_id=None, role=None, owner_slots=_owners(links))
     if unit_id is None:
         return None
     scope = {unit_id} | groups
@@ -52,7 +53,11 @@ def permission(
         return None
     via, role = ranked[0]
     kind = ReportKind.status if role in OWNER_ROLES else ReportKind.contribution
-    return Permission(kind=kind, via_unit_id=via, role=role)
+    return Permission(kind=kind, via_unit_id=via, role=role, owner_slots=_owners(links))
+
+
+def _owners(links: list[tuple[int, Role]]) -> tuple[int, ...]:
+    return tuple(sorted({u for u, r in links if r in OWNER_ROLES}))
 
 
 def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
@@ -67,13 +72,13 @@ def check_permission(*, session: Session, task: Task, principal: Principal) -> P
         set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit_id))) if unit_id else set()
     )
     granted = permission(links=links, unit_id=unit_id, groups=groups, is_admin=principal.is_admin)
-    if granted is None:
-        linked = "、".join(
-            session.exec(select(Unit.name).where(col(Unit.id).in_([u for u, _ in links])).order_by(col(Unit.id))).all()
-        )
-        raise NotLinkedToTask(
-            f"{principal.name}与任务 {task.code} 无关联(该任务的责任单位:{linked}),不能报送进展;"
-            f"如单位属于某个组(如 各乡镇),请联系依法治县办维护组成员 / "
-            f"{principal.name} is not linked to task {task.code}"
-        )
-    return granted
+    if granted is not None:
+        return granted
+    linked = "、".join(
+        session.exec(select(Unit.name).where(col(Unit.id).in_([u for u, _ in links])).order_by(col(Unit.id))).all()
+    )
+    raise NotLinkedToTask(
+        f"{principal.name}与任务 {task.code} 无关联(该任务的责任单位:{linked}),不能报送进展;"
+        f"如单位属于某个组(如 各乡镇),请联系依法治县办维护组成员 / "
+        f"{principal.name} is not linked to task {task.code}"
+    )

@@ -26,7 +26,6 @@ from app.models import (
     Plan,
     ProgressReport,
     ReportKind,
-    Responsibility,
     Task,
     TaskStatus,
     TaskUnitState,
@@ -36,7 +35,7 @@ from app.schemas.progress import ProgressCreate, ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.feed import record_event
 from app.services.keys import Principal
-from app.services.permissions import OWNER_ROLES, check_permission
+from app.services.permissions import check_permission
 
 
 class ReportRejected(ProblemError):
@@ -92,9 +91,9 @@ def submit_report(
     """Stores a report, updates the derived state and appends to the change feed. Flushes only."""
     granted = check_permission(session=session, task=task, principal=principal)
     check_period(plan, data)
-    # Reports on one task take turns (row lock on PostgreSQL; SQLite's writers are serialized anyway),
-    # so two first reports of a unit cannot both insert its state, and derivation sees every state.
-    session.refresh(task, with_for_update=True)
+    # The caller holds the task's row lock (find_task(for_update=True), or lock_tasks for a batch):
+    # reports on one task take turns, so two first reports of a unit cannot both insert its state,
+    # and derivation sees every state.
     assert task.id is not None and principal.key.id is not None
     report = ProgressReport(
         task_id=task.id,
@@ -115,13 +114,12 @@ def submit_report(
     before = (task.status, task.progress)
     if granted.kind == ReportKind.status:
         _record_unit_state(session, task, report)
-        task.status, task.progress = derive_task_state(_owner_slots(session, task), _slot_states(session, task))
+        task.status, task.progress = derive_task_state(list(granted.owner_slots), _slot_states(session, task))
         task.updated_at = report.created_at
     elif granted.kind == ReportKind.correction:
         task.status, task.progress = data.status, data.percent
         task.updated_at = report.created_at
     session.add(task)
-    session.flush()
 
     record_event(
         session=session,
@@ -188,17 +186,7 @@ def _record_unit_state(session: Session, task: Task, report: ProgressReport) -> 
             "updated_at": report.created_at,
         }
     )
-    session.add(state)
-    session.flush()
-
-
-def _owner_slots(session: Session, task: Task) -> list[int]:
-    rows = session.exec(
-        select(Responsibility.unit_id).where(
-            Responsibility.task_id == task.id, col(Responsibility.role).in_(OWNER_ROLES)
-        )
-    )
-    return sorted(set(rows))
+    session.add(state)  # flushed by the next query's autoflush
 
 
 def _slot_states(session: Session, task: Task) -> dict[int, SlotState]:

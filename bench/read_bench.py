@@ -16,8 +16,10 @@ What it does, in one process that is only the load generator (every server is a 
 3. stops it, then starts Datasette on the same database file, checks that its SQL returns the same rows
    as the API, and measures that query as JSON.
 
-Servers run one at a time. With two or more CPUs the server is pinned to CPU 0 and the load generator
-to CPU 1, so they do not compete for a core (`--no-pin` lets the scheduler place them). Each target gets
+Servers run one at a time. CPU contention matters on a small machine: a Python load generator costs
+about as much CPU per request as the server. With two or more CPUs the server is pinned to CPU 0 and
+the load generator to CPU 1, so they do not compete for a core (`--no-pin` lets the scheduler place
+them); other jobs on the machine still can, which the "other CPU" column shows. Each target gets
 `--warmup` seconds of unmeasured load, then `--duration` seconds measured, with `--concurrency`
 keep-alive connections. The table is printed and written to bench/results/read-<timestamp>.md.
 """

@@ -250,6 +250,10 @@ def test_etag_and_cached_reads_change_when_a_report_arrives(client: TestClient, 
 def test_gzip_for_large_responses(client: TestClient) -> None:
     response = client.get(TASKS, params={"limit": 100}, headers={"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
+    assert response.headers["vary"] == "Accept, Accept-Encoding"
+    plain = client.get(TASKS, params={"limit": 100}, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.headers["vary"] == "Accept, Accept-Encoding"
+    assert plain.json() == response.json()
     assert len(response.json()["items"]) == 76
 
 

@@ -59,7 +59,9 @@ def send(request: Request, rendered: Rendered) -> Response:
     compress = len(rendered.body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", "")
     # The gzip representation is another entity, so it gets its own (related) ETag.
     etag = rendered.etag[:-1] + '-gzip"' if compress else rendered.etag
-    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": "Accept, Accept-Encoding"}
+    # GZipMiddleware adds "Accept-Encoding" to Vary on the identity responses it inspects itself.
+    vary = "Accept, Accept-Encoding" if compress else "Accept"
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": vary}
     if etag_matches(request.headers.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
     headers.update(dict(rendered.headers))

@@ -13,7 +13,7 @@ from app.api.deps import require_reader
 from app.api.openapi import ERROR_RESPONSES, install_openapi
 from app.api.params import reject_unknown_query_params
 from app.api.read_cache import ResponseCache
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
 from app.routers import admin, changes, health, plans, progress, tasks, units
 
@@ -40,8 +40,8 @@ TAGS = [
 ]
 
 
-def create_app() -> FastAPI:
-    settings = get_settings()
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
     app = FastAPIOffline(
         title="西吉县实施方案数据服务 Plan API",
         version=__version__,

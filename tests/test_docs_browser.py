@@ -21,24 +21,21 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.factories import LiveServer, start_server
+
 BROWSER_REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-SERVER_START_TIMEOUT = 120.0  # migrate + seed + uvicorn start, on a busy 2-core machine
 BROWSER_TIMEOUT = 180.0  # wall clock for one Chromium run
 VIRTUAL_TIME_BUDGET_MS = 30_000  # virtual time only advances when the page is idle; network waits pause it
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 URL_RE = re.compile(r"""https?://[^\s"'<>()]+""", re.IGNORECASE)
-STARTED_RE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
 def _chromium() -> str:
@@ -56,74 +53,20 @@ def chromium() -> str:
     return _chromium()
 
 
-@dataclass
-class Server:
-    base_url: str
-    log_path: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`plan-api serve` on a fresh SQLite database and a kernel-chosen port (no port race)."""
     workdir = tmp_path_factory.mktemp("docs-server")
-    plan_api = Path(sys.executable).with_name("plan-api")
-    if not plan_api.exists():
-        pytest.fail(f"{plan_api} not found: install the project into this venv (pip install -e '.[test]')")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}",
-        "LOG_LEVEL": "INFO",  # the "Uvicorn running on" line carries the port
-        "PYTHONUNBUFFERED": "1",
-    }
-    log_path = workdir / "server.log"
-    with log_path.open("wb") as log:
-        # --port 0: the kernel picks a free port and uvicorn logs it, so we talk to our own server,
-        # never to another process that happened to grab a pre-chosen port.
-        proc = subprocess.Popen(
-            [str(plan_api), "serve", "--host", "127.0.0.1", "--port", "0"],
-            cwd=workdir,  # keep a developer's .env out of the test
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(base_url="", log_path=log_path)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while not srv.base_url:
-            if proc.poll() is not None:
-                pytest.fail(f"plan-api serve exited with {proc.returncode} before listening:\n{srv.log_tail()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"plan-api serve did not start within {SERVER_START_TIMEOUT:.0f}s:\n{srv.log_tail()}")
-            match = STARTED_RE.search(log_path.read_text(errors="replace"))
-            if match:
-                srv.base_url = f"http://127.0.0.1:{match.group(1)}"
-            else:
-                time.sleep(0.2)
-        with httpx.Client(base_url=srv.base_url, trust_env=False, timeout=10) as client:
-            while True:
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"GET /healthz never answered 200:\n{srv.log_tail()}")
-                time.sleep(0.2)
-        yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=20)
+        live = start_server(f"sqlite:///{workdir / 'db.sqlite3'}", workdir)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield live
+    live.stop()
 
 
 @pytest.fixture(scope="module")
-def openapi(server: Server) -> dict:
+def openapi(server: LiveServer) -> dict:
     with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as client:
         response = client.get("/openapi.json")
     response.raise_for_status()
@@ -185,7 +128,7 @@ def _external_urls(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-def test_docs_html_references_no_outside_url(server: Server, page: str) -> None:
+def test_docs_html_references_no_outside_url(server: LiveServer, page: str) -> None:
     """The HTML shells load scripts, styles, fonts and icons from the service only, and those exist."""
     with httpx.Client(base_url=server.base_url, trust_env=False, timeout=30) as client:
         response = client.get(page)
@@ -198,7 +141,7 @@ def test_docs_html_references_no_outside_url(server: Server, page: str) -> None:
 
 
 @pytest.mark.browser
-def test_swagger_ui_renders_offline(chromium: str, server: Server, openapi: dict, tmp_path: Path) -> None:
+def test_swagger_ui_renders_offline(chromium: str, server: LiveServer, openapi: dict, tmp_path: Path) -> None:
     dom = _dump_dom(chromium, tmp_path, f"{server.base_url}/docs")
     rendered_paths = set(re.findall(r'class="opblock-summary-path"[^>]*data-path="([^"]+)"', dom))
     api_paths = {p for p in rendered_paths if p.startswith("/api/v1/")}
@@ -222,7 +165,7 @@ def test_swagger_ui_renders_offline(chromium: str, server: Server, openapi: dict
 
 
 @pytest.mark.browser
-def test_redoc_renders_offline(chromium: str, server: Server, openapi: dict, tmp_path: Path) -> None:
+def test_redoc_renders_offline(chromium: str, server: LiveServer, openapi: dict, tmp_path: Path) -> None:
     dom = _dump_dom(chromium, tmp_path, f"{server.base_url}/redoc")
     operations = _operations(openapi)
     assert len(operations) >= 3
@@ -252,7 +195,7 @@ SWAGGER_PAGE = """<!DOCTYPE html>
     ],
 )
 def test_harness_tells_offline_from_cdn(
-    chromium: str, server: Server, openapi: dict, tmp_path: Path, assets: str, renders: bool
+    chromium: str, server: LiveServer, openapi: dict, tmp_path: Path, assets: str, renders: bool
 ) -> None:
     """Control: the same page renders on the service's bundle and stays empty on a CDN's.
 

@@ -42,3 +42,29 @@ def test_reads_can_require_a_key(db: Session) -> None:
     key = make_key(db, unit="司法局")
     assert client.get("/api/v1/plans", headers={"Authorization": key}).status_code == 200
     assert client.get("/healthz").status_code == 200  # probes stay open
+
+
+def test_cors_is_off_by_default_and_configurable(db: Session) -> None:
+    from app.db import get_session
+
+    origin = "http://dubanxitong.xiji.gov.cn"
+    closed = create_app()
+    closed.dependency_overrides[get_session] = lambda: db
+    assert (
+        "access-control-allow-origin" not in TestClient(closed).get("/api/v1/plans", headers={"Origin": origin}).headers
+    )
+    opened = create_app(Settings(cors_origins=[origin]))
+    opened.dependency_overrides[get_session] = lambda: db
+    client = TestClient(opened)
+    response = client.get("/api/v1/plans", headers={"Origin": origin})
+    assert response.headers["access-control-allow-origin"] == origin
+    assert "ETag" in response.headers["access-control-expose-headers"]
+    preflight = client.options(
+        "/api/v1/plans/xiji-fzsh-2021-2025/progress:batch",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization",
+        },
+    )
+    assert preflight.status_code == 200

@@ -63,7 +63,7 @@ def _submit_one(
     *,
     session: Session,
     plan: Plan,
-    code: TaskCode,
+    code: str,
     principal: Principal,
     data: ProgressCreate,
     key: str | None,

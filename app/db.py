@@ -8,13 +8,14 @@ own transaction handling otherwise commits behind SQLAlchemy's back).
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 from starlette.concurrency import run_in_threadpool
@@ -89,3 +90,8 @@ def lock_for_startup(connection: Connection) -> None:
     SQLite needs nothing: the database file lock already serializes its writers."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": STARTUP_LOCK_ID})
+
+
+def dialect_insert(session: Session) -> Callable[..., Any]:
+    """`INSERT … ON CONFLICT` in the session's dialect (SQLite ≥ 3.35 and PostgreSQL both have it)."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert

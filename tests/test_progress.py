@@ -441,3 +441,40 @@ def test_task_still_reads_after_a_reporting_unit_loses_its_link(
     assert task.status_code == 200
     assert [s["via"]["name"] for s in task.json()["unit_states"]] == ["县工商联"]
     assert "县工商联" not in [r["unit"]["name"] for r in task.json()["responsibilities"]]
+
+
+def test_a_key_repeated_inside_one_batch_is_a_retry(client: TestClient, db: Session) -> None:
+    key = make_key(db, unit="司法局")
+    same = {"task": "2.3.3", **REPORT, "idempotency_key": "k-1"}
+    changed = {**same, "percent": 70}
+    body = client.post(BATCH, json={"items": [same, same, changed]}, headers={"Authorization": key}).json()
+    assert [r["outcome"] for r in body["results"]] == ["created", "replayed", "error"]
+    assert body["results"][1]["report"] == body["results"][0]["report"]
+    assert body["results"][2]["problem"]["code"] == "idempotency-key-reused"
+    assert reports(db) == 1
+
+
+def test_a_refused_report_does_not_use_up_its_key(client: TestClient, db: Session) -> None:
+    key = make_key(db, unit="司法局")
+    refused = post(client, "2.3.3", key, {**REPORT, "period": "2019"}, **{"Idempotency-Key": "fix-me"})
+    assert refused.status_code == 422
+    assert post(client, "2.3.3", key, **{"Idempotency-Key": "fix-me"}).status_code == 201
+    assert reports(db) == 1
+
+
+def test_batch_derives_each_task_once_from_all_its_reports(client: TestClient, db: Session) -> None:
+    # 2.2.2 is led by 法院、县委政法委、司法局; one batch from 司法局 moves it twice, an admin then corrects.
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    items = [{"task": "2.2.2", **REPORT, "percent": 30}, {"task": "2.2.2", **REPORT, "percent": 90}]
+    assert client.post(BATCH, json={"items": items}, headers={"Authorization": key}).json()["created"] == 2
+    task = client.get(f"{TASKS}/2.2.2").json()
+    assert (task["status"], task["progress"]) == ("in_progress", 30)  # (0 + 0 + 90) / 3
+    changes = client.get("/api/v1/changes", params={"since": 0, "limit": 1000}).json()["items"]
+    assert [c["type"] for c in changes if c["task"] == "2.2.2"] == [
+        "report.created",
+        "report.created",
+        "task.status_changed",
+    ]
+    fix = [{"task": "2.2.2", **REPORT, "status": "completed", "percent": 100}]
+    assert client.post(BATCH, json={"items": fix}, headers={"Authorization": admin}).json()["created"] == 1
+    assert client.get(f"{TASKS}/2.2.2").json()["status"] == "completed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -16,15 +17,14 @@ from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.errors import FieldError, InvalidParameter, NotFound, Problem, ProblemError, field_errors, problem_body
-from app.models import Plan, ProgressReport, ReportKind, Task, Unit
+from app.models import ProgressReport, ReportKind, Task
 from app.schemas.common import Page
 from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
-from app.services import idempotency
 from app.services import plans as plan_service
 from app.services import progress as progress_service
+from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
-from app.services.keys import Principal
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress 进展"])
 
@@ -53,47 +53,17 @@ def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _current_etag(session: Session, task: Task) -> str:
-    """The ETag `GET …/tasks/{code}` answers with now (the caller holds the task's row lock)."""
-    view = task_service.hydrate(session=session, tasks=[task], as_of=date.today())[0]
-    return etag_of(task_detail_bytes(view))
+def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
+    """The precondition of a correction: the task is still as the caller last read it."""
 
+    def check(task: Task) -> None:
+        view = task_service.hydrate(session=session, tasks=[task], as_of=date.today())[0]
+        if not etag_matches(if_match, etag_of(task_detail_bytes(view))):
+            raise StaleETag(
+                f"任务 {task.code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
+            )
 
-def _submit_one(
-    *,
-    session: Session,
-    plan: Plan,
-    code: str,
-    principal: Principal,
-    data: ProgressCreate,
-    key: str | None,
-    remote: str | None,
-    if_match: str | None = None,
-) -> tuple[ProgressOut, bool]:
-    """Returns the report and whether it is a replay. Flushes only."""
-    task = task_service.find_task(session=session, plan=plan, code=code, for_update=True)
-    claimed = None
-    if key is not None:
-        # Replay before If-Match: a retry of a report that went through must not fail as "stale".
-        request_hash = idempotency.fingerprint(f"{plan.slug}/{code}", data.model_dump(mode="json"))
-        assert principal.key.id is not None
-        claimed = idempotency.claim(session=session, api_key_id=principal.key.id, key=key, request_hash=request_hash)
-        if claimed.replay:
-            return ProgressOut.model_validate_json(claimed.record.response), True
-    if if_match is not None and not etag_matches(if_match, _current_etag(session, task)):
-        raise StaleETag(
-            f"任务 {code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
-        )
-    report = progress_service.submit_report(
-        session=session, plan=plan, task=task, principal=principal, data=data, remote_addr=remote
-    )
-    via = session.get(Unit, report.via_unit_id) if report.via_unit_id is not None else None
-    out = progress_service.report_out(
-        report, plan_slug=plan.slug, task_code=task.code, unit=principal.unit, via=via, key=principal.key
-    )
-    if claimed is not None:
-        idempotency.complete(session=session, claimed=claimed, status_code=201, response=out.model_dump_json())
-    return out, False
+    return check
 
 
 @router.post(
@@ -119,22 +89,46 @@ def submit_progress(
     Lead/responsible units' reports set the task's status; cooperating units' are contributions; admin keys correct.
     """
     row = plan_service.get_plan(session=session, slug=plan)
-    out, replayed = _submit_one(
+    [outcome] = submission.submit(
         session=session,
         plan=row,
-        code=code,
         principal=principal,
-        data=data,
-        key=idempotency_key,
-        remote=_remote(request),
-        if_match=if_match,
+        submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
+        remote_addr=_remote(request),
+        precondition=_if_match(session, if_match) if if_match is not None else None,
     )
+    if outcome.problem is not None:
+        raise outcome.problem
+    assert outcome.report is not None
     session.commit()
-    headers = {"Location": f"/api/v1/progress/{out.id}"}
-    if replayed:
+    headers = {"Location": f"/api/v1/progress/{outcome.report.id}"}
+    if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
     # A replay answers exactly as the original did (201), flagged so a script can tell.
-    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=headers)
+    return JSONResponse(outcome.report.model_dump(mode="json"), status_code=201, headers=headers)
+
+
+def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:
+    """One batch item as a submission, or the problem with its field paths (`body.items.3.percent`)."""
+    code, key = raw.get("task"), raw.get("idempotency_key")
+    if not isinstance(code, str) or not code:
+        raise ProblemError(
+            "缺少 task(任务编号) / missing task code",
+            errors=[FieldError(field=f"body.items.{index}.task", message="缺少必填项", type="missing")],
+        )
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+        raise ProblemError(
+            "idempotency_key 应为 1–200 字符的字符串",
+            errors=[FieldError(field=f"body.items.{index}.idempotency_key", message="格式不正确", type="value_error")],
+        )
+    try:
+        data = ProgressCreate.model_validate({k: v for k, v in raw.items() if k not in ("task", "idempotency_key")})
+    except ValidationError as exc:
+        raise progress_service.ReportRejected(
+            f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
+            errors=field_errors(exc.errors(), ("body", "items", index)),
+        ) from None
+    return submission.Submission(index=index, code=code, data=data, idempotency_key=key)
 
 
 @router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchOut}})
@@ -151,66 +145,42 @@ def submit_batch(
     每条可带 `idempotency_key`,重试整批时已成功的条目会重放而非重复。`atomic=true` 时任一条失败则整批不写入(返回 422)。
     """
     row = plan_service.get_plan(session=session, slug=plan)
-    codes = {raw["task"] for raw in body.items if isinstance(raw.get("task"), str)}
-    progress_service.lock_tasks(session=session, plan=row, codes=codes)
-    results: list[BatchResult] = []
+    results: dict[int, BatchResult] = {}
+    valid: list[submission.Submission] = []
     for index, raw in enumerate(body.items):
-        code = raw.get("task") if isinstance(raw.get("task"), str) else None
         try:
-            key = raw.get("idempotency_key")
-            fields = {k: v for k, v in raw.items() if k not in ("task", "idempotency_key")}
-            if code is None:
-                raise ProblemError(
-                    "缺少 task(任务编号) / missing task code",
-                    errors=[FieldError(field=f"body.items.{index}.task", message="缺少必填项", type="missing")],
-                )
-            if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
-                raise ProblemError(
-                    "idempotency_key 应为 1–200 字符的字符串",
-                    errors=[
-                        FieldError(
-                            field=f"body.items.{index}.idempotency_key", message="格式不正确", type="value_error"
-                        )
-                    ],
-                )
-            try:
-                data = ProgressCreate.model_validate(fields)
-            except ValidationError as exc:
-                raise progress_service.ReportRejected(
-                    f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
-                    errors=field_errors(exc.errors(), ("body", "items", index)),
-                ) from None
-            with session.begin_nested():  # one item's failure leaves the others intact
-                out, replayed = _submit_one(
-                    session=session,
-                    plan=row,
-                    code=code,
-                    principal=principal,
-                    data=data,
-                    key=key,
-                    remote=_remote(request),
-                )
-            results.append(
-                BatchResult(index=index, task=code, outcome="replayed" if replayed else "created", report=out)
-            )
+            valid.append(_parse_item(index, raw))
         except ProblemError as exc:
-            results.append(BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc)))
+            code = raw.get("task") if isinstance(raw.get("task"), str) else None
+            results[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
+    for outcome in submission.submit(
+        session=session, plan=row, principal=principal, submissions=valid, remote_addr=_remote(request)
+    ):
+        if outcome.problem is not None:
+            result = BatchResult(
+                index=outcome.index, task=outcome.code, outcome="error", problem=problem_body(outcome.problem)
+            )
+        else:
+            kind = "replayed" if outcome.replayed else "created"
+            result = BatchResult(index=outcome.index, task=outcome.code, outcome=kind, report=outcome.report)
+        results[outcome.index] = result
+    ordered = [results[i] for i in sorted(results)]
 
-    failed = sum(r.outcome == "error" for r in results)
+    failed = sum(r.outcome == "error" for r in ordered)
     if atomic and failed:
         session.rollback()
-        for r in results:
+        for r in ordered:
             if r.outcome != "error":
                 r.outcome, r.report = "rolled_back", None
-        out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=results)
+        out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=ordered)
         return JSONResponse(out_body.model_dump(mode="json"), status_code=422)
     session.commit()
     out_body = BatchOut(
         atomic=atomic,
-        created=sum(r.outcome == "created" for r in results),
-        replayed=sum(r.outcome == "replayed" for r in results),
+        created=sum(r.outcome == "created" for r in ordered),
+        replayed=sum(r.outcome == "replayed" for r in ordered),
         failed=failed,
-        results=results,
+        results=ordered,
     )
     return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
 

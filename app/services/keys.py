@@ -85,10 +85,14 @@ def authenticate(*, session: Session, authorization: str | None) -> Principal:
     if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         raise Unauthenticated("Authorization 头格式应为 Bearer pa_xxxxxxxx_… / malformed Authorization header")
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
-    key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
-    if key is None or not hmac.compare_digest(key.secret_hash, _hash(token)):
+    found = session.exec(
+        select(ApiKey, Unit)
+        .join(Unit, col(Unit.id) == col(ApiKey.unit_id), isouter=True)
+        .where(ApiKey.prefix == prefix)
+    ).first()
+    if found is None or not hmac.compare_digest(found[0].secret_hash, _hash(token)):
         raise Unauthenticated("API 密钥无效 / invalid API key")
+    key, unit = found
     if key.revoked_at is not None:
         raise Unauthenticated(f"API 密钥 {prefix} 已于 {key.revoked_at:%Y-%m-%d} 吊销 / key revoked")
-    unit = session.get(Unit, key.unit_id) if key.unit_id is not None else None
     return Principal(key=key, unit=unit)

@@ -60,25 +60,55 @@ def _owners(links: list[tuple[int, Role]]) -> tuple[int, ...]:
     return tuple(sorted({u for u, r in links if r in OWNER_ROLES}))
 
 
-def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
-    links = [
-        (u, Role(r))
-        for u, r in session.exec(
-            select(Responsibility.unit_id, Responsibility.role).where(Responsibility.task_id == task.id)
+@dataclass
+class PermissionFacts:
+    """What the rule needs, loaded once for a set of tasks: their links and the caller's groups."""
+
+    session: Session
+    principal: Principal
+    links: dict[int, list[tuple[int, Role]]]  # task id → (unit id, role)
+    groups: set[int]
+
+    def decide(self, task: Task) -> Permission:
+        unit = self.principal.unit
+        granted = permission(
+            links=self.links.get(task.id or 0, []),
+            unit_id=unit.id if unit is not None else None,
+            groups=self.groups,
+            is_admin=self.principal.is_admin,
         )
-    ]
+        if granted is None:
+            raise self._refusal(task)
+        return granted
+
+    def _refusal(self, task: Task) -> NotLinkedToTask:
+        unit_ids = [u for u, _ in self.links.get(task.id or 0, [])]
+        linked = "、".join(
+            self.session.exec(select(Unit.name).where(col(Unit.id).in_(unit_ids)).order_by(col(Unit.id)))
+        )
+        name = self.principal.name
+        return NotLinkedToTask(
+            f"{name}与任务 {task.code} 无关联(该任务的责任单位:{linked}),不能报送进展;"
+            f"如单位属于某个组(如 各乡镇),请联系依法治县办维护组成员 / {name} is not linked to task {task.code}"
+        )
+
+
+def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> PermissionFacts:
+    links: dict[int, list[tuple[int, Role]]] = {}
+    rows = session.exec(
+        select(Responsibility.task_id, Responsibility.unit_id, Responsibility.role).where(
+            col(Responsibility.task_id).in_([t.id for t in tasks])
+        )
+    )
+    for task_id, linked_id, role in rows:
+        links.setdefault(task_id, []).append((linked_id, Role(role)))
     unit_id = principal.unit.id if principal.unit is not None else None
     groups = (
         set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit_id))) if unit_id else set()
     )
-    granted = permission(links=links, unit_id=unit_id, groups=groups, is_admin=principal.is_admin)
-    if granted is not None:
-        return granted
-    linked = "、".join(
-        session.exec(select(Unit.name).where(col(Unit.id).in_([u for u, _ in links])).order_by(col(Unit.id))).all()
-    )
-    raise NotLinkedToTask(
-        f"{principal.name}与任务 {task.code} 无关联(该任务的责任单位:{linked}),不能报送进展;"
-        f"如单位属于某个组(如 各乡镇),请联系依法治县办维护组成员 / "
-        f"{principal.name} is not linked to task {task.code}"
-    )
+    return PermissionFacts(session=session, principal=principal, links=links, groups=groups)
+
+
+def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
+    """The rule for one task: its grant, or NotLinkedToTask (403) saying why."""
+    return load_facts(session=session, tasks=[task], principal=principal).decide(task)

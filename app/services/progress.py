@@ -33,9 +33,6 @@ from app.models import (
 )
 from app.schemas.progress import ProgressCreate, ProgressOut
 from app.schemas.unit import UnitRef
-from app.services.feed import record_event
-from app.services.keys import Principal
-from app.services.permissions import check_permission
 
 
 class ReportRejected(ProblemError):
@@ -85,121 +82,18 @@ def check_period(plan: Plan, data: ProgressCreate) -> None:
         )
 
 
-def submit_report(
-    *, session: Session, plan: Plan, task: Task, principal: Principal, data: ProgressCreate, remote_addr: str | None
-) -> ProgressReport:
-    """Stores a report, updates the derived state and appends to the change feed. Flushes only."""
-    granted = check_permission(session=session, task=task, principal=principal)
-    check_period(plan, data)
-    # The caller holds the task's row lock (find_task(for_update=True), or lock_tasks for a batch):
-    # reports on one task take turns, so two first reports of a unit cannot both insert its state,
-    # and derivation sees every state.
-    assert task.id is not None and principal.key.id is not None
-    report = ProgressReport(
-        task_id=task.id,
-        unit_id=principal.unit.id if principal.unit is not None else None,
-        via_unit_id=granted.via_unit_id,
-        api_key_id=principal.key.id,
-        kind=granted.kind,
-        status=data.status,
-        percent=data.percent,
-        summary=data.summary,
-        period=data.period,
-        evidence=json.dumps(data.evidence, ensure_ascii=False),
-    )
-    session.add(report)
-    session.flush()
-    assert report.id is not None
-
-    before = (task.status, task.progress)
-    if granted.kind == ReportKind.status:
-        _record_unit_state(session, task, report)
-        task.status, task.progress = derive_task_state(list(granted.owner_slots), _slot_states(session, task))
-        task.updated_at = report.created_at
-    elif granted.kind == ReportKind.correction:
-        task.status, task.progress = data.status, data.percent
-        task.updated_at = report.created_at
-    session.add(task)
-
-    record_event(
-        session=session,
-        principal=principal,
-        remote_addr=remote_addr,
-        plan_id=plan.id,
-        type="report.created",
-        task_id=task.id,
-        unit_id=report.unit_id,
-        report_id=report.id,
-        data={
-            "task": task.code,
-            "kind": report.kind,
-            "status": report.status,
-            "percent": report.percent,
-            "period": report.period,
-        },
-    )
-    if (task.status, task.progress) != before:
-        record_event(
-            session=session,
-            principal=principal,
-            remote_addr=remote_addr,
-            plan_id=plan.id,
-            type="task.status_changed",
-            task_id=task.id,
-            report_id=report.id,
-            data={"task": task.code, "from": before[0], "to": task.status, "progress": task.progress},
-        )
-    return report
-
-
-def lock_tasks(*, session: Session, plan: Plan, codes: set[str]) -> None:
-    """A batch locks all its tasks up front, in id order, so two batches cannot deadlock each other
-    by taking the same tasks in different orders (no-op on SQLite, whose writers are serialized)."""
-    if codes:
-        session.exec(
-            select(Task.id)
-            .where(Task.plan_id == plan.id, col(Task.code).in_(codes))
-            .order_by(col(Task.id))
-            .with_for_update()
-        ).all()
-
-
-def _record_unit_state(session: Session, task: Task, report: ProgressReport) -> None:
-    assert task.id is not None and report.unit_id is not None and report.via_unit_id is not None
-    assert report.id is not None
-    state = session.get(TaskUnitState, (task.id, report.unit_id))
-    if state is None:
-        state = TaskUnitState(
-            task_id=task.id,
-            unit_id=report.unit_id,
-            via_unit_id=report.via_unit_id,
-            status=report.status,
-            percent=report.percent,
-            report_id=report.id,
-        )
-    state.sqlmodel_update(
-        {
-            "via_unit_id": report.via_unit_id,
-            "status": report.status,
-            "percent": report.percent,
-            "report_id": report.id,
-            "updated_at": report.created_at,
-        }
-    )
-    session.add(state)  # flushed by the next query's autoflush
-
-
-def _slot_states(session: Session, task: Task) -> dict[int, SlotState]:
-    latest: dict[int, SlotState] = {}
+def slot_states(session: Session, task_ids: list[int]) -> dict[int, dict[int, SlotState]]:
+    """Per task, each owner slot's latest state (the newest report through that slot wins)."""
+    latest: dict[int, dict[int, SlotState]] = {}
     # Plain columns, not entities: states loaded earlier in this session would come back from the
     # identity map as they were then, hiding a report another writer committed meanwhile.
     rows = session.exec(
-        select(TaskUnitState.via_unit_id, TaskUnitState.status, TaskUnitState.percent)
-        .where(TaskUnitState.task_id == task.id)
+        select(TaskUnitState.task_id, TaskUnitState.via_unit_id, TaskUnitState.status, TaskUnitState.percent)
+        .where(col(TaskUnitState.task_id).in_(task_ids))
         .order_by(col(TaskUnitState.report_id))
     )
-    for via_unit_id, status, percent in rows:  # ordered by report, so the newest report per slot wins
-        latest[via_unit_id] = SlotState(TaskStatus(status), percent)
+    for task_id, via_unit_id, status, percent in rows:
+        latest.setdefault(task_id, {})[via_unit_id] = SlotState(TaskStatus(status), percent)
     return latest
 
 

@@ -25,11 +25,20 @@ class IdempotencyKeyReused(ProblemError):
     code = "idempotency-key-reused"
     title = "Idempotency Key Reused"
 
+    @classmethod
+    def for_key(cls, key: str) -> IdempotencyKeyReused:
+        return cls(
+            f"Idempotency-Key“{key}”已用于另一内容不同的请求;重试请保持请求体不变,新报告请换新键 / "
+            "the key was used with a different request"
+        )
+
 
 @dataclass
 class Claim:
+    key: str
     record_id: int
-    replay_response: str | None  # set: answer with this (a replay); None: do the work, then `complete`
+    replay_response: str | None  # set: answer with this (a replay); None: do the work, then `complete` it
+    reused: bool = False  # the key was used before with another request: refuse
 
 
 def fingerprint(scope: str, body: Any) -> str:
@@ -37,43 +46,52 @@ def fingerprint(scope: str, body: Any) -> str:
     return hashlib.sha256(f"{scope}\n{canonical}".encode()).hexdigest()
 
 
-def claim(*, session: Session, api_key_id: int, key: str, request_hash: str) -> Claim:
-    # One statement: on PostgreSQL a concurrent twin makes it wait for the twin's commit, then do
-    # nothing, and we replay what the twin answered.
-    claimed = session.exec(
+def claim(*, session: Session, api_key_id: int, requests: dict[str, str]) -> dict[str, Claim]:
+    """Claims each key (key → request hash) in one statement: a key seen before comes back with the
+    answer first given to it. On PostgreSQL, a concurrent twin makes the INSERT wait for the twin's
+    commit and then skip the key, so the twin's answer is replayed instead of written twice."""
+    if not requests:
+        return {}
+    now = utcnow()
+    rows = [
+        {"api_key_id": api_key_id, "key": key, "request_hash": h, "status_code": 0, "response": "", "created_at": now}
+        for key, h in requests.items()
+    ]
+    inserted = session.exec(
         dialect_insert(session)(IdempotencyRecord)
-        .values(
-            api_key_id=api_key_id, key=key, request_hash=request_hash, status_code=0, response="", created_at=utcnow()
-        )
+        .values(rows)
         .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
-        .returning(col(IdempotencyRecord.id))
-    ).first()
-    if claimed is not None:
-        return Claim(record_id=claimed[0], replay_response=None)
-    existing = session.exec(
-        select(IdempotencyRecord).where(IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key)
-    ).one()
-    check_same(key, existing.request_hash, request_hash)
-    assert existing.id is not None
-    return Claim(record_id=existing.id, replay_response=existing.response)
-
-
-def check_same(key: str, first_hash: str, request_hash: str) -> None:
-    if first_hash != request_hash:
-        raise IdempotencyKeyReused(
-            f"Idempotency-Key“{key}”已用于另一内容不同的请求;重试请保持请求体不变,新报告请换新键 / "
-            "the key was used with a different request"
+        .returning(col(IdempotencyRecord.key), col(IdempotencyRecord.id))
+    ).all()
+    claims = {key: Claim(key=key, record_id=record_id, replay_response=None) for key, record_id in inserted}
+    earlier = [key for key in requests if key not in claims]
+    if earlier:
+        found = session.exec(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.api_key_id == api_key_id, col(IdempotencyRecord.key).in_(earlier)
+            )
         )
+        for record in found:
+            assert record.id is not None
+            claims[record.key] = Claim(
+                key=record.key,
+                record_id=record.id,
+                replay_response=record.response,
+                reused=record.request_hash != requests[record.key],
+            )
+    return claims
 
 
-def release(*, session: Session, claimed: Claim) -> None:
-    """Gives a key back when its request was refused, so a corrected retry can use it."""
-    session.exec(delete(IdempotencyRecord).where(col(IdempotencyRecord.id) == claimed.record_id))
+def release(*, session: Session, claims: list[Claim]) -> None:
+    """Gives keys back when their requests were refused, so a corrected retry can use them."""
+    if claims:
+        session.exec(delete(IdempotencyRecord).where(col(IdempotencyRecord.id).in_([c.record_id for c in claims])))
 
 
-def complete(*, session: Session, claimed: Claim, status_code: int, response: str) -> None:
-    session.exec(
-        update(IdempotencyRecord)
-        .where(col(IdempotencyRecord.id) == claimed.record_id)
-        .values(status_code=status_code, response=response)
-    )
+def complete(*, session: Session, answers: list[tuple[Claim, int, str]]) -> None:
+    """Remembers the answer (status, JSON body) given to each claimed key, in one statement."""
+    if answers:
+        session.execute(
+            update(IdempotencyRecord),
+            [{"id": c.record_id, "status_code": status, "response": body} for c, status, body in answers],
+        )

@@ -69,53 +69,62 @@ def submit(
     tasks = _lock_tasks(session, plan, {s.code for s in submissions})
     facts = load_facts(session=session, tasks=list(tasks.values()), principal=principal)
     assert principal.key.id is not None
-    first_with_key: dict[str, tuple[str, Outcome]] = {}
-    repeats: list[tuple[Outcome, Outcome]] = []
-    accepted: list[tuple[_Accepted, Outcome]] = []
 
+    # A key used twice in one batch: the second is a retry of the first, answered after the write.
+    hashes = {
+        s.index: idempotency.fingerprint(f"{plan.slug}/{s.code}", s.data.model_dump(mode="json"))
+        for s in submissions
+        if s.idempotency_key is not None
+    }
+    first: dict[str, Submission] = {}
+    repeats: dict[int, Submission] = {}
+    for s in submissions:
+        key = s.idempotency_key
+        if key is not None and key in first:
+            repeats[s.index] = first[key]
+        elif key is not None:
+            first[key] = s
+    claims = idempotency.claim(
+        session=session, api_key_id=principal.key.id, requests={k: hashes[s.index] for k, s in first.items()}
+    )
+
+    accepted: list[tuple[_Accepted, Outcome]] = []
+    refused: list[idempotency.Claim] = []
+    by_index = {o.index: o for o in outcomes}
     for submission, outcome in zip(submissions, outcomes, strict=True):
+        if submission.index in repeats:
+            continue
+        claim = claims.get(submission.idempotency_key) if submission.idempotency_key is not None else None
         try:
             task = tasks.get(submission.code)
             if task is None:
                 raise NotFound(f"方案 {plan.slug} 中没有编号为 {submission.code} 的任务 / no task {submission.code!r}")
-            claim = None
-            key = submission.idempotency_key
-            if key is not None:
-                request_hash = idempotency.fingerprint(
-                    f"{plan.slug}/{submission.code}", submission.data.model_dump(mode="json")
-                )
-                if key in first_with_key:  # the same key twice in one batch: the second is a retry
-                    first_hash, first = first_with_key[key]
-                    idempotency.check_same(key, first_hash, request_hash)
-                    repeats.append((outcome, first))
-                    continue
-                first_with_key[key] = (request_hash, outcome)
-                claim = idempotency.claim(
-                    session=session, api_key_id=principal.key.id, key=key, request_hash=request_hash
-                )
-                if claim.replay_response is not None:
-                    outcome.report, outcome.replayed = ProgressOut.model_validate_json(claim.replay_response), True
-                    continue
-            try:
-                if precondition is not None:
-                    precondition(task)
-                granted = facts.decide(task)
-                check_period(plan, submission.data)
-            except ProblemError:
-                if claim is not None:
-                    idempotency.release(session=session, claimed=claim)
-                raise
+            if claim is not None and claim.reused:
+                raise idempotency.IdempotencyKeyReused.for_key(claim.key)
+            if claim is not None and claim.replay_response is not None:
+                outcome.report, outcome.replayed = ProgressOut.model_validate_json(claim.replay_response), True
+                continue
+            if precondition is not None:
+                precondition(task)
+            granted = facts.decide(task)
+            check_period(plan, submission.data)
             accepted.append((_Accepted(submission, task, granted, claim), outcome))
         except ProblemError as exc:
             outcome.problem = exc
+            if claim is not None and claim.replay_response is None and not claim.reused:
+                refused.append(claim)
 
+    idempotency.release(session=session, claims=refused)
     if accepted:
         _write(session, plan, principal, accepted, remote_addr)
-    for outcome, first in repeats:
-        if first.problem is not None:
-            outcome.problem = first.problem
+    for index, original in repeats.items():
+        outcome, answer = by_index[index], by_index[original.index]
+        if hashes[index] != hashes[original.index]:
+            outcome.problem = idempotency.IdempotencyKeyReused.for_key(original.idempotency_key or "")
+        elif answer.problem is not None:
+            outcome.problem = answer.problem
         else:
-            outcome.report, outcome.replayed = first.report, True
+            outcome.report, outcome.replayed = answer.report, True
     return outcomes
 
 
@@ -157,6 +166,7 @@ def _write(
 
     vias = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_({r.via_unit_id for r in reports})))}
     last_report: dict[int | None, ProgressReport] = {}
+    answers: list[tuple[idempotency.Claim, int, str]] = []
     for (item, outcome), report in zip(accepted, reports, strict=True):
         last_report[report.task_id] = report
         outcome.report = report_out(
@@ -168,9 +178,7 @@ def _write(
             key=principal.key,
         )
         if item.claim is not None:
-            idempotency.complete(
-                session=session, claimed=item.claim, status_code=201, response=outcome.report.model_dump_json()
-            )
+            answers.append((item.claim, 201, outcome.report.model_dump_json()))
         record_event(
             session=session,
             principal=principal,
@@ -188,6 +196,7 @@ def _write(
                 "period": report.period,
             },
         )
+    idempotency.complete(session=session, answers=answers)
     for task_id, task in tasks.items():
         if (task.status, task.progress) != before[task_id]:
             record_event(

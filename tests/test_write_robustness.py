@@ -217,6 +217,8 @@ def test_concurrent_reports_are_all_stored_once(
     assert len(acknowledged) == THREADS * PER_THREAD, "two acknowledgements carry the same report id"
     log = server.log_path.read_text(errors="replace")
     assert "database is locked" not in log and "Traceback" not in log, log_errors(server)
+    # The server logged every one of these requests (uvicorn's access log), and never the key.
+    assert log.count(f"POST {PLAN_URL}/tasks/") >= PER_THREAD and secret not in log
 
     with http(server) as client:
         stored = unit_report_ids(client)

@@ -1,7 +1,8 @@
-"""Progress reports: storing one, deriving the task's state from them, and reading the history.
+"""Progress reports: the rules a report must meet, how a task's state is derived from them, and
+reading the history. Writing them is `app/services/submission.py`.
 
-Derived state is maintained here, on write: `task_unit_state` holds each owner unit's latest report
-and `task.status/progress/updated_at` the overall result, so reads never scan the history.
+Derived state is maintained on write: `task_unit_state` holds each owner unit's latest report and
+`task.status/progress/updated_at` the overall result, so reads never scan the history.
 
 How a task's overall status is derived (the one rule; `derive_task_state`):
 - Each lead/responsible link of the task is an owner *slot*. A slot's state is the latest status

@@ -256,10 +256,8 @@ def _attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) ->
         ]
 
 
-def find_task(*, session: Session, plan: Plan, code: str, for_update: bool = False) -> Task:
-    """`for_update`: take the task's row lock (PostgreSQL; SQLite serializes writers anyway)."""
-    query = select(Task).where(Task.plan_id == plan.id, Task.code == code)
-    task = session.exec(query.with_for_update() if for_update else query).first()
+def find_task(*, session: Session, plan: Plan, code: str) -> Task:
+    task = session.exec(select(Task).where(Task.plan_id == plan.id, Task.code == code)).first()
     if task is None:
         raise NotFound(f"方案 {plan.slug} 中没有编号为 {code} 的任务 / no task {code!r} in plan {plan.slug!r}")
     return task

@@ -194,6 +194,13 @@ def test_oversized_body_is_413(client: TestClient, db: Session) -> None:
         headers={"Authorization": key, "Content-Type": "application/json"},
     )
     assert response.status_code == 413 and response.json()["code"] == "body-too-large"
+    chunked = client.post(  # no Content-Length: counted as it arrives
+        f"{TASKS}/2.1.3/progress",
+        content=iter([b"{", b" " * 1_500_000, b" " * 1_500_000, b"}"]),
+        headers={"Authorization": key, "Content-Type": "application/json"},
+    )
+    assert chunked.status_code == 413 and chunked.json()["code"] == "body-too-large"
+    assert reports(db) == 0
 
 
 # --- idempotency and concurrency control -------------------------------------------------------

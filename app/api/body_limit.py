@@ -1,14 +1,14 @@
-"""Refuses request bodies over the configured size with 413, before the app reads them into memory."""
+"""Refuses request bodies over the configured size with 413, before the app reads them into memory.
+
+FastAPI's own `max_body_size` (Starlette's RequestBodyLimitMiddleware) answers a declared oversize
+body with a plain-text 413; integrators get problem+json everywhere, so this one renders the problem.
+"""
 
 from __future__ import annotations
 
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class BodyLimitMiddleware:
@@ -27,26 +27,36 @@ class BodyLimitMiddleware:
 
         received = 0
         response_started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # A chunked body declares no length: count it as it arrives. Past the limit, answer 413
+            # ourselves and tell the app the client is gone, so it stops reading and writes nothing.
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:  # chunked bodies declare no length up front
-                    raise BodyTooLarge
+                if received > self.max_bytes:
+                    refused = True
+                    if not response_started:
+                        await self._refuse(scope, send)
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracking_send(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
             nonlocal response_started
+            if refused:
+                return  # the 413 has been sent; whatever the app answers to the "disconnect" is dropped
             response_started = response_started or message["type"] == "http.response.start"
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await self._refuse(scope, send)
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps(

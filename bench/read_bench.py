@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import platform
 import shlex
 import socket
 import sqlite3
@@ -44,11 +43,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
+from harness import machine, machine_busy_seconds, process_cpu_seconds
 
 try:
     import sniffio  # noqa: F401
@@ -111,16 +110,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
-
-
-def machine_busy_seconds() -> float:
-    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 @contextmanager
@@ -280,26 +269,6 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
     return results, len(rows)
 
 
-def machine() -> list[str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "?",
-    )
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    packages = ", ".join(
-        f"{p} {version(p)}" for p in ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "datasette", "httpx")
-    )
-    return [
-        f"- machine: {os.cpu_count()} CPUs (nproc), {cpu}, {platform.platform()}",
-        f"- Python {platform.python_version()}; {packages}",
-        f"- git commit {commit.stdout.strip() or '?'} (working tree as it was, uncommitted changes included)",
-    ]
-
-
 def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
     exe = Path(sys.executable)
     command = shlex.join([str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else str(exe), *sys.argv])
@@ -311,7 +280,7 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         "",
         f"Command: `{command}`",
         "",
-        *machine(),
+        *machine(("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "datasette", "httpx")),
         f"- load: httpx.AsyncClient per connection, {args.concurrency} keep-alive connections, {args.warmup:g} s"
         f" warm-up then {args.duration:g} s measured per target; servers one at a time; {pinning}",
         f"- list query: `GET {LIST_PATH}` ({rows} tasks, one page); Datasette runs the equivalent SQL",

@@ -28,6 +28,7 @@ def import_text(
     path = tmp_path / f"{slug}.txt"
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
     _, summary = import_file(session=session, path=path, slug=slug, units_path=SEED_UNITS, strict=strict)
+    session.commit()  # as `plan-api import` does; under the `db` fixture this only releases a savepoint
     return summary
 
 

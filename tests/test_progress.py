@@ -485,3 +485,17 @@ def test_batch_derives_each_task_once_from_all_its_reports(client: TestClient, d
     fix = [{"task": "2.2.2", **REPORT, "status": "completed", "percent": 100}]
     assert client.post(BATCH, json={"items": fix}, headers={"Authorization": admin}).json()["created"] == 1
     assert client.get(f"{TASKS}/2.2.2").json()["status"] == "completed"
+
+
+def test_reimport_that_changes_owners_derives_the_status_anew(client: TestClient, db: Session, tmp_path: Path) -> None:
+    # 2.2.2 is led by 法院、县委政法委、司法局; only 司法局 has finished.
+    done = {**REPORT, "status": "completed", "percent": 100}
+    assert post(client, "2.2.2", make_key(db, unit="司法局"), done).status_code == 201
+    assert client.get(f"{TASKS}/2.2.2").json()["progress"] == 33
+    text = SEED_PLAN.read_text(encoding="utf-8").replace("牵头单位:法院、县委政法委、司法局", "牵头单位:司法局", 1)
+    summary = import_text(db, tmp_path, text, slug="xiji-fzsh-2021-2025")
+    assert summary.tasks_rederived == ["2.2.2"]
+    task = client.get(f"{TASKS}/2.2.2").json()
+    assert (task["status"], task["progress"]) == ("completed", 100)
+    feed = client.get("/api/v1/changes", params={"limit": 1000}).json()["items"]
+    assert feed[-1]["type"] == "plan.imported" and feed[-1]["data"]["tasks_rederived"] == ["2.2.2"]

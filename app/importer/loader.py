@@ -16,6 +16,8 @@ from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
 from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
 from app.services.feed import record_event
+from app.services.permissions import OWNER_ROLES
+from app.services.progress import derive_task_state, slot_states
 
 
 class UnknownUnitsError(ValueError):
@@ -40,6 +42,7 @@ class ImportSummary:
     links_added: int = 0
     links_removed: int = 0
     units_created: list[str] = field(default_factory=list)
+    tasks_rederived: list[str] = field(default_factory=list)  # owners changed, status derived anew
     warnings: list[str] = field(default_factory=list)
 
 
@@ -117,6 +120,7 @@ def import_plan(
             "links_added": summary.links_added,
             "links_removed": summary.links_removed,
             "units_created": summary.units_created,
+            "tasks_rederived": summary.tasks_rederived,
         },
     )
     return summary
@@ -215,6 +219,7 @@ def _sync_tasks(
 ) -> None:
     existing = {t.code: t for t in session.exec(select(Task).where(Task.plan_id == plan_id))}
     now = utcnow()
+    owners_changed: list[Task] = []
     for position, pt in enumerate(tasks):
         content: dict[str, Any] = {
             "section_id": section_ids[pt.section_code],
@@ -238,7 +243,8 @@ def _sync_tasks(
             task.sqlmodel_update({**content, **layout})
         session.add(task)
         session.flush()
-        _sync_links(session, task, _desired_links(pt, resolver), summary)
+        if _sync_links(session, task, _desired_links(pt, resolver), summary):
+            owners_changed.append(task)
 
     for code, task in existing.items():
         if session.exec(select(ProgressReport.id).where(ProgressReport.task_id == task.id)).first() is not None:
@@ -248,13 +254,16 @@ def _sync_tasks(
         summary.tasks_removed.append(code)
         session.delete(task)
     session.flush()
+    _rederive(session, owners_changed, summary)
 
 
 def _sync_links(
     session: Session, task: Task, desired: dict[tuple[int, Role], dict[str, Any]], summary: ImportSummary
-) -> None:
+) -> bool:
+    """Returns whether the task's owners (its lead/responsible units) changed."""
     rows = session.exec(select(Responsibility).where(Responsibility.task_id == task.id))
     current = {(r.unit_id, Role(r.role)): r for r in rows}
+    owners_before = {key for key in current if key[1] in OWNER_ROLES}
     for key, values in desired.items():
         link = current.pop(key, None)
         if link is None:
@@ -268,3 +277,21 @@ def _sync_links(
         summary.links_removed += len(current)
         stale_ids = [r.id for r in current.values()]
         session.exec(delete(Responsibility).where(col(Responsibility.id).in_(stale_ids)))
+    return owners_before != {key for key in desired if key[1] in OWNER_ROLES}
+
+
+def _rederive(session: Session, tasks: list[Task], summary: ImportSummary) -> None:
+    """A task whose owners changed takes the state its (new) owners' reports give it. A task nobody
+    has reported on stays as it is."""
+    states = slot_states(session, [t.id for t in tasks if t.id is not None])
+    for task in tasks:
+        if task.id not in states:
+            continue
+        owners = session.exec(
+            select(Responsibility.unit_id).where(
+                Responsibility.task_id == task.id, col(Responsibility.role).in_(OWNER_ROLES)
+            )
+        )
+        task.status, task.progress = derive_task_state(sorted(set(owners)), states[task.id])
+        session.add(task)
+        summary.tasks_rederived.append(task.code)

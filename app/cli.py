@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -73,10 +74,22 @@ def serve(
     uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level=get_settings().log_level.lower())
 
 
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+def _check_slug(slug: str) -> str:
+    # The slug is part of every URL integrators store: keep it plain.
+    if not SLUG.match(slug):
+        raise typer.BadParameter(
+            "只能用小写字母、数字和连字符(不在首尾),至多 64 个字符,如 xiji-fzsh-2021-2025 / a-z, 0-9 and -"
+        )
+    return slug
+
+
 @app.command("import")
 def import_command(
     path: Annotated[Path, typer.Argument(help="plan text file (UTF-8 or GB18030)")],
-    slug: Annotated[str, typer.Option(help="stable plan id, e.g. xiji-fzsh-2021-2025")],
+    slug: Annotated[str, typer.Option(help="stable plan id, e.g. xiji-fzsh-2021-2025", callback=_check_slug)],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="parse and report; write nothing")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="fail on unknown unit names")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,

@@ -140,6 +140,13 @@ def test_missing_file_is_refused(cli: Cli) -> None:
     assert "找不到文件" in err and "nope.txt" in err
 
 
+@pytest.mark.parametrize("slug", ["Bad Slug", "trail-", "-lead", "中文", "a" * 65, ""])
+def test_slugs_that_would_make_poor_urls_are_refused(cli: Cli, slug: str) -> None:
+    code, _, err = cli("import", str(SEED_PLAN), "--slug", slug)
+    assert code == 2 and "--slug" in err
+    assert not cli.db_path.exists() or cli.count("plan") == 0
+
+
 @contextmanager
 def client_on(url: str) -> Iterator[TestClient]:
     """The app on the CLI's database file (the real request sessions, not a test transaction)."""

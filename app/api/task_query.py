@@ -231,7 +231,7 @@ def render_tasks(
 
 def _csv_row(view: TaskView) -> list[Any]:
     task = view.task
-    by_role = {role: "、".join(unit.name for link, unit in view.links if link.role == role) for role in Role}
+    by_role = {role: "、".join(link.unit.name for link in view.links if link.role == role) for role in Role}
     return [
         view.plan_slug,
         task.code,

@@ -92,19 +92,19 @@ def task_out(view: TaskView) -> TaskOut:
         progress=task.progress,
         overdue=view.overdue,
         responsibilities=[
-            ResponsibilityOut(role=link.role, unit=UnitRef.from_unit(unit), as_written=link.as_written)
-            for link, unit in view.links
+            ResponsibilityOut(role=link.role, unit=UnitRef.from_unit(link.unit), as_written=link.as_written)
+            for link in view.links
         ],
         unit_states=[
             UnitState(
-                unit=UnitRef.from_unit(unit),
-                via=UnitRef.from_unit(via),
-                status=TaskStatus(state.status),
+                unit=UnitRef.from_unit(state.unit),
+                via=UnitRef.from_unit(state.via),
+                status=state.status,
                 percent=state.percent,
                 report_id=state.report_id,
                 updated_at=state.updated_at,
             )
-            for state, unit, via in view.unit_states
+            for state in view.unit_states
         ],
         updated_at=task.updated_at,
         provenance=Provenance(source_line=task.source_line, number_inferred=task.number_inferred),

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from pydantic import BaseModel, Field
 
 from app.models import Unit, UnitKind
+
+
+class UnitLike(Protocol):
+    """A unit table row, or a lighter row with the same fields (`services.tasks.UnitLabel`)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> UnitKind: ...
 
 
 class UnitRef(BaseModel):
@@ -13,7 +26,7 @@ class UnitRef(BaseModel):
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
 
     @classmethod
-    def from_unit(cls, unit: Unit) -> UnitRef:
+    def from_unit(cls, unit: Unit | UnitLike) -> UnitRef:
         assert unit.id is not None
         return cls(id=unit.id, name=unit.name, kind=unit.kind)
 

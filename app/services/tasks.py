@@ -8,13 +8,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, or_, tuple_
+from sqlalchemy import select as sa_select  # more than four columns, which sqlmodel's select does not type
 from sqlmodel import Session, col, select
 
 from app.errors import InvalidParameter, NotFound
-from app.models import GroupMember, Plan, Responsibility, Role, Section, Task, TaskStatus, TaskUnitState, Unit
+from app.models import (
+    GroupMember,
+    Plan,
+    Responsibility,
+    Role,
+    Section,
+    Task,
+    TaskStatus,
+    TaskUnitState,
+    Unit,
+    UnitKind,
+)
 from app.services.units import ResolvedUnit
 
 
@@ -42,18 +54,46 @@ class TaskFilter:
     q: str | None = None
 
 
+class UnitLabel(NamedTuple):
+    id: int
+    name: str
+    kind: UnitKind
+
+
+class SectionLabel(NamedTuple):
+    code: str
+    title: str
+
+
+class LinkRow(NamedTuple):
+    role: Role
+    as_written: str
+    position: int
+    unit: UnitLabel
+
+
+class StateRow(NamedTuple):
+    status: TaskStatus
+    percent: int
+    report_id: int
+    updated_at: datetime
+    unit: UnitLabel
+    via: UnitLabel
+
+
 @dataclass
 class TaskView:
-    """A task with everything its representation needs, loaded in a fixed number of queries."""
+    """A task with everything its representation needs, loaded in a fixed number of queries, as
+    plain rows: rendering a list must not pay for ORM objects it only reads."""
 
     task: Task
     plan_slug: str
-    chapter: Section
-    section: Section
-    links: list[tuple[Responsibility, Unit]]
+    chapter: SectionLabel
+    section: SectionLabel
+    links: list[LinkRow]
     matched: list[tuple[Role, Unit | None]] | None = None  # (role, through group) when filtered by unit
     matched_unit: ResolvedUnit | None = None
-    unit_states: list[tuple[TaskUnitState, Unit, Unit]] = field(default_factory=list)  # state, unit, via
+    unit_states: list[StateRow] = field(default_factory=list)
     overdue: bool = False
 
 
@@ -191,46 +231,81 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
     task_ids = [t.id for t in tasks]
     plan_ids = {t.plan_id for t in tasks}
     slugs = dict(session.exec(select(Plan.id, Plan.slug).where(col(Plan.id).in_(plan_ids))).all())
-    sections = {(s.plan_id, s.code): s for s in session.exec(select(Section).where(col(Section.plan_id).in_(plan_ids)))}
-    sections_by_id = {s.id: s for s in sections.values()}
-    links: dict[int, list[tuple[Responsibility, Unit]]] = {tid: [] for tid in task_ids if tid is not None}
-    rows = session.exec(
-        select(Responsibility, Unit)
+    # The tasks' own subsections, and every chapter of their plans (a handful of rows).
+    section_rows = session.exec(
+        select(Section.id, Section.plan_id, Section.code, Section.title).where(
+            or_(
+                col(Section.id).in_({t.section_id for t in tasks}),
+                and_(col(Section.plan_id).in_(plan_ids), col(Section.level) == 1),
+            )
+        )
+    ).all()
+    sections_by_id = {sid: SectionLabel(code, title) for sid, _, code, title in section_rows}
+    chapters = {(plan_id, code): SectionLabel(code, title) for _, plan_id, code, title in section_rows}
+
+    units: dict[int, UnitLabel] = {}
+
+    def label(unit_id: int, name: str, kind: str) -> UnitLabel:
+        found = units.get(unit_id)
+        if found is None:
+            found = units[unit_id] = UnitLabel(unit_id, name, UnitKind(kind))
+        return found
+
+    links: dict[int, list[LinkRow]] = {tid: [] for tid in task_ids if tid is not None}
+    link_rows = session.execute(
+        sa_select(
+            col(Responsibility.task_id),
+            col(Responsibility.role),
+            col(Responsibility.as_written),
+            col(Responsibility.position),
+            col(Unit.id),
+            col(Unit.name),
+            col(Unit.kind),
+        )
         .join(Unit, col(Unit.id) == col(Responsibility.unit_id))
         .where(col(Responsibility.task_id).in_(task_ids))
-        .order_by(col(Responsibility.task_id), col(Responsibility.role), col(Responsibility.position))
     )
-    for link, unit in rows:
-        links[link.task_id].append((link, unit))
-    units_by_id = {unit.id: unit for pairs in links.values() for _, unit in pairs}
-    states: dict[int, list[tuple[TaskUnitState, Unit, Unit]]] = {tid: [] for tid in links}
-    state_rows = session.exec(
-        select(TaskUnitState, Unit)
+    for task_id, role, as_written, position, unit_id, name, kind in link_rows:
+        links[task_id].append(LinkRow(Role(role), as_written, position, label(unit_id, name, kind)))
+
+    state_rows = session.execute(
+        sa_select(
+            col(TaskUnitState.task_id),
+            col(TaskUnitState.via_unit_id),
+            col(TaskUnitState.status),
+            col(TaskUnitState.percent),
+            col(TaskUnitState.report_id),
+            col(TaskUnitState.updated_at),
+            col(Unit.id),
+            col(Unit.name),
+            col(Unit.kind),
+        )
         .join(Unit, col(Unit.id) == col(TaskUnitState.unit_id))
         .where(col(TaskUnitState.task_id).in_(task_ids))
         .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
-    )
-    state_pairs = list(state_rows)
+    ).all()
     # A state's link may have gone in a corrected re-import; its unit is still shown.
-    missing = {state.via_unit_id for state, _ in state_pairs} - set(units_by_id)
-    if missing:
-        units_by_id |= {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(missing)))}
-    for state, unit in state_pairs:
-        states[state.task_id].append((state, unit, units_by_id[state.via_unit_id]))
+    missing = {row[1] for row in state_rows} - set(units)
+    for unit in session.exec(select(Unit).where(col(Unit.id).in_(missing))):
+        label(unit.id or 0, unit.name, unit.kind)
+    states: dict[int, list[StateRow]] = {tid: [] for tid in links}
+    for task_id, via_id, status, percent, report_id, updated_at, unit_id, name, kind in state_rows:
+        states[task_id].append(
+            StateRow(TaskStatus(status), percent, report_id, updated_at, label(unit_id, name, kind), units[via_id])
+        )
+
     role_order = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
     views = []
     for task in tasks:
         assert task.id is not None
         section = sections_by_id[task.section_id]
-        chapter = sections[(task.plan_id, section.code.split(".")[0])]
-        ordered = sorted(links[task.id], key=lambda pair: (role_order[Role(pair[0].role)], pair[0].position))
         views.append(
             TaskView(
                 task=task,
                 plan_slug=slugs[task.plan_id],
-                chapter=chapter,
+                chapter=chapters[(task.plan_id, section.code.split(".")[0])],
                 section=section,
-                links=ordered,
+                links=sorted(links[task.id], key=lambda link: (role_order[link.role], link.position)),
                 overdue=is_overdue(task, as_of),
                 unit_states=states[task.id],
             )
@@ -250,9 +325,9 @@ def _attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) ->
     for view in views:
         view.matched_unit = flt.unit
         view.matched = [
-            (Role(link.role), None if link.unit_id == unit_id else groups[link.unit_id])
-            for link, _ in view.links
-            if link.unit_id in groups and (flt.role is None or link.role == flt.role)
+            (link.role, None if link.unit.id == unit_id else groups[link.unit.id])
+            for link in view.links
+            if link.unit.id in groups and (flt.role is None or link.role == flt.role)
         ]
 
 

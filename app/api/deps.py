@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlmodel import Session
 
@@ -28,6 +28,11 @@ AuthorizationHeader = Annotated[
     str | None,
     Header(description="`Bearer <API key>`:单位密钥或依法治县办管理密钥 / a unit's or the admin office's key"),
 ]
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address for the audit log (behind a proxy, uvicorn's --proxy-headers sets it)."""
+    return request.client.host if request.client else None
 
 
 class AdminOnly(ProblemError):

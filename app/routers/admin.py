@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminDep, WriteSessionDep
+from app.api.deps import AdminDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import GroupRefPath, KeyPrefix, UnitRefPath
 from app.api.responses import json_response
@@ -35,10 +35,6 @@ def _key_out(key: ApiKey, unit: Unit | None) -> KeyOut:
     )
 
 
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def _audit(
     request: Request, session: WriteSessionDep, by: Principal, type: str, unit: Unit | None, **data: object
 ) -> None:
@@ -46,7 +42,7 @@ def _audit(
         session=session,
         type=type,
         principal=by,
-        remote_addr=_remote(request),
+        remote_addr=client_address(request),
         unit_id=unit.id if unit else None,
         data=dict(data),
     )

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.deps import SessionDep, WriterDep, WriteSessionDep
+from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
@@ -47,10 +47,6 @@ class StaleETag(ProblemError):
     status = 412
     code = "precondition-failed"
     title = "Precondition Failed"
-
-
-def _remote(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
@@ -94,7 +90,7 @@ def submit_progress(
         plan=row,
         principal=principal,
         submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
-        remote_addr=_remote(request),
+        remote_addr=client_address(request),
         precondition=_if_match(session, if_match) if if_match is not None else None,
     )
     if outcome.problem is not None:
@@ -154,7 +150,7 @@ def submit_batch(
             code = raw.get("task") if isinstance(raw.get("task"), str) else None
             results[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
     for outcome in submission.submit(
-        session=session, plan=row, principal=principal, submissions=valid, remote_addr=_remote(request)
+        session=session, plan=row, principal=principal, submissions=valid, remote_addr=client_address(request)
     ):
         if outcome.problem is not None:
             result = BatchResult(

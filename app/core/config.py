@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = off")
     require_key_for_reads: bool = Field(default=False, description="GET requests need an API key too")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="larger request bodies get 413")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="The county's time zone: deadlines and as_of dates are its local calendar days",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -2,6 +2,7 @@
 
 from app.importer.parsed import Role
 from app.models.base import UTCDateTime, utcnow
+from app.models.cycle import Cadence, DutyExcusal, ReportingSchedule
 from app.models.plan import Plan, PlanImport, Section
 from app.models.progress import (
     ApiKey,
@@ -10,6 +11,7 @@ from app.models.progress import (
     IdempotencyRecord,
     ProgressReport,
     ReportKind,
+    ReviewState,
     TaskUnitState,
 )
 from app.models.task import Responsibility, Task, TaskStatus
@@ -17,7 +19,9 @@ from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
 
 __all__ = [
     "ApiKey",
+    "Cadence",
     "ChangeEvent",
+    "DutyExcusal",
     "FeedCounter",
     "GroupMember",
     "IdempotencyRecord",
@@ -25,7 +29,9 @@ __all__ = [
     "PlanImport",
     "ProgressReport",
     "ReportKind",
+    "ReportingSchedule",
     "Responsibility",
+    "ReviewState",
     "Role",
     "Section",
     "Task",

@@ -17,6 +17,13 @@ class ReportKind(StrEnum):
     correction = "correction"  # from the rule-of-law office's admin key: sets the task's status
 
 
+class ReviewState(StrEnum):
+    not_required = "not_required"  # the schedule has review off: the report counts as it arrives
+    pending = "pending"  # 待审核: waits for the office; does not count yet
+    accepted = "accepted"  # 已通过: counts from reviewed_at on
+    returned = "returned"  # 已退回: never counts; the unit resubmits (a new version) to fulfil its duty
+
+
 class ApiKey(SQLModel, table=True):
     __tablename__ = "api_key"
 
@@ -35,6 +42,7 @@ class ProgressReport(SQLModel, table=True):
     __table_args__ = (
         Index("ix_progress_report_task_id_id", "task_id", "id"),
         Index("ix_progress_report_unit_id_id", "unit_id", "id"),
+        Index("ix_progress_report_task_id_unit_id_period", "task_id", "unit_id", "period"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -49,6 +57,16 @@ class ProgressReport(SQLModel, table=True):
     period: str = Field(max_length=10, index=True)
     evidence: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON list
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Versions: a unit's second report on the same task and period supersedes its first (a correction).
+    supersedes_id: int | None = Field(default=None, foreign_key="progress_report.id")
+    superseded_by_id: int | None = Field(default=None, foreign_key="progress_report.id")
+    withdrawn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    withdrawn_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # Review (审核), when the plan's schedule asks for it.
+    review_state: ReviewState = Field(default=ReviewState.not_required, sa_type=String(16))
+    reviewed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    review_reason: str | None = Field(default=None, sa_column=Column(Text))
+    reviewed_by_key_id: int | None = Field(default=None, foreign_key="api_key.id")
 
 
 class TaskUnitState(SQLModel, table=True):
@@ -61,6 +79,7 @@ class TaskUnitState(SQLModel, table=True):
     via_unit_id: int = Field(foreign_key="unit.id")  # the lead/responsible link it reported through
     status: str = Field(max_length=16)
     percent: int
+    period: str = Field(default="", max_length=10)  # the period of the report that gives this state
     report_id: int = Field(foreign_key="progress_report.id")
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

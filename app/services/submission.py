@@ -223,13 +223,14 @@ def _record_unit_states(session: Session, written: list[tuple[_Accepted, Progres
                 "via_unit_id": report.via_unit_id,
                 "status": report.status,
                 "percent": report.percent,
+                "period": report.period,
                 "report_id": report.id,
                 "updated_at": report.created_at,
             }
     if not latest:
         return
     upsert = dialect_insert(session)(TaskUnitState).values(list(latest.values()))
-    changed = ("via_unit_id", "status", "percent", "report_id", "updated_at")
+    changed = ("via_unit_id", "status", "percent", "period", "report_id", "updated_at")
     session.exec(
         upsert.on_conflict_do_update(
             index_elements=["task_id", "unit_id"], set_={name: upsert.excluded[name] for name in changed}

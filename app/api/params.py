@@ -1,9 +1,13 @@
-"""Query-parameter handling shared by every route: unknown parameters are an error, not ignored.
+"""Query-parameter handling shared by every route: unknown parameters are an error, not ignored,
+and no parameter may carry control characters.
 
-A typo in a department's script (`staus=completed`) must not quietly return the whole plan.
+A typo in a department's script (`staus=completed`) must not quietly return the whole plan; a NUL
+byte must not reach the database (PostgreSQL refuses it with an error, SQLite stores it).
 """
 
 from __future__ import annotations
+
+import re
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
@@ -16,6 +20,41 @@ class UnknownParameter(ProblemError):
     status = 400
     code = "unknown-parameter"
     title = "Unknown Query Parameter"
+
+
+class ControlCharacter(ProblemError):
+    status = 400
+    code = "invalid-parameter"
+    title = "Invalid Parameter"
+
+
+# C0 controls (NUL included) and DEL; tab, newline and carriage return have no business in a parameter either.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_CURSOR = 2**63 - 1  # the largest id or sequence number either database stores
+
+
+def parse_counter(value: str, param: str) -> int:
+    """A non-negative integer cursor (`since=`, a history cursor): ASCII digits, in range, or a 400.
+    (`str.isdigit` alone accepts `²` and `٣`, which `int()` then rejects or misreads.)"""
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_CURSOR:
+        raise ProblemError(
+            f"参数 {param} 无效:应为上一页响应中的游标原值(非负整数) / invalid parameter {param}",
+            errors=[FieldError(field=f"query.{param}", message="应为非负整数游标", type="value_error")],
+        )
+    return int(value)
+
+
+def _reject_control_characters(request: Request) -> None:
+    bad = [("query", k) for k, v in request.query_params.multi_items() if _CONTROL.search(k) or _CONTROL.search(v)]
+    bad += [("path", k) for k, v in request.path_params.items() if isinstance(v, str) and _CONTROL.search(v)]
+    if bad:
+        raise ControlCharacter(
+            "参数中含有控制字符(如 NUL),已拒绝 / parameters must not contain control characters",
+            errors=[
+                FieldError(field=f"{where}.{name}", message="不能含控制字符", type="control_character")
+                for where, name in bad
+            ],
+        )
 
 
 _allowed_cache: dict[int, frozenset[str]] = {}
@@ -37,6 +76,7 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 async def reject_unknown_query_params(request: Request) -> None:
     # async: pure parsing, so it runs on the event loop instead of costing a threadpool hop
+    _reject_control_characters(request)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return

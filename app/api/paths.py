@@ -13,4 +13,5 @@ UnitRefPath = Annotated[
 ]
 GroupRefPath = Annotated[str, Path(description="组的 id、名称或别名 / group id, name or alias", examples=["各乡镇"])]
 KeyPrefix = Annotated[str, Path(description="密钥前缀(keys list 中显示)/ key prefix", examples=["874f2857"])]
-ReportId = Annotated[int, Path(description="进展报告 id / report id", examples=[1])]
+# Bounded: PostgreSQL's integer columns end at 2**31 - 1, and a larger id must be a 404, not an overflow.
+ReportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="进展报告 id / report id", examples=[1])]

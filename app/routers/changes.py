@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import parse_counter
 from app.api.responses import json_response
-from app.errors import InvalidParameter
 from app.schemas.progress import ChangesPage
 from app.services import feed
 from app.services import plans as plan_service
@@ -23,9 +23,7 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="每次最多条数 / ma
 
 
 def parse_since(since: str) -> int:
-    if not since.isdigit():
-        raise InvalidParameter("since", "应为上次响应的 next_cursor(首次用 0)")
-    return int(since)
+    return parse_counter(since, "since")
 
 
 @router.get("/changes", response_model=ChangesPage)

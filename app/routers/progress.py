@@ -13,10 +13,11 @@ from sqlmodel import Session
 
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
+from app.api.params import parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
-from app.errors import FieldError, InvalidParameter, NotFound, Problem, ProblemError, field_errors, problem_body
+from app.errors import FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
 from app.models import ProgressReport, ReportKind, Task
 from app.schemas.common import Page
 from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
@@ -190,9 +191,7 @@ KindFilter = Annotated[ReportKind | None, Query(description="status / contributi
 def _history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
     before_id = None
     if cursor is not None:
-        if not cursor.isdigit():
-            raise InvalidParameter("cursor", "游标无效;请使用上一页响应中的 next_cursor 原值")
-        before_id = int(cursor)
+        before_id = parse_counter(cursor, "cursor")
     reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
     next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
     items = progress_service.present_reports(session=session, reports=reports[:limit])

@@ -19,8 +19,9 @@ class ResolvedUnit:
 
 def find_unit(*, session: Session, ref: str) -> Unit | None:
     """`ref` is an id (`12`), the canonical name (`县司法局`) or any alias (`司法局`)."""
-    if ref.isdigit():
-        return session.get(Unit, int(ref))
+    if ref.isascii() and ref.isdigit():
+        # An id beyond the integer column's range names no unit (and must not overflow PostgreSQL).
+        return session.get(Unit, int(ref)) if len(ref) <= 10 and int(ref) < 2**31 else None
     # The importer's resolution order, as two indexed lookups instead of loading every unit.
     candidates = candidate_keys(ref)
     by_name = {u.name: u for u in session.exec(select(Unit).where(col(Unit.name).in_(candidates)))}

@@ -30,5 +30,7 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
 
 # Migrate, seed the plan if the database has none, then serve. Workers are stateless: scale by
-# running more containers (or WEB_CONCURRENCY) against the same PostgreSQL.
-CMD ["sh", "-c", "plan-api migrate && plan-api seed && exec uvicorn app.main:app --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2} --proxy-headers --forwarded-allow-ips='*'"]
+# running more containers (or WEB_CONCURRENCY) against the same PostgreSQL. Behind a reverse proxy,
+# set FORWARDED_ALLOW_IPS to the proxy's address so the audit log records the real caller; unset,
+# no forwarded header is believed.
+CMD ["sh", "-c", "exec plan-api serve --host 0.0.0.0 --port 8000 --workers ${WEB_CONCURRENCY:-2}"]

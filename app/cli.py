@@ -71,7 +71,18 @@ def serve(
     with Session(get_engine()) as session:
         seed_if_empty(session=session, settings=get_settings())
     get_engine().dispose()  # uvicorn's workers open their own connections
-    uvicorn.run("app.main:app", host=host, port=port, workers=workers, log_level=get_settings().log_level.lower())
+    settings = get_settings()
+    # Forwarded headers are believed only from the proxies named in FORWARDED_ALLOW_IPS: otherwise
+    # any caller could write the address the audit log records.
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
+    )
 
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")

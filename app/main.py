@@ -12,6 +12,7 @@ from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import require_reader
 from app.api.openapi import ERROR_RESPONSES, install_openapi
 from app.api.params import reject_unknown_query_params
+from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ProtocolMiddleware)  # outermost: HEAD and security headers on every answer
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])
     api.include_router(plans.router)

@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="The county's time zone: deadlines and as_of dates are its local calendar days",
     )
+    forwarded_allow_ips: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; "
+        "empty: none (the audit log records the peer address)",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -1,0 +1,46 @@
+"""HTTP details every response gets, whatever route serves it: HEAD wherever GET is served, and the
+security headers a JSON API sends (a browser must never sniff, frame or render our data as a page).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+)
+# Data responses are never documents: no scripts, no frames. /docs and /redoc are HTML with their
+# own scripts and styles, so they keep the headers above but not this policy.
+DATA_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+_DATA_TYPES = (b"application/json", b"application/problem+json", b"text/csv")
+
+
+class ProtocolMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        head = scope["method"] == "HEAD"
+        if head:
+            # Served as the GET it mirrors (same status, headers, ETag and length), minus the body.
+            scope = {**scope, "method": "GET"}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                headers += [h for h in SECURITY_HEADERS if h[0] not in names]
+                content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
+                if content_type.startswith(_DATA_TYPES) and DATA_CSP[0] not in names:
+                    headers.append(DATA_CSP)
+                message = {**message, "headers": headers}
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

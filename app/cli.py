@@ -18,7 +18,7 @@ from app.db import get_engine
 from app.errors import NotFound
 from app.importer.loader import ImportSummary, UnknownUnitsError
 from app.importer.parsed import ParsedPlan
-from app.importer.parser import PlanTextError
+from app.importer.parser import PlanTextError, parse_term
 from app.importer.service import import_file, seed_if_empty
 from app.importer.units import UnitFileError
 from app.migrate import upgrade_to_head
@@ -97,6 +97,15 @@ def _check_slug(slug: str) -> str:
     return slug
 
 
+def _check_term(term: str | None) -> str | None:
+    if term is not None:
+        try:
+            parse_term(term)
+        except PlanTextError as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return term
+
+
 @app.command("import")
 def import_command(
     path: Annotated[Path, typer.Argument(help="plan text file (UTF-8 or GB18030)")],
@@ -104,6 +113,10 @@ def import_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="parse and report; write nothing")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="fail on unknown unit names")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    term: Annotated[
+        str | None,
+        typer.Option(help="plan term YYYY-YYYY, e.g. 2012-2016; wins over the text", callback=_check_term),
+    ] = None,
 ) -> None:
     """Import (or re-import) a plan text: one transaction, idempotent."""
     _setup_logging()
@@ -114,7 +127,12 @@ def import_command(
     with Session(get_engine()) as session:
         try:
             parsed, summary = import_file(
-                session=session, path=path, slug=slug, units_path=settings.seed_units_path, strict=strict
+                session=session,
+                path=path,
+                slug=slug,
+                units_path=settings.seed_units_path,
+                strict=strict,
+                term=parse_term(term) if term else None,
             )
         except (PlanTextError, UnknownUnitsError, UnitFileError) as exc:
             session.rollback()

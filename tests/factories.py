@@ -23,11 +23,17 @@ SEED_SLUG = "xiji-fzsh-2021-2025"
 
 
 def import_text(
-    session: Session, tmp_path: Path, text: str | bytes, *, slug: str, strict: bool = False
+    session: Session,
+    tmp_path: Path,
+    text: str | bytes,
+    *,
+    slug: str,
+    strict: bool = False,
+    term: tuple[int, int] | None = None,
 ) -> ImportSummary:
     path = tmp_path / f"{slug}.txt"
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    _, summary = import_file(session=session, path=path, slug=slug, units_path=SEED_UNITS, strict=strict)
+    _, summary = import_file(session=session, path=path, slug=slug, units_path=SEED_UNITS, strict=strict, term=term)
     session.commit()  # as `plan-api import` does; under the `db` fixture this only releases a savepoint
     return summary
 

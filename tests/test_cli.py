@@ -237,3 +237,25 @@ def test_revoking_an_unknown_prefix_fails(cli: Cli) -> None:
     assert cli("migrate")[0] == 0
     code, _, err = cli("keys", "revoke", "deadbeef")
     assert code == 1 and "deadbeef" in err
+
+
+def test_term_option_imports_a_plan_whose_text_names_no_term(cli: Cli) -> None:
+    path = cli.dir / "opinion.txt"
+    path.write_text(
+        "关于推进法治建设的实施意见\n一、任务\n(一)甲组\n1.2014年完成甲。(牵头单位:县司法局)\n", encoding="utf-8"
+    )
+    code, _, err = cli("import", str(path), "--slug", "opinion")
+    assert code == 1 and "找不到实施期限" in err and "--term" in err
+    assert cli.count("plan") == 0
+    code, out, err = cli("import", str(path), "--slug", "opinion", "--term", "2012-2016")
+    assert code == 0, err
+    assert "实施期限取自 --term 2012-2016 / term taken from --term" in out
+    assert cli.query("SELECT period_start, period_end FROM plan WHERE slug = 'opinion'") == [(2012, 2016)]
+    assert cli.query("SELECT due FROM task") == [("2014-12-31",)]
+
+
+@pytest.mark.parametrize("term", ["2016-2012", "２０１２-２０１６", "2012–2016", "2012", "0000-2016"])
+def test_malformed_term_is_a_usage_error(cli: Cli, term: str) -> None:
+    code, _, err = cli("import", str(SEED_PLAN), "--slug", "x", "--term", term)
+    assert code == 2 and "--term" in err and "实施期限" in err, err
+    assert not cli.db_path.exists() or cli.count("plan") == 0

@@ -264,3 +264,43 @@ def test_unusable_files_are_refused_without_writing(db: Session, tmp_path: Path,
         import_text(db, tmp_path, content, slug="bad")
     assert needle in str(info.value)
     assert _count(db, Plan) == before
+
+
+def test_plan_without_a_term_in_its_title_imports_and_reports_where_the_term_came_from(
+    db: Session, tmp_path: Path
+) -> None:
+    text = (FIXTURES / "fabao_city_opinion.txt").read_text(encoding="utf-8")
+    summary = import_text(db, tmp_path, text, slug="city-opinion")
+    plan = db.exec(select(Plan).where(Plan.slug == "city-opinion")).one()
+    assert (plan.title, plan.issuer, plan.period_start, plan.period_end) == (
+        "关于推进民主法治建设的实施意见",
+        "某某市人民政府",
+        2012,
+        2016,
+    )
+    assert summary.tasks == 14 and summary.links == 29  # one link per unit mention: none repeats in a task
+    assert summary.warnings[0].startswith("第18行:实施期限取自发布日期(2012年)和总体目标“到2016年”")
+    # The closing chapter's `(三)强化督查考核(牵头单位:…)` is a task with both its units.
+    assert [(role, name) for role, name, _ in _links(db, "city-opinion", "3.3.1")] == [
+        ("cooperating", "市政府督查室"),
+        ("lead", "市委督查室"),
+    ]
+
+
+def test_given_term_is_stored_and_reported(db: Session, tmp_path: Path) -> None:
+    text = (FIXTURES / "fabao_city_opinion.txt").read_text(encoding="utf-8")
+    summary = import_text(db, tmp_path, text, slug="city-opinion", term=(2012, 2017))
+    plan = db.exec(select(Plan).where(Plan.slug == "city-opinion")).one()
+    assert (plan.period_start, plan.period_end) == (2012, 2017)
+    assert summary.warnings[0] == "实施期限取自 --term 2012-2017 / term taken from --term"
+    record = db.exec(select(PlanImport).where(PlanImport.plan_id == plan.id)).one()
+    assert record.warnings.startswith("实施期限取自 --term 2012-2017")
+
+
+def test_plan_without_any_term_is_refused_naming_the_option(db: Session, tmp_path: Path) -> None:
+    before = (_count(db, Plan), _count(db, Task), _count(db, Unit))
+    text = "关于推进法治建设的实施意见\n一、任务\n(一)甲组\n1.甲。(牵头单位:市新设局)\n"
+    with pytest.raises(PlanTextError) as info:
+        import_text(db, tmp_path, text, slug="no-term")
+    assert "找不到实施期限" in str(info.value) and "--term" in str(info.value)
+    assert (_count(db, Plan), _count(db, Task), _count(db, Unit)) == before

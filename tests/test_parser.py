@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.importer.parsed import ParsedPlan, ParsedTask, Role
-from app.importer.parser import PlanTextError, decode_plan_bytes, parse_plan
+from app.importer.parser import PlanTextError, decode_plan_bytes, parse_plan, parse_term
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "seed" / "xiji-fzsh-2021-2025.txt"
@@ -704,7 +704,10 @@ def test_parse_chapters_without_tasks() -> None:
 def test_parse_without_period() -> None:
     with pytest.raises(PlanTextError) as error:
         parse_plan("标题:某某县实施方案\n一、任务\n(一)甲组\n1.甲。\n责任单位:县甲局\n")
-    assert str(error.value) == "找不到实施期限:标题“某某县实施方案”及正文前各行中没有“2021-2025年”这样的年份区间"
+    assert str(error.value) == (
+        "找不到实施期限:标题“某某县实施方案”、正文前各行及总体目标中都没有“2021-2025年”这样的年份区间;"
+        "请用 --term 指定,如 --term 2021-2025 / no term found in the text: give it with --term YYYY-YYYY"
+    )
 
 
 def test_parsing_is_deterministic(seed: ParsedPlan) -> None:
@@ -719,3 +722,308 @@ def test_default_title_is_used_when_the_text_names_none() -> None:
     assert plan.title == "某县普法方案(2021-2025年)"
     assert (plan.period_start, plan.period_end) == (2021, 2025)
     assert [t.code for t in plan.tasks] == ["1.1.1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixture: a city's 实施意见 exported from a legal database (北大法宝 header lines before the title),
+# no year range in the title, `(一)` items that carry their own units, also in the closing chapter
+
+FABAO_SECTIONS = [
+    ("1", "指导思想和目标任务", 14, False, None),
+    ("1.1", "指导思想", 16, False, "以邓小平理论、“三个代表”重要思想和科学发展观为指导，全面落实依法治国基本方略，坚持党的领导、人民当家作主和依法治国有机统一。"),
+    ("1.2", "目标任务", 18, False, "到2016年，全市民主制度更加健全，法治政府基本建成，公民法治意识明显增强，社会管理法治化水平明显提高。"),
+    ("2", "主要任务", 20, False, None),
+    ("2.1", "推进民主政治建设", 22, False, None),
+    ("2.2", "推进依法行政", 30, False, None),
+    ("2.3", "推进公正司法", 40, False, None),
+    ("2.4", "加强法制宣传教育", 42, False, None),
+    ("3", "保障措施", 50, False, None),
+    ("3.1", "加强组织领导", 52, False, None),
+    ("3.2", "健全工作机制", 54, False, None),
+    ("3.3", "强化督查考核", 56, False, None),
+    ("3.4", "营造良好氛围", 58, False, "各新闻媒体要开设专栏，大力宣传民主法治建设的好经验、好做法。"),
+]  # fmt: skip
+
+# code, line, title, text, due year, 牵头, 配合, 责任
+FABAO_TASKS = [
+    ("2.1.1", 24, None, "坚持和完善人民代表大会制度，支持人大及其常委会依法行使职权。", 2016, "市人大常委会办公室", "", "各县区"),
+    ("2.1.2", 26, None, "坚持和完善中国共产党领导的多党合作和政治协商制度，推进政治协商、民主监督、参政议政制度建设。", 2016, "市政协办公室", "", ""),
+    ("2.1.3", 28, None, "扩大基层民主，健全村（居）务公开和民主管理制度，2014年底前实现村务公开规范化全覆盖。", 2014, "市民政局", "", "各县区"),
+    ("2.2.1", 32, None, "健全重大行政决策程序，落实公众参与、专家论证、风险评估、合法性审查和集体讨论决定制度。", 2016, "市政府办公室", "市法制办", ""),
+    ("2.2.2", 34, None, "加强规范性文件监督管理，实行统一登记、统一编号、统一发布。", 2016, "市法制办", "", ""),
+    ("2.2.3", 36, None, "深化行政审批制度改革，2013年完成市级行政审批事项清理。", 2013, "市编办", "市监察局、市法制办", ""),
+    ("2.2.4", 38, None, "全面推进政务公开，完善新闻发言人制度。", 2016, "市政府办公室", "", "市直各部门"),
+    ("2.3.1", 40, "推进公正司法", "支持审判机关、检察机关依法独立公正行使审判权、检察权，完善人民陪审员和人民监督员制度。", 2016, "市委政法委", "市中级人民法院、市人民检察院", ""),
+    ("2.4.1", 44, None, "深入开展“六五”普法，把法制宣传教育纳入全市经济社会发展规划。", 2016, "市委宣传部、市司法局", "", ""),
+    ("2.4.2", 46, None, "推进法律进机关、进乡村、进社区、进学校、进企业、进单位。", 2016, "市司法局", "", "各县区、市直各部门"),
+    ("2.4.3", 48, None, "加强领导干部学法用法，建立健全领导干部任前法律知识考试制度。", 2016, "市委组织部", "市司法局", ""),
+    ("3.1.1", 52, "加强组织领导", "各级党委、政府要把民主法治建设摆上重要议事日程，成立相应的领导机构。", 2016, "市委办公室、市政府办公室", "", "各县区"),
+    ("3.2.1", 54, "健全工作机制", "建立民主法治建设联席会议制度，定期研究解决工作中的重大问题。", 2016, "市司法局", "", ""),
+    ("3.3.1", 56, "强化督查考核", "强化督查考核", 2016, "市委督查室", "市政府督查室", ""),
+]  # fmt: skip
+
+
+def test_legal_database_fixture() -> None:
+    plan = parse_plan(read_fixture("fabao_city_opinion.txt"))
+    # The header lines are metadata, never the title: 发布部门 is the issuer, 发布日期 the issue date.
+    assert plan.title == "关于推进民主法治建设的实施意见"
+    assert (plan.issuer, plan.doc_index, plan.issued_on) == ("某某市人民政府", None, date(2012, 5, 10))
+    # No range anywhere: `到2016年` in the goals ends the term, the issue year starts it.
+    assert (plan.period_start, plan.period_end) == (2012, 2016)
+    assert plan.goals == FABAO_SECTIONS[2][4]
+    assert [(s.code, s.title, s.line, s.marker_inferred, s.body) for s in plan.sections] == FABAO_SECTIONS
+    assert task_rows(plan) == FABAO_TASKS
+    assert not any(t.number_inferred for t in plan.tasks)
+    assert plan.warnings == [
+        "第18行:实施期限取自发布日期(2012年)和总体目标“到2016年”:2012-2016"
+        " / term taken from the issue date and this line: 2012-2016"
+    ]
+
+
+def test_legal_database_fixture_with_a_given_term() -> None:
+    plan = parse_plan(read_fixture("fabao_city_opinion.txt"), term=(2012, 2017))
+    assert (plan.period_start, plan.period_end) == (2012, 2017)
+    # Due dates follow the term: years inside it are kept, the rest fall due at its end.
+    assert [(t.code, t.due.year) for t in plan.tasks if t.due.year != 2017] == [("2.1.3", 2014), ("2.2.3", 2013)]
+    assert plan.warnings == ["实施期限取自 --term 2012-2017 / term taken from --term"]
+
+
+def test_legal_database_header_lines_are_never_the_title() -> None:
+    # Every header line below contains one of the words a bare title line is recognised by.
+    header = (
+        "【法规类别】城乡规划\n引证码:CLI.13.1\n原文链接:http://example.gov.cn/实施意见.html\n"
+        "发布部门:某某市规划委员会\n效力级别:地方工作文件\n时效性:现行有效\n施行日期:2020.01.01\n"
+    )
+    text = header + "某某市规划实施方案\n一、任务\n(一)甲组\n1.甲。\n责任单位:市甲局\n"
+    plan = parse_plan(text, term=(2020, 2022))
+    assert (plan.title, plan.issuer, plan.issued_on) == ("某某市规划实施方案", "某某市规划委员会", None)
+    without_title = parse_plan(
+        header + "一、任务\n(一)甲组\n1.甲。\n责任单位:市甲局\n", default_title="文件名", term=(2020, 2022)
+    )
+    assert without_title.title == "文件名"
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixture: tasks as unnumbered paragraphs that end with their units, after a group's prose
+
+UNNUMBERED_SECTIONS = [
+    ("1", "总体要求", 5, False, None),
+    ("1.1", "指导思想", 7, False, "坚持以习近平新时代中国特色社会主义思想为指导，深入学习贯彻习近平法治思想。"),
+    ("1.2", "工作目标", 9, False, "到2025年，乡村法治观念明显增强，乡村治理法治化水平明显提升。"),
+    ("2", "重点任务", 11, False, None),
+    ("2.1", "完善涉农领域法规制度", 13, False, "各乡镇、各部门要围绕乡村振兴，梳理涉农政策文件，及时提出立改废释建议。"),
+    ("2.2", "推进乡村依法治理", 21, False, None),
+    ("2.3", "加强乡村法治宣传教育", 29, False, None),
+    ("2.4", "完善乡村公共法律服务", 37, False, None),
+    ("3", "组织实施", 43, False, None),
+    ("3.1", "加强组织领导", 45, False, "各乡镇、各部门要将法治乡村建设纳入重要议事日程。"),
+    ("3.2", "强化考核评价", 47, False, None),
+]  # fmt: skip
+
+# code, line, title, text, due year, 牵头, 配合, 责任
+UNNUMBERED_TASKS = [
+    ("2.1.1", 17, None, "全面清理涉农规范性文件，2023年底前完成清理工作。", 2023, "县司法局", "", "各乡镇"),
+    ("2.1.2", 19, None, "健全农村土地承包经营纠纷调解仲裁制度。", 2025, "县农业农村局", "县司法局", ""),
+    ("2.2.1", 23, None, "健全村规民约备案审查制度，引导村民自我管理、自我服务。", 2025, "县民政局", "", "各乡镇"),
+    ("2.2.2", 25, None, "推行村级小微权力清单制度，规范村级权力运行。", 2025, "县纪委监委", "县民政局、县农业农村局", ""),
+    ("2.2.3", 27, None, "深化“民主法治示范村”创建，2024年实现县级以上示范村占比达到50%。", 2024, "县司法局", "县民政局", "各乡镇"),
+    ("2.3.1", 31, None, "实施农村“法律明白人”培养工程，每个行政村至少培养3名“法律明白人”。", 2025, "县司法局", "", "各乡镇"),
+    ("2.3.2", 33, None, "利用农闲、集市等时机开展送法下乡活动。", 2025, "", "", "县司法局、县农业农村局"),
+    ("2.3.3", 35, None, "将法治教育纳入农民教育培训内容。", 2025, "县农业农村局", "县教育体育局", ""),
+    ("2.4.1", 39, None, "健全乡村公共法律服务体系，推进村（社区）法律顾问全覆盖。", 2025, "县司法局", "", "各乡镇"),
+    ("2.4.2", 41, None, "深化农村法律援助，2025年底前实现法律援助工作站乡镇全覆盖。", 2025, "县司法局", "县财政局", ""),
+    ("3.2.1", 47, "强化考核评价", "将法治乡村建设情况纳入乡镇年度目标考核。", 2025, "县委依法治县办", "县委组织部", ""),
+]  # fmt: skip
+
+
+def test_unnumbered_paragraphs_fixture() -> None:
+    plan = parse_plan(read_fixture("unnumbered_paragraphs.txt"))
+    assert plan.title == "某某县法治乡村建设实施方案（2022—2025年）"
+    assert (plan.period_start, plan.period_end) == (2022, 2025)
+    assert [(s.code, s.title, s.line, s.marker_inferred, s.body) for s in plan.sections] == UNNUMBERED_SECTIONS
+    assert task_rows(plan) == UNNUMBERED_TASKS
+    # Every task but the closing chapter's `(二)…(units)` had its number inferred, and says so.
+    inferred = [t for t in plan.tasks if t.number_inferred]
+    assert [t.code for t in inferred] == [t.code for t in plan.tasks if t.code != "3.2.1"]
+    assert plan.warnings == [
+        f"第{t.line}行:段落没有编号但带有责任单位,推定为第{t.code[-1]}项({t.code})" for t in inferred
+    ]
+
+
+def test_prose_before_a_paragraph_with_units_stays_prose() -> None:
+    text = (
+        HEADER
+        + "一、任务\n(一)甲组\n各单位要高度重视。\n落实甲任务。(牵头单位:县甲局)\n落实乙任务。(责任单位:县乙局)\n"
+    )
+    plan = parse_plan(text)
+    assert plan.sections[-1].body == "各单位要高度重视。"
+    assert [(t.code, t.text, units_by_role(t)) for t in plan.tasks] == [
+        ("1.1.1", "落实甲任务。", ("县甲局", "", "")),
+        ("1.1.2", "落实乙任务。", ("", "", "县乙局")),
+    ]
+
+
+def test_wrapped_numbered_item_keeps_its_continuation_line() -> None:
+    text = HEADER + "一、任务\n(一)甲组\n1.落实甲任务,\n按季度报送进展。(牵头单位:县甲局)\n"
+    assert [t.text for t in parse_plan(text).tasks] == ["落实甲任务,\n按季度报送进展。"]
+
+
+def test_title_only_heading_with_inline_units_is_a_task() -> None:
+    text = (
+        HEADER
+        + "一、任务\n(一)甲组\n1.甲。\n责任单位:县甲局\n二、保障措施\n(一)强化督查考核(牵头单位:县督查室)\n(二)营造氛围。广泛宣传。\n"
+    )
+    plan = parse_plan(text)
+    assert [(t.code, t.title, t.text, units_by_role(t)) for t in plan.tasks] == [
+        ("1.1.1", None, "甲。", ("", "", "县甲局")),
+        ("2.1.1", "强化督查考核", "强化督查考核", ("县督查室", "", "")),
+    ]
+    assert [(s.code, s.body) for s in plan.sections if s.level == 2] == [
+        ("1.1", None),
+        ("2.1", None),
+        ("2.2", "广泛宣传。"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Fixture: `1.` items under bare group title lines, numbering restarting in each group; the term
+# named in the preamble
+
+RESTART_SECTIONS = [
+    ("1", "主要任务", 5, False, None),
+    ("1.1", "加强产权保护", 7, True, None),
+    ("1.2", "规范行政执法", 19, True, None),
+    ("1.3", "提升政务服务", 32, True, None),
+    ("2", "保障措施", 48, False, None),
+    ("2.1", "加强组织领导", 50, False, "县委依法治县办负责统筹协调，定期通报工作进展。"),
+    ("2.2", "强化督促检查", 51, False, "将行动计划落实情况纳入年度考核。"),
+]  # fmt: skip
+
+# code, line, title, text, due year, 牵头, 配合, 责任
+RESTART_TASKS = [
+    ("1.1.1", 9, None, "依法平等保护各类市场主体产权，严格规范涉案财产处置。", 2024, "县法院", "县检察院、县公安局", ""),
+    ("1.1.2", 13, None, "开展涉企冤错案件甄别纠正工作。", 2024, "", "", "县法院、县检察院"),
+    ("1.1.3", 16, None, "加强知识产权保护，2023年底前建成知识产权维权援助工作站。", 2023, "县市场监管局", "", ""),
+    ("1.2.1", 21, None, "全面推行行政执法公示、执法全过程记录、重大执法决定法制审核制度。", 2024, "县司法局", "各行政执法部门(单位)", ""),
+    ("1.2.2", 25, None, "推行包容审慎监管，制定轻微违法行为免罚清单。", 2024, "县司法局", "", "县市场监管局、县生态环境局"),
+    ("1.2.3", 29, None, "规范涉企检查，严禁多头检查、重复检查。", 2024, "", "", "各行政执法部门(单位)"),
+    ("1.3.1", 34, None, "深化“一网通办”，2022年底前实现高频事项网上可办。", 2022, "县政务服务管理局", "", ""),
+    ("1.3.2", 37, None, "推行证明事项告知承诺制。", 2024, "县司法局", "县政务服务管理局", ""),
+    ("1.3.3", 41, None, "建立企业诉求快速响应机制。", 2024, "", "", "县工商联"),
+    ("1.3.4", 44, None, "清理拖欠民营企业账款。", 2024, "县财政局", "县工业信息化局", ""),
+]  # fmt: skip
+
+
+def test_restart_groups_fixture() -> None:
+    plan = parse_plan(read_fixture("restart_groups.txt"))
+    assert plan.title == "某某县优化法治化营商环境三年行动计划"
+    assert (plan.period_start, plan.period_end) == (2022, 2024)
+    assert [(s.code, s.title, s.line, s.marker_inferred, s.body) for s in plan.sections] == RESTART_SECTIONS
+    assert task_rows(plan) == RESTART_TASKS
+    assert not any(t.number_inferred for t in plan.tasks)  # every written number is kept
+    assert plan.warnings == [
+        "第3行:实施期限取自正文前“2022—2024年”:2022-2024 / term taken from this line: 2022-2024",
+        "第5行:第1章没有小节标记,任务归入隐含小节 1.1",
+        "第19行:条目编号重新从1开始,另起隐含小节 1.2“规范行政执法” / item numbering restarts: a new implicit subsection",
+        "第32行:条目编号重新从1开始,另起隐含小节 1.3“提升政务服务” / item numbering restarts: a new implicit subsection",
+    ]
+
+
+def test_restart_without_a_group_title_is_named_after_the_chapter() -> None:
+    text = HEADER + "一、主要任务\n1.甲。\n责任单位:县甲局\n2.乙。\n责任单位:县乙局\n1.丙。\n责任单位:县丙局\n"
+    plan = parse_plan(text)
+    assert [(s.code, s.title, s.line) for s in plan.sections] == [
+        ("1", "主要任务", 2),
+        ("1.1", "主要任务", 2),
+        ("1.2", "主要任务", 7),
+    ]
+    assert [t.code for t in plan.tasks] == ["1.1.1", "1.1.2", "1.2.1"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The term: given, read from the title, inferred from the text (reported), or refused naming --term
+
+NO_TERM = "标题:某某市关于推进法治建设的实施意见\n一、任务\n(一)甲组\n1.2014年完成甲。\n责任单位:市甲局\n"
+
+
+def test_given_term_wins_over_the_title_and_says_so() -> None:
+    plan = parse_plan(HEADER + "一、任务\n(一)甲组\n1.甲。\n责任单位:县甲局\n", term=(2021, 2023))
+    assert (plan.period_start, plan.period_end) == (2021, 2023)
+    assert plan.warnings == [
+        "实施期限取自 --term 2021-2023 / term taken from --term",
+        "第1行:标题中的实施期限 2022-2024 与 --term 2021-2023 不同,以 --term 为准 / the title's term differs from --term; --term wins",
+    ]
+
+
+def test_given_term_for_a_text_without_one() -> None:
+    plan = parse_plan(NO_TERM, term=(2012, 2016))
+    assert (plan.period_start, plan.period_end, plan.tasks[0].due) == (2012, 2016, date(2014, 12, 31))
+    assert plan.warnings == ["实施期限取自 --term 2012-2016 / term taken from --term"]
+
+
+@pytest.mark.parametrize("term", [(2016, 2012), (0, 2016), (2012, 99999)])
+def test_implausible_given_term_is_refused(term: tuple[int, int]) -> None:
+    with pytest.raises(PlanTextError) as error:
+        parse_plan(NO_TERM, term=term)
+    assert str(error.value).startswith(f"实施期限 {term[0]}-{term[1]} 无效")
+
+
+def test_term_range_in_the_goals() -> None:
+    text = NO_TERM.replace("一、任务", "一、总体要求\n(一)工作目标\n2013—2017年,基本建成法治城市。\n二、任务")
+    plan = parse_plan(text)
+    assert (plan.period_start, plan.period_end) == (2013, 2017)
+    assert plan.warnings == ["第4行:实施期限取自总体目标“2013—2017年”:2013-2017 / term taken from this line: 2013-2017"]
+
+
+def test_term_end_without_an_issue_date_is_refused_naming_term() -> None:
+    text = NO_TERM.replace("一、任务", "一、总体要求\n(一)工作目标\n到2016年,基本建成法治城市。\n二、任务")
+    with pytest.raises(PlanTextError) as error:
+        parse_plan(text)
+    assert str(error.value) == (
+        "找不到实施期限:第4行总体目标“到2016年”只给出终止年,没有发布日期,推不出起始年;"
+        "请用 --term 指定,如 --term 2012-2016 / only an end year found: give the term with --term"
+    )
+
+
+def test_cited_documents_and_long_term_visions_are_not_the_term() -> None:
+    # 《…(2016—2020年)》 is another document's term; `到2035年` in prose outside the goals is a vision.
+    text = (
+        "标题:某某市关于推进法治建设的实施意见\n发布日期:2017-03-01\n根据《法治政府建设实施纲要(2015—2020年)》,制定本意见。\n"
+        "一、总体要求\n(一)指导思想\n到2035年基本建成法治社会。\n(二)主要目标\n到2020年,基本建成法治政府。\n"
+        "二、任务\n(一)甲组\n1.甲。\n责任单位:市甲局\n"
+    )
+    plan = parse_plan(text)
+    assert (plan.period_start, plan.period_end) == (2017, 2020)
+    assert plan.warnings == [
+        "第8行:实施期限取自发布日期(2017年)和总体目标“到2020年”:2017-2020"
+        " / term taken from the issue date and this line: 2017-2020"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2012-2016", (2012, 2016)), ("2021-2021", (2021, 2021))],
+)
+def test_parse_term(value: str, expected: tuple[int, int]) -> None:
+    assert parse_term(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        ("2016-2012", "无效"),
+        ("0000-2016", "无效"),
+        ("２０１２-２０１６", "格式不对"),  # full-width digits
+        ("٢٠١٢-٢٠١٦", "格式不对"),  # Arabic-Indic digits: `\d` would accept them
+        ("2012—2016", "格式不对"),
+        ("2012-16", "格式不对"),
+        (" 2012-2016", "格式不对"),
+        ("", "格式不对"),
+    ],
+)
+def test_parse_term_refuses(value: str, needle: str) -> None:
+    with pytest.raises(PlanTextError) as error:
+        parse_term(value)
+    message = str(error.value)
+    assert message.startswith(f"实施期限“{value}”{needle}"), message
+    assert " / " in message  # Chinese first, then English

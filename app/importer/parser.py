@@ -32,7 +32,7 @@ from enum import IntEnum
 
 from app.importer.parsed import ParsedPlan, ParsedSection, ParsedTask, Role, UnitMention
 
-__all__ = ["PlanTextError", "decode_plan_bytes", "parse_plan"]
+__all__ = ["PlanTextError", "decode_plan_bytes", "parse_plan", "parse_term"]
 
 
 class PlanTextError(ValueError):
@@ -349,8 +349,6 @@ class _Sub:
 class _Context:
     """What every chapter needs to know about the plan, plus the shared warning list."""
 
-    period_start: int
-    period_end: int
     warnings: list[tuple[int, str]]  # (source line, message), sorted by line at the end
 
     def warn(self, line: int, message: str) -> None:
@@ -422,13 +420,19 @@ def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection
                 block = _Block(line.no, None, [subs[-1].heading.title])
                 subs[-1].blocks.append(block)
             block.units.extend(line.units)
-        elif block is None or block.units:
-            # A paragraph after a finished task starts a new (possibly unnumbered) block.
+        elif block is None or block.units or (line.inline_units and block.number is None):
+            # A paragraph after a finished task starts a new (possibly unnumbered) block; so does a
+            # paragraph ending in its own units after prose: `…。(牵头单位:市司法局)` is a task, and
+            # the prose before it is the section's text, not the task's.
             block = _Block(line.no, None, [line.text])
             subs[-1].blocks.append(block)
         else:
             block.parts.append(line.text)  # continuation of the text being collected
-        if line.inline_units and block is not None:
+        if line.inline_units:
+            if block is None:
+                # `(一)加强组织领导(牵头单位:…)`: a title-only heading that carries its units is the task.
+                block = _Block(line.no, None, [subs[-1].heading.title])
+                subs[-1].blocks.append(block)
             block.units.extend(line.inline_units)
 
     return _build_sections(chapter, preface, subs[1:], ctx)
@@ -469,7 +473,7 @@ def _build_sections(
     if not subs and any(_is_task(b) for b in preface.blocks):
         # Tasks listed directly under the chapter: give them an implicit subsection N.1.
         ctx.warn(chapter.line, f"第{code}章没有小节标记,任务归入隐含小节 {code}.1")
-        subs = [_Sub(1, chapter.heading, chapter.line, marker_inferred=True, blocks=preface.blocks)]
+        subs = _implicit_groups(chapter, preface.blocks, ctx)
         preface = _Sub(0, chapter.heading, chapter.line)
     elif any(_is_task(b) for b in preface.blocks):
         ctx.warn(chapter.line, f"第{code}章第一个小节之前的带责任单位段落被忽略")
@@ -485,6 +489,49 @@ def _build_sections(
         )
         tasks.extend(_build_tasks(sub, task_blocks, section_code, ctx))
     return sections, tasks
+
+
+def _implicit_groups(chapter: _Chapter, blocks: list[_Block], ctx: _Context) -> list[_Sub]:
+    """Tasks listed directly under a chapter: one implicit subsection, or one per group where the
+    item numbering starts again at 1 (`1. 2. 3.`, a bare group title line, `1. 2.`).
+
+    Renumbering a restart as 4, 5 … would give the second group's tasks codes that no reader of the
+    text can find; a group per restart keeps every written number.
+    """
+    groups = [_Sub(1, chapter.heading, chapter.line, marker_inferred=True)]
+    last_number = 0
+    for block in blocks:
+        if block.number == 1 and last_number >= 1:
+            previous = groups[-1].blocks
+            if previous and _is_group_title(previous[-1]):
+                title = previous.pop()
+                group = _Sub(len(groups) + 1, _Heading(title.parts[0], "", False), title.line, marker_inferred=True)
+            else:
+                group = _Sub(len(groups) + 1, chapter.heading, block.line, marker_inferred=True)
+            groups.append(group)
+            ctx.warn(
+                group.line,
+                f"条目编号重新从1开始,另起隐含小节 {chapter.number}.{group.number}“{group.heading.title}”"
+                " / item numbering restarts: a new implicit subsection",
+            )
+        if block.number is not None:
+            last_number = block.number
+        groups[-1].blocks.append(block)
+    first = groups[0]
+    leading = next((i for i, b in enumerate(first.blocks) if _is_task(b)), 0)
+    if len(groups) > 1 and leading > 0 and _is_group_title(first.blocks[leading - 1]):
+        # The first group has its title line too: name it by that, not by the chapter.
+        title = first.blocks.pop(leading - 1)
+        first.heading, first.line = _Heading(title.parts[0], "", False), title.line
+    return groups
+
+
+def _is_group_title(block: _Block) -> bool:
+    """A bare line such as `加强科学立法`: no number, no units, no sentence punctuation, short."""
+    if _is_task(block) or len(block.parts) != 1:
+        return False
+    text = block.parts[0]
+    return not _has_sentence_punct(text) and len(text) <= _MAX_TITLE
 
 
 def _is_task(block: _Block) -> bool:
@@ -525,7 +572,7 @@ def _build_tasks(sub: _Sub, blocks: list[_Block], section_code: str, ctx: _Conte
                 section_code=section_code,
                 title=sub.heading.title if single else _task_title(text),
                 text=text,
-                due=_due_date(text, ctx.period_start, ctx.period_end),
+                due=_DUE_UNKNOWN,  # set once the term is known: it may be read from a later chapter
                 line=block.line,
                 number_inferred=inferred,
                 units=block.units,
@@ -551,6 +598,8 @@ def _task_title(text: str) -> str | None:
     return None
 
 
+_DUE_UNKNOWN = date.max
+
 # A completion year inside the plan period: `2023年实现…`, `2024年底前完成…`.
 _DUE_RE = re.compile(r"(\d{4})\s*年\s*(?:年底|底|前|内|末)*\s*(?:基本建成|全面建成|实现|完成|建成|达到)")
 
@@ -566,25 +615,43 @@ def _due_date(text: str, period_start: int, period_end: int) -> date:
 
 _DOC_INDEX_RE = re.compile(rf"索\s*引\s*号\s*[{_COLON}]?\s*([0-9A-Za-z][0-9A-Za-z/\-_.]*)")
 _ISSUED_RE = re.compile(
-    rf"(?:发文时间|发文日期|成文日期|发布日期)\s*[{_COLON}]?\s*"
+    rf"(?:发文时间|发文日期|成文日期|发布日期|公布日期)\s*[】\]]?\s*[{_COLON}]?\s*"
     r"(\d{4})\s*[-./年]\s*(\d{1,2})\s*[-./月]\s*(\d{1,2})"
 )
 _ISSUER_RE = re.compile(rf"发布机构\s*[{_COLON}]?\s*(\S{{3,}})")
-_TITLE_LINE_RE = re.compile(rf"^标\s*题\s*[{_COLON}]?\s*(.+)$")
+_TITLE_LINE_RE = re.compile(rf"^[【\[]?\s*标\s*题\s*[】\]]?\s*[{_COLON}]?\s*(.+)$")
 _BOOK_TITLE_RE = re.compile(r"《([^》]+)》")
 _PERIOD_RE = re.compile(r"(\d{4})\s*[-—–~\uff5e至到]\s*(\d{4})\s*年")
 _SINGLE_YEAR_RE = re.compile(r"(\d{4})\s*年")
+# `到2020年` / `至2020年`: the year a goal is to be reached, i.e. the end of the term.
+_UNTIL_YEAR_RE = re.compile(r"(?:到|至)\s*(\d{4})\s*年")
 _TITLE_WORDS = ("方案", "规划", "计划", "要点", "意见")
+# Years a plan term may span. Anything else is a typo or noise (and `date()` refuses year 0).
+_MIN_YEAR, _MAX_YEAR = 1949, 2100
+# Legal-database exports (北大法宝 and the like) put labelled lines before the title:
+# `【发布部门】某某市人民政府`, `发文字号:某政发〔2012〕15号`. They are metadata, never the title.
+_DB_HEADER_LABELS = (
+    "法宝引证码", "引证码", "原文链接", "发布部门", "发文字号", "效力级别", "时效性", "公布日期", "发布日期",
+    "施行日期", "实施日期", "生效日期", "失效日期", "法规类别", "批准部门", "批准日期", "修订日期", "成文日期",
+    "题注", "来源", "信息来源", "主题分类", "文号", "发文机关",
+)  # fmt: skip
+# The label is closed by `】` or followed by a colon, so prose that starts with 来源… is not a header.
+_DB_HEADER_RE = re.compile(rf"^[【\[]?\s*({'|'.join(_DB_HEADER_LABELS)})\s*(?:[】\]]\s*[{_COLON}]?|[{_COLON}])\s*(.*)$")
 
 
 @dataclass
 class _Metadata:
     title: str
+    title_line: int | None  # where the title was read, None when it is the default title
     issuer: str | None
     doc_index: str | None
     issued_on: date | None
-    period_start: int
-    period_end: int
+
+
+@dataclass
+class _Term:
+    start: int
+    end: int
 
 
 def _first_match(pattern: re.Pattern[str], lines: list[_Line]) -> re.Match[str] | None:
@@ -594,49 +661,163 @@ def _first_match(pattern: re.Pattern[str], lines: list[_Line]) -> re.Match[str] 
     return None
 
 
+def _db_headers(preamble: list[_Line]) -> dict[str, str]:
+    """Legal-database header lines: label -> value (the first of each label)."""
+    headers: dict[str, str] = {}
+    for line in preamble:
+        if m := _DB_HEADER_RE.match(line.text):
+            headers.setdefault(m[1], m[2].strip())
+    return headers
+
+
 def _read_metadata(preamble: list[_Line], default_title: str | None, warnings: list[tuple[int, str]]) -> _Metadata:
     doc_index = _first_match(_DOC_INDEX_RE, preamble)
     issuer = _first_match(_ISSUER_RE, preamble)
-    title = _read_title(preamble, default_title)
-    start, end = _read_period(title, preamble)
+    title, title_line = _read_title(preamble, default_title)
+    department = _db_headers(preamble).get("发布部门")
     return _Metadata(
         title=title,
-        issuer=issuer[1] if issuer else None,
+        title_line=title_line,
+        issuer=issuer[1] if issuer else (department or None),
         doc_index=doc_index[1] if doc_index else None,
         issued_on=_read_issued_on(preamble, warnings),
-        period_start=start,
-        period_end=end,
     )
 
 
-def _read_title(preamble: list[_Line], default_title: str | None) -> str:
+def _read_title(preamble: list[_Line], default_title: str | None) -> tuple[str, int | None]:
     # The page's 标题 line names the notice; the plan is the 《…》 it publishes.
-    title_line = _first_match(_TITLE_LINE_RE, preamble)
-    if title_line and (book := _BOOK_TITLE_RE.search(title_line[1])):
-        return book[1].strip()
-    if title_line:
-        return title_line[1].strip()
+    for line in preamble:
+        if title_line := _TITLE_LINE_RE.match(line.text):
+            book = _BOOK_TITLE_RE.search(title_line[1])
+            return (book[1] if book else title_line[1]).strip(), line.no
     # The text's own bare title line (`某某县法治政府建设实施方案(2023-2025年)`) beats a file name.
     for line in preamble:
+        if _DB_HEADER_RE.match(line.text):
+            continue  # `【法规类别】城乡规划` or a link ending in …意见.html is not the title
         if line.text and not _has_sentence_punct(line.text) and any(w in line.text for w in _TITLE_WORDS):
             book = _BOOK_TITLE_RE.search(line.text)
-            return book[1].strip() if book else line.text
+            return (book[1].strip() if book else line.text), line.no
     if default_title:
-        return _normalise(default_title)
+        return _normalise(default_title), None
     lines = sum(1 for line in preamble if line.text)
     raise PlanTextError(f"找不到方案标题:正文前的 {lines} 行中没有“标题”行或方案名称,也未提供默认标题")
 
 
-def _read_period(title: str, preamble: list[_Line]) -> tuple[int, int]:
+_TERM_OPTION_RE = re.compile(r"([0-9]{4})-([0-9]{4})")  # [0-9], not \d: `２０２１` is not a year here
+
+
+def parse_term(value: str) -> tuple[int, int]:
+    """`2012-2016` (as given to `import --term`) -> (2012, 2016); PlanTextError for anything else."""
+    m = _TERM_OPTION_RE.fullmatch(value)
+    if not m:
+        raise PlanTextError(f"实施期限“{value}”格式不对,应为 YYYY-YYYY(半角数字),如 2021-2025 / expected YYYY-YYYY")
+    start, end = int(m[1]), int(m[2])
+    if not _plausible(start, end):
+        raise PlanTextError(
+            f"实施期限“{value}”无效:年份须在 {_MIN_YEAR}-{_MAX_YEAR} 之间,起始年不晚于终止年"
+            " / years out of range or start after end"
+        )
+    return start, end
+
+
+def _plausible(start: int, end: int) -> bool:
+    return _MIN_YEAR <= start <= end <= _MAX_YEAR
+
+
+def _resolve_term(
+    term: tuple[int, int] | None,
+    meta: _Metadata,
+    preamble: list[_Line],
+    goals: list[_Line],
+    warnings: list[tuple[int, str]],
+) -> _Term:
+    """The plan's term: given (`--term`), else from the title, else inferred from the text, reported.
+
+    Inference is deliberately narrow: a `2016—2020年` range in the preamble or the goals section, or
+    the goals' first `到2020年` together with the year the plan was issued. Anything less certain is
+    refused, naming `--term`: a wrong term would silently move every task's due date.
+    """
+    written = _term_in_title(meta.title)
+    if term is not None:
+        return _given_term(term, written, meta, warnings)
+    if written is not None:
+        return written
     # Lines with 《…》 cite other documents (《纲要(2020—2025年)》), whose periods are not ours.
-    candidates = [title, *(line.text for line in preamble if "《" not in line.text)]
-    for text in candidates:
-        if m := _PERIOD_RE.search(text):
-            start, end = sorted((int(m[1]), int(m[2])))
-            return start, end
+    own_lines = [line for line in preamble if "《" not in line.text and not _DB_HEADER_RE.match(line.text)]
+    for where, lines in (("正文前", own_lines), ("总体目标", goals)):
+        for line in lines:
+            m = _PERIOD_RE.search(line.text)
+            if m and _plausible(*sorted((int(m[1]), int(m[2])))):
+                start, end = sorted((int(m[1]), int(m[2])))
+                warnings.append(
+                    (line.no, f"实施期限取自{where}“{m[0]}”:{start}-{end} / term taken from this line: {start}-{end}")
+                )
+                return _Term(start, end)
+        if where == "正文前" and (year := _single_year_in_title(meta.title)) is not None:
+            return year  # `某某县2023年普法工作要点`: a one-year plan, as its title says
+    for where, lines in (("总体目标", goals), ("正文前", own_lines)):
+        for line in lines:
+            if m := _UNTIL_YEAR_RE.search(line.text):
+                return _term_until(int(m[1]), m[0], where, line.no, meta, warnings)
+    raise PlanTextError(
+        f"找不到实施期限:标题“{meta.title}”、正文前各行及总体目标中都没有“2021-2025年”这样的年份区间;"
+        "请用 --term 指定,如 --term 2021-2025 / no term found in the text: give it with --term YYYY-YYYY"
+    )
+
+
+def _term_until(
+    end: int, found: str, where: str, line_no: int, meta: _Metadata, warnings: list[tuple[int, str]]
+) -> _Term:
+    """`到2020年` names the end; the start is the year the plan was issued, when the text says it."""
+    issued = meta.issued_on.year if meta.issued_on else None
+    if issued is None or not _plausible(issued, end):
+        known = f"发布日期 {meta.issued_on.isoformat()}" if meta.issued_on else "没有发布日期"
+        raise PlanTextError(
+            f"找不到实施期限:第{line_no}行{where}“{found}”只给出终止年,{known},推不出起始年;"
+            f"请用 --term 指定,如 --term {issued or end - 4}-{end} / only an end year found: give the term with --term"
+        )
+    warnings.append(
+        (
+            line_no,
+            f"实施期限取自发布日期({issued}年)和{where}“{found}”:{issued}-{end}"
+            f" / term taken from the issue date and this line: {issued}-{end}",
+        )
+    )
+    return _Term(issued, end)
+
+
+def _term_in_title(title: str) -> _Term | None:
+    if m := _PERIOD_RE.search(title):
+        start, end = sorted((int(m[1]), int(m[2])))
+        return _Term(start, end) if _plausible(start, end) else None
+    return None
+
+
+def _single_year_in_title(title: str) -> _Term | None:
     if m := _SINGLE_YEAR_RE.search(title):
-        return int(m[1]), int(m[1])
-    raise PlanTextError(f"找不到实施期限:标题“{title}”及正文前各行中没有“2021-2025年”这样的年份区间")
+        year = int(m[1])
+        return _Term(year, year) if _plausible(year, year) else None
+    return None
+
+
+def _given_term(
+    term: tuple[int, int], written: _Term | None, meta: _Metadata, warnings: list[tuple[int, str]]
+) -> _Term:
+    start, end = term
+    if not _plausible(start, end):
+        raise PlanTextError(
+            f"实施期限 {start}-{end} 无效:须在 {_MIN_YEAR}-{_MAX_YEAR} 之间,起始年不晚于终止年 / invalid term"
+        )
+    warnings.append((0, f"实施期限取自 --term {start}-{end} / term taken from --term"))
+    if written is not None and (written.start, written.end) != (start, end):
+        warnings.append(
+            (
+                meta.title_line or 0,
+                f"标题中的实施期限 {written.start}-{written.end} 与 --term {start}-{end} 不同,以 --term 为准"
+                " / the title's term differs from --term; --term wins",
+            )
+        )
+    return _Term(start, end)
 
 
 def _read_issued_on(preamble: list[_Line], warnings: list[tuple[int, str]]) -> date | None:
@@ -653,8 +834,11 @@ def _read_issued_on(preamble: list[_Line], warnings: list[tuple[int, str]]) -> d
 # Entry point
 
 
-def parse_plan(text: str, *, default_title: str | None = None) -> ParsedPlan:
-    """Parse a plan text (already decoded). Raises PlanTextError when no task can be found."""
+def parse_plan(text: str, *, default_title: str | None = None, term: tuple[int, int] | None = None) -> ParsedPlan:
+    """Parse a plan text (already decoded). Raises PlanTextError when no task can be found.
+
+    `term` (start and end year) is the operator's `--term`: it wins over whatever the text says.
+    """
     lines = _read_lines(text)
     non_blank = sum(1 for line in lines if line.text)
     if non_blank == 0:
@@ -665,7 +849,7 @@ def parse_plan(text: str, *, default_title: str | None = None) -> ParsedPlan:
         raise PlanTextError(f"未找到任何任务:{non_blank} 行非空文本中没有章标题(如“一、总体要求”)")
 
     meta = _read_metadata(preamble, default_title, warnings)
-    ctx = _Context(meta.period_start, meta.period_end, warnings)
+    ctx = _Context(warnings)
     sections: list[ParsedSection] = []
     tasks: list[ParsedTask] = []
     for chapter in chapters:
@@ -680,24 +864,50 @@ def parse_plan(text: str, *, default_title: str | None = None) -> ParsedPlan:
             f"未找到任何任务:识别出 {len(chapters)} 章、{subsections} 个小节,共 {body_lines} 行正文,"
             "但没有任何带牵头/配合/责任单位的条目"
         )
+    # The term may come from the goals section, so it is known only now; due dates depend on it.
+    found = _resolve_term(term, meta, preamble, _goal_lines(sections, lines), warnings)
+    for task in tasks:
+        task.due = _due_date(task.text, found.start, found.end)
     return ParsedPlan(
         title=meta.title,
         issuer=meta.issuer,
         doc_index=meta.doc_index,
         issued_on=meta.issued_on,
-        period_start=meta.period_start,
-        period_end=meta.period_end,
+        period_start=found.start,
+        period_end=found.end,
         goals=_goals(sections),
         sections=sections,
         tasks=tasks,
-        # Chapters are built subsection by subsection; report in source order.
-        warnings=[f"第{line}行:{message}" for line, message in sorted(warnings, key=lambda w: w[0])],
+        warnings=_format_warnings(warnings),
     )
 
 
-def _goals(sections: list[ParsedSection]) -> str | None:
-    """The body of the 总体目标 subsection (any subsection titled …目标 with prose)."""
-    for section in sections:
-        if section.level == 2 and "目标" in section.title and section.body:
-            return section.body
+def _format_warnings(warnings: list[tuple[int, str]]) -> list[str]:
+    # Chapters are built subsection by subsection; report in source order. Line 0 is the whole plan
+    # (e.g. the term given on the command line): first, without a line number.
+    ordered = sorted(warnings, key=lambda w: w[0])
+    return [message if line == 0 else f"第{line}行:{message}" for line, message in ordered]
+
+
+def _goals_section(sections: list[ParsedSection]) -> ParsedSection | None:
+    """The 总体目标 subsection (any subsection titled …目标 with prose), else such a chapter."""
+    for level in (2, 1):
+        for section in sections:
+            if section.level == level and "目标" in section.title and section.body:
+                return section
     return None
+
+
+def _goals(sections: list[ParsedSection]) -> str | None:
+    section = _goals_section(sections)
+    return section.body if section is not None and section.level == 2 else None
+
+
+def _goal_lines(sections: list[ParsedSection], lines: list[_Line]) -> list[_Line]:
+    """The source lines of the goals section: from its heading up to the next section."""
+    section = _goals_section(sections)
+    if section is None:
+        return []
+    later = [s.line for s in sections if s.line > section.line]
+    end = min(later) if later else len(lines) + 1
+    return [line for line in lines if section.line <= line.no < end and line.text]

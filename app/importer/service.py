@@ -18,19 +18,25 @@ from app.models import Plan
 log = logging.getLogger(__name__)
 
 
-def read_plan_file(path: Path) -> tuple[ParsedPlan, bytes]:
+def read_plan_file(path: Path, *, term: tuple[int, int] | None = None) -> tuple[ParsedPlan, bytes]:
     data = path.read_bytes()
     text, encoding = decode_plan_bytes(data)
-    parsed = parse_plan(text, default_title=path.stem)
+    parsed = parse_plan(text, default_title=path.stem, term=term)
     parsed.encoding = encoding
     return parsed, data
 
 
 def import_file(
-    *, session: Session, path: Path, slug: str, units_path: Path | None, strict: bool = False
+    *,
+    session: Session,
+    path: Path,
+    slug: str,
+    units_path: Path | None,
+    strict: bool = False,
+    term: tuple[int, int] | None = None,
 ) -> tuple[ParsedPlan, ImportSummary]:
-    """Flushes only; the caller commits (or rolls back, for a dry run)."""
-    parsed, data = read_plan_file(path)
+    """Flushes only; the caller commits (or rolls back, for a dry run). `term`: `--term`, if given."""
+    parsed, data = read_plan_file(path, term=term)
     if units_path is not None:
         apply_unit_file(session, read_unit_file(units_path))
     summary = import_plan(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
@@ -29,6 +30,13 @@ POSTGRES_URL = os.environ.get("PLAN_API_TEST_POSTGRES_URL", "postgresql+psycopg:
 POSTGRES_REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# Property tests (hypothesis): the same examples on every CI run (derandomized, no example database);
+# fresh ones elsewhere. Database examples are slow, so no deadline. HYPOTHESIS_PROFILE=ci locally
+# reproduces a CI run.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("dev", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if POSTGRES_REQUIRED else "dev"))
 
 
 def _postgres_admin_engine() -> Engine:

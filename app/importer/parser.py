@@ -257,10 +257,16 @@ def _split_unit_names(segment: str) -> list[str]:
 
 
 def _clean_unit_name(name: str) -> str:
-    # Spaces inside a name are copy artefacts (`县 司法局`); parentheses become ASCII so that
-    # `各部门(单位)` and `各部门(单位)` are the same string for the alias resolver.
-    name = _SPACE_RUN_RE.sub("", name).translate({0xFF08: "(", 0xFF09: ")"})
-    return name.strip("。.;\uff1b,\uff0c:\uff1a")
+    # Spaces inside a name are copy artefacts (`县 司法局`). The name is written in the form the unit
+    # resolver compares names in (NFKC, no whitespace: `units.name_key`): `各部门(单位)` and
+    # `各部门（单位）` are one name, and so are `县Ａ局` and `县A局`, which would otherwise both be
+    # created as new units with the same name. Repeated: removing a space can let NFKC compose anew.
+    for _ in range(4):
+        folded = _SPACE_RUN_RE.sub("", unicodedata.normalize("NFKC", name)).strip("。.;\uff1b,\uff0c:\uff1a")
+        if folded == name:
+            break
+        name = folded
+    return name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -278,6 +284,11 @@ _MIN_TITLE = 4  # shortest title the run-together split may produce
 _MAX_SPLIT_TITLE = 16  # longest title the run-together split may produce
 _MAX_TITLE = 30  # a heading line without punctuation up to this length is all title; same for task titles
 _MAX_SENTENCE_TITLE = 20  # `标题。正文` headings: longest first sentence taken as the title
+# What the tables hold (app/models/plan.py; a test compares): longer values are damage, and would be
+# refused by PostgreSQL in the middle of an import.
+_MAX_STORED_TITLE = 200  # plan, section and task titles
+_MAX_ISSUER = 100
+_MAX_DOC_INDEX = 64
 
 
 @dataclass
@@ -309,6 +320,9 @@ def _split_heading(text: str) -> _Heading:
     # No recognisable boundary: title = first clause, and keep the whole line as text so that
     # nothing is lost.
     first_clause = re.split(f"[{_SENTENCE_PUNCT}]", text, maxsplit=1)[0]
+    if len(first_clause) > _MAX_STORED_TITLE:
+        # A run-on line is no title; cut one to what a title column holds, keep the line as text.
+        return _Heading(first_clause[:_MAX_STORED_TITLE], text, inferred=True)
     if first_clause == text:
         return _Heading(text, "", inferred=False)
     return _Heading(first_clause, text, inferred=True)
@@ -675,13 +689,30 @@ def _read_metadata(preamble: list[_Line], default_title: str | None, warnings: l
     issuer = _first_match(_ISSUER_RE, preamble)
     title, title_line = _read_title(preamble, default_title)
     department = _db_headers(preamble).get("发布部门")
+    if len(title) > _MAX_STORED_TITLE:
+        warnings.append(
+            (
+                title_line or 0,
+                f"方案标题过长({len(title)} 字),只保留前 {_MAX_STORED_TITLE} 字 / title cut to {_MAX_STORED_TITLE} characters",
+            )
+        )
+        title = title[:_MAX_STORED_TITLE]
     return _Metadata(
         title=title,
         title_line=title_line,
-        issuer=issuer[1] if issuer else (department or None),
-        doc_index=doc_index[1] if doc_index else None,
+        issuer=_fitting(issuer[1] if issuer else (department or None), _MAX_ISSUER, ("发布机构", "issuer"), warnings),
+        doc_index=_fitting(doc_index[1] if doc_index else None, _MAX_DOC_INDEX, ("索引号", "document index"), warnings),
         issued_on=_read_issued_on(preamble, warnings),
     )
+
+
+def _fitting(value: str | None, limit: int, what: tuple[str, str], warnings: list[tuple[int, str]]) -> str | None:
+    """The value, or None with a warning when it is longer than any real one (its column's size)."""
+    if value is None or len(value) <= limit:
+        return value
+    chinese, english = what
+    warnings.append((0, f"{chinese}过长({len(value)} 字,上限 {limit}),已忽略 / {english} longer than {limit}: ignored"))
+    return None
 
 
 def _read_title(preamble: list[_Line], default_title: str | None) -> tuple[str, int | None]:

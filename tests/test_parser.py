@@ -975,6 +975,18 @@ def test_term_range_in_the_goals() -> None:
     assert plan.warnings == ["第4行:实施期限取自总体目标“2013—2017年”:2013-2017 / term taken from this line: 2013-2017"]
 
 
+def test_term_range_with_a_year_on_both_ends() -> None:
+    # `2016年至2020年` names the term as surely as `2016—2020年`, and wins over a later `到2020年`.
+    text = NO_TERM.replace(
+        "一、任务", "一、总体要求\n(一)工作目标\n2016年至2020年,到2020年基本建成法治城市。\n二、任务"
+    )
+    plan = parse_plan(text)
+    assert (plan.period_start, plan.period_end) == (2016, 2020)
+    assert plan.warnings == [
+        "第4行:实施期限取自总体目标“2016年至2020年”:2016-2020 / term taken from this line: 2016-2020"
+    ]
+
+
 def test_term_end_without_an_issue_date_is_refused_naming_term() -> None:
     text = NO_TERM.replace("一、任务", "一、总体要求\n(一)工作目标\n到2016年,基本建成法治城市。\n二、任务")
     with pytest.raises(PlanTextError) as error:

@@ -635,7 +635,7 @@ _ISSUED_RE = re.compile(
 _ISSUER_RE = re.compile(rf"发布机构\s*[{_COLON}]?\s*(\S{{3,}})")
 _TITLE_LINE_RE = re.compile(rf"^[【\[]?\s*标\s*题\s*[】\]]?\s*[{_COLON}]?\s*(.+)$")
 _BOOK_TITLE_RE = re.compile(r"《([^》]+)》")
-_PERIOD_RE = re.compile(r"(\d{4})\s*[-—–~\uff5e至到]\s*(\d{4})\s*年")
+_PERIOD_RE = re.compile(r"(\d{4})\s*年?\s*[-—–~\uff5e至到]\s*(\d{4})\s*年")  # 2021-2025年, 2016年至2020年
 _SINGLE_YEAR_RE = re.compile(r"(\d{4})\s*年")
 # `到2020年` / `至2020年`: the year a goal is to be reached, i.e. the end of the term.
 _UNTIL_YEAR_RE = re.compile(r"(?:到|至)\s*(\d{4})\s*年")

@@ -997,6 +997,19 @@ def test_term_end_without_an_issue_date_is_refused_naming_term() -> None:
     )
 
 
+def test_term_end_before_the_issue_date_is_refused() -> None:
+    text = NO_TERM.replace(
+        "一、任务", "发布日期:2018-01-01\n一、总体要求\n(一)工作目标\n到9999年、到2016年,基本建成法治城市。\n二、任务"
+    )
+    with pytest.raises(PlanTextError) as error:
+        parse_plan(text)
+    # `到9999年` is no year a plan ends in; `到2016年` is, but the plan was issued after it.
+    assert str(error.value) == (
+        "找不到实施期限:第5行总体目标“到2016年”只给出终止年,发布日期 2018-01-01,推不出起始年;"
+        "请用 --term 指定,如 --term 2012-2016 / only an end year found: give the term with --term"
+    )
+
+
 def test_cited_documents_and_long_term_visions_are_not_the_term() -> None:
     # 《…(2016—2020年)》 is another document's term; `到2035年` in prose outside the goals is a vision.
     text = (

@@ -788,8 +788,9 @@ def _resolve_term(
             return year  # `某某县2023年普法工作要点`: a one-year plan, as its title says
     for where, lines in (("总体目标", goals), ("正文前", own_lines)):
         for line in lines:
-            if m := _UNTIL_YEAR_RE.search(line.text):
-                return _term_until(int(m[1]), m[0], where, line.no, meta, warnings)
+            for m in _UNTIL_YEAR_RE.finditer(line.text):
+                if _plausible(int(m[1]), int(m[1])):
+                    return _term_until(int(m[1]), m[0], where, line.no, meta, warnings)
     raise PlanTextError(
         f"找不到实施期限:标题“{meta.title}”、正文前各行及总体目标中都没有“2021-2025年”这样的年份区间;"
         "请用 --term 指定,如 --term 2021-2025 / no term found in the text: give it with --term YYYY-YYYY"
@@ -805,7 +806,8 @@ def _term_until(
         known = f"发布日期 {meta.issued_on.isoformat()}" if meta.issued_on else "没有发布日期"
         raise PlanTextError(
             f"找不到实施期限:第{line_no}行{where}“{found}”只给出终止年,{known},推不出起始年;"
-            f"请用 --term 指定,如 --term {issued or end - 4}-{end} / only an end year found: give the term with --term"
+            f"请用 --term 指定,如 --term {issued if issued and issued <= end else end - 4}-{end}"
+            " / only an end year found: give the term with --term"
         )
     warnings.append(
         (

@@ -304,3 +304,18 @@ def test_plan_without_any_term_is_refused_naming_the_option(db: Session, tmp_pat
         import_text(db, tmp_path, text, slug="no-term")
     assert "找不到实施期限" in str(info.value) and "--term" in str(info.value)
     assert (_count(db, Plan), _count(db, Task), _count(db, Unit)) == before
+
+
+@pytest.mark.parametrize(
+    ("fixture", "tasks", "links"),
+    [("fabao_city_opinion.txt", 14, 29), ("unnumbered_paragraphs.txt", 11, 24), ("restart_groups.txt", 10, 18)],
+)
+def test_other_provinces_layouts_import(db: Session, tmp_path: Path, fixture: str, tasks: int, links: int) -> None:
+    summary = import_text(db, tmp_path, (FIXTURES / fixture).read_bytes(), slug="layout")
+    plan_id = db.exec(select(Plan.id).where(Plan.slug == "layout")).one()
+    codes = db.exec(select(Task.code).where(Task.plan_id == plan_id).order_by(col(Task.position))).all()
+    assert (summary.tasks, summary.links, len(codes)) == (tasks, links, tasks)
+    stored_links = db.exec(
+        select(func.count()).select_from(Responsibility).join(Task).where(col(Task.plan_id) == plan_id)
+    ).one()
+    assert stored_links == links

@@ -803,6 +803,12 @@ def test_legal_database_header_lines_are_never_the_title() -> None:
     assert without_title.title == "文件名"
 
 
+def test_bracketed_title_header_is_the_title() -> None:
+    text = "【法宝引证码】CLI.13.1\n【标题】某某市关于推进法治建设的实施意见\n【公布日期】2013.02.01\n一、任务\n(一)甲组\n1.甲。\n责任单位:市甲局\n"
+    plan = parse_plan(text, term=(2013, 2015))
+    assert (plan.title, plan.issued_on) == ("某某市关于推进法治建设的实施意见", date(2013, 2, 1))
+
+
 # ---------------------------------------------------------------------------------------------
 # Fixture: tasks as unnumbered paragraphs that end with their units, after a group's prose
 

@@ -869,6 +869,16 @@ def test_prose_before_a_paragraph_with_units_stays_prose() -> None:
     ]
 
 
+def test_paragraph_wrapped_mid_sentence_is_one_task() -> None:
+    # The heading's text stops at a comma: the next line, with the units, finishes that sentence.
+    text = HEADER + "一、任务\n(一)加强组织领导。成立领导小组,\n统筹推进各项工作。(牵头单位:县委办)\n"
+    plan = parse_plan(text)
+    assert [(t.code, t.title, t.text) for t in plan.tasks] == [
+        ("1.1.1", "加强组织领导", "成立领导小组,\n统筹推进各项工作。")
+    ]
+    assert plan.sections[-1].body is None
+
+
 def test_wrapped_numbered_item_keeps_its_continuation_line() -> None:
     text = HEADER + "一、任务\n(一)甲组\n1.落实甲任务,\n按季度报送进展。(牵头单位:县甲局)\n"
     assert [t.text for t in parse_plan(text).tasks] == ["落实甲任务,\n按季度报送进展。"]

@@ -434,7 +434,7 @@ def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection
                 block = _Block(line.no, None, [subs[-1].heading.title])
                 subs[-1].blocks.append(block)
             block.units.extend(line.units)
-        elif block is None or block.units or (line.inline_units and block.number is None):
+        elif block is None or block.units or (line.inline_units and block.number is None and not _runs_on(block)):
             # A paragraph after a finished task starts a new (possibly unnumbered) block; so does a
             # paragraph ending in its own units after prose: `…。(牵头单位:市司法局)` is a task, and
             # the prose before it is the section's text, not the task's.
@@ -450,6 +450,12 @@ def _parse_chapter(chapter: _Chapter, ctx: _Context) -> tuple[list[ParsedSection
             block.units.extend(line.inline_units)
 
     return _build_sections(chapter, preface, subs[1:], ctx)
+
+
+def _runs_on(block: _Block) -> bool:
+    """The block's last line stops mid-sentence (`成立领导小组,`): the next line continues it."""
+    last = block.parts[-1].rstrip()
+    return _has_sentence_punct(last) and not last.endswith(("。", "!", "\uff01", "?", "\uff1f", ";", "\uff1b"))
 
 
 def _new_sub(line: _Line, previous: int, chapter_no: int, ctx: _Context) -> _Sub:

@@ -59,7 +59,19 @@ _chars = st.one_of(
 _words = st.text(_chars, max_size=30)
 _long_words = st.text(_chars, min_size=100, max_size=400)  # a heading or title line that runs on
 _genre_words = st.sampled_from(
-    ["加强组织领导", "县司法局", "各乡镇、各部门(单位)", "2021-2025年", "到2030年", "2024年底前完成", "。", ",", "、"]
+    [
+        "加强组织领导",
+        "总体目标",
+        "县司法局",
+        "各乡镇、各部门(单位)",
+        "2021-2025年",
+        "到2030年",
+        "2016年至2020年",
+        "2024年底前完成",
+        "。",
+        ",",
+        "、",
+    ]
 )
 _markers = st.sampled_from(
     [

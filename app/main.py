@@ -10,7 +10,7 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import require_reader
-from app.api.openapi import ERROR_RESPONSES, install_openapi
+from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
@@ -30,21 +30,24 @@ roles (牵头 lead / 配合 cooperating / 责任 responsible), and how far each 
 * 列表响应为 `{"items": [...], "next_cursor": ...}`;把 `next_cursor` 作为 `cursor` 参数取下一页。
 """
 
+# Tag names are ASCII (client generators turn them into module names); the Chinese is in the description.
 TAGS = [
-    {"name": "plans 方案", "description": "方案及其元数据 / plans and their metadata"},
-    {"name": "tasks 任务", "description": "任务查询与详情 / tasks: query language and detail"},
-    {"name": "units 单位", "description": "单位、别名、组及其任务 / units, aliases, groups"},
-    {"name": "progress 进展", "description": "各单位报送进展(需密钥)与进展历史 / progress reports (writes need a key)"},
-    {"name": "changes 变更订阅", "description": "按序增量同步 / incremental sync feed"},
-    {"name": "admin 管理(依法治县办)", "description": "密钥、单位、组成员、审计 / keys, units, groups, audit"},
-    {"name": "health 健康检查", "description": "存活与就绪探针 / liveness and readiness"},
+    {"name": "plans", "description": "方案及其元数据 / plans and their metadata"},
+    {"name": "tasks", "description": "任务查询与详情 / tasks: query language and detail"},
+    {"name": "units", "description": "单位、别名、组及其任务 / units, aliases, groups"},
+    {"name": "progress", "description": "进展:各单位报送(需密钥)与进展历史 / progress reports (writes need a key)"},
+    {"name": "changes", "description": "变更订阅:按序增量同步 / incremental sync feed"},
+    {"name": "admin", "description": "管理(依法治县办):密钥、单位、组成员、审计 / keys, units, groups, audit"},
+    {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPIOffline(
-        title="西吉县实施方案数据服务 Plan API",
+        title="Plan API",  # ASCII: generated client packages are named after it
+        summary="西吉县实施方案数据服务 / the county's implementation plans as data",
+        generate_unique_id_function=operation_id,
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,

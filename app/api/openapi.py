@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from app.errors import PROBLEM_JSON, Problem
 
@@ -23,11 +24,18 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`list_tasks`, `submit_progress`): what generated clients call the method.
+    FastAPI's default (`list_tasks_api_v1_plans__plan__tasks_get`) is unreadable and changes with the path."""
+    return route.name
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title,
+                summary=app.summary,
                 version=app.version,
                 description=app.description,
                 routes=app.routes,

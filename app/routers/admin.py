@@ -21,7 +21,7 @@ from app.services import feed, keys
 from app.services import units as unit_service
 from app.services.keys import Principal
 
-router = APIRouter(responses=WRITE_RESPONSES, prefix="/admin", tags=["admin 管理(依法治县办)"])
+router = APIRouter(responses=WRITE_RESPONSES, prefix="/admin", tags=["admin"])
 
 
 def _key_out(key: ApiKey, unit: Unit | None) -> KeyOut:

@@ -13,7 +13,7 @@ from app.schemas.progress import ChangesPage
 from app.services import feed
 from app.services import plans as plan_service
 
-router = APIRouter(tags=["changes 变更订阅"])
+router = APIRouter(tags=["changes"])
 
 Since = Annotated[
     str,

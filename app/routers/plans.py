@@ -15,7 +15,7 @@ from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
 from app.services import plans as plan_service
 
-router = APIRouter(prefix="/plans", tags=["plans 方案"])
+router = APIRouter(prefix="/plans", tags=["plans"])
 
 
 @router.get("", response_model=Page[PlanSummary])

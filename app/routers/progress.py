@@ -27,7 +27,7 @@ from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 
-router = APIRouter(responses=WRITE_RESPONSES, tags=["progress 进展"])
+router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
 IdempotencyKey = Annotated[
     str | None,

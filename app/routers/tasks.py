@@ -17,7 +17,7 @@ from app.schemas.task import TaskOut
 from app.services import plans as plan_service
 from app.services import tasks as task_service
 
-router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks 任务"])
+router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks"])
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON 或 CSV"}

@@ -18,7 +18,7 @@ from app.schemas.unit import UnitDetail, UnitRef
 from app.services import units as unit_service
 from app.services.units import ResolvedUnit
 
-router = APIRouter(prefix="/units", tags=["units 单位"])
+router = APIRouter(prefix="/units", tags=["units"])
 
 
 def unit_detail(session: SessionDep, unit_ref: str) -> UnitDetail:

@@ -16,7 +16,7 @@ from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, health, plans, progress, tasks, units
+from app.routers import admin, changes, health, plans, progress, review, schedule, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -38,6 +38,8 @@ TAGS = [
     {"name": "progress", "description": "进展:各单位报送(需密钥)与进展历史 / progress reports (writes need a key)"},
     {"name": "changes", "description": "变更订阅:按序增量同步 / incremental sync feed"},
     {"name": "admin", "description": "管理(依法治县办):密钥、单位、组成员、审计 / keys, units, groups, audit"},
+    {"name": "schedule", "description": "报送周期:报告期日历、免报 / reporting schedule, periods, excused duties"},
+    {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(progress.router)
     api.include_router(changes.router)
     api.include_router(admin.router)
+    api.include_router(schedule.router)
+    api.include_router(review.router)
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)

@@ -213,3 +213,32 @@ def test_lights_with_reasons_and_the_light_filter_pages(client: TestClient, db: 
         rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
         light_col = rows[0].index("light")
         assert {r[light_col] for r in rows[1:]} == {"红"}
+
+
+def test_stats_count_lights_progress_and_compliance_as_of_a_date(client: TestClient, db: Session) -> None:
+    script_2023(client, db)
+    with at("2023-10-25"):
+        stats = get(client, f"{PLAN}/stats")
+        tasks = get(client, f"{PLAN}/tasks", limit=500, fields="code,light,progress,status")["items"]
+        assert stats["compliance_period"] == "2023-Q3" and stats["light_rules_version"]
+        assert sum(stats["by_light"].values()) == stats["tasks"] == len(tasks)
+        for chapter in stats["by_chapter"]:
+            mine = [t for t in tasks if t["code"].split(".")[0] == chapter["code"]]
+            assert chapter["by_light"] == {c: sum(t["light"] == c for t in mine) for c in ("red", "yellow", "green")}
+            assert chapter["mean_progress"] == round(sum(t["progress"] for t in mine) / len(mine), 1)
+        chapter2 = next(c for c in stats["by_chapter"] if c["code"] == "2")
+        assert chapter2["by_status"]["delayed"] == 1 and chapter2["by_status"]["in_progress"] == 1
+        publicity = next(u for u in stats["by_unit"] if u["unit"]["name"] == "县委宣传部")
+        assert publicity["delayed"] == 1 and publicity["lead_by_status"]["delayed"] == 1
+        assert publicity["lead_by_light"]["red"] >= 1
+        justice = next(u for u in stats["by_unit"] if u["unit"]["name"] == "县司法局")
+        compliance = get(client, f"{PLAN}/compliance", period="2023-Q3")
+        assert justice["compliance"] == next(r for r in compliance["items"] if r["unit"]["name"] == "县司法局")
+        assert stats["compliance"] == compliance["totals"]
+        q1 = get(client, f"{PLAN}/stats", period="2023-Q1")
+        assert q1["compliance_period"] == "2023-Q1"
+        # Before any report: every task not started, and nothing delayed.
+        early = get(client, f"{PLAN}/stats", as_of="2023-04-01")
+        assert early["by_status"]["not_started"] == 76 and early["compliance_period"] == "2022-Q4"
+        response = client.get(f"{PLAN}/stats", params={"period": "2023-Q7"})
+        assert response.status_code == 400 and response.json()["errors"][0]["field"] == "query.period"

@@ -242,3 +242,13 @@ def test_stats_count_lights_progress_and_compliance_as_of_a_date(client: TestCli
         assert early["by_status"]["not_started"] == 76 and early["compliance_period"] == "2022-Q4"
         response = client.get(f"{PLAN}/stats", params={"period": "2023-Q7"})
         assert response.status_code == 400 and response.json()["errors"][0]["field"] == "query.period"
+
+
+def test_extreme_dates_read_everything_or_nothing_never_a_500(client: TestClient) -> None:
+    paths = [f"{PLAN}/tasks", f"{PLAN}/tasks/2.3.3", f"{PLAN}/duties", f"{PLAN}/compliance", f"{PLAN}/stats"]
+    for path in [*paths, "/api/v1/units/司法局/duties"]:
+        for as_of in ("0001-01-01", "9999-12-31"):
+            assert client.get(path, params={"as_of": as_of}).status_code == 200, (path, as_of)
+        response = client.get(path, params={"as_of": "2023-02-30"})
+        assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.as_of"
+    assert get(client, f"{PLAN}/duties", as_of="0001-01-01")["items"] == []

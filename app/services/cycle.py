@@ -161,6 +161,7 @@ def task_state(
 
 def end_of_day(day: date, tz: str) -> datetime:
     """The last moment of a local calendar day, in UTC: what "as of that date" reads up to."""
+    day = min(day, date.max - timedelta(days=1))  # `as_of=9999-12-31` reads everything, not an overflow
     start_next = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(tz))
     return (start_next - timedelta(microseconds=1)).astimezone(UTC)
 

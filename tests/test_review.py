@@ -289,3 +289,21 @@ def test_a_correction_under_review_leaves_the_accepted_report_standing(client: T
         == 200
     )
     assert task_state(client) == ("in_progress", 75, [again["id"]])
+
+
+def test_ids_beyond_the_database_range_are_4xx_not_500(client: TestClient, db: Session) -> None:
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    huge = 2**40
+    assert client.post(
+        f"/api/v1/progress/{huge}/withdraw", json={"reason": "x"}, headers={"Authorization": key}
+    ).status_code in (404, 422)
+    assert client.post(
+        f"/api/v1/progress/{huge}/review", json={"decision": "accept"}, headers={"Authorization": admin}
+    ).status_code in (404, 422)
+    batch = client.post(
+        f"{PLAN}/reviews:batch",
+        json={"items": [{"report": huge, "decision": "accept"}]},
+        headers={"Authorization": admin},
+    )
+    assert batch.status_code == 200 and batch.json()["results"][0]["problem"]["status"] in (404, 422)
+    assert client.delete(f"{PLAN}/excusals/{huge}", headers={"Authorization": admin}).status_code in (404, 422)

@@ -1,4 +1,4 @@
-"""`plan-api`: serve, migrate, import, version."""
+"""`plan-api`: serve, migrate, import, version, keys, schedule."""
 
 from __future__ import annotations
 
@@ -22,8 +22,11 @@ from app.importer.parser import PlanTextError
 from app.importer.service import import_file, seed_if_empty
 from app.importer.units import UnitFileError
 from app.migrate import upgrade_to_head
+from app.models import Cadence
 from app.services.feed import record_event
 from app.services.keys import create_key, list_keys, revoke_key
+from app.services.plans import get_plan
+from app.services.schedule import get_schedule, schedule_values, set_schedule
 from app.services.units import find_unit
 
 app = typer.Typer(help="西吉县实施方案数据服务 / county plan API", no_args_is_help=True, add_completion=False)
@@ -226,3 +229,68 @@ def keys_revoke(prefix: Annotated[str, typer.Argument(help="the key's prefix, as
         )
         session.commit()
     typer.echo(f"已吊销 / revoked: {prefix}")
+
+
+SCHEDULE_FAILED = "报送周期操作失败 / schedule command refused"
+schedule_app = typer.Typer(help="A plan's reporting schedule: show, set", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+def _print_schedule(slug: str, values: dict[str, object]) -> None:
+    typer.echo(f"plan: {slug}")
+    for name, value in values.items():
+        typer.echo(f"{name}: {value.value if isinstance(value, Cadence) else value}")
+
+
+@schedule_app.command("show")
+def schedule_show(plan: Annotated[str, typer.Argument(help="plan slug")]) -> None:
+    """Show the plan's reporting schedule."""
+    _setup_logging()
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        try:
+            found = get_plan(session=session, slug=plan)
+        except NotFound as exc:
+            _fail(exc.detail, what=SCHEDULE_FAILED)
+        _print_schedule(plan, schedule_values(get_schedule(session=session, plan=found)))
+
+
+@schedule_app.command("set")
+def schedule_set(
+    plan: Annotated[str, typer.Argument(help="plan slug")],
+    cadence: Annotated[Cadence | None, typer.Option(help="reporting cadence")] = None,
+    deadline_days: Annotated[
+        int | None, typer.Option(min=0, max=90, help="reports due this many days after a period ends")
+    ] = None,
+    cooperating: Annotated[
+        bool | None, typer.Option("--cooperating/--no-cooperating", help="do cooperating units owe reports")
+    ] = None,
+    review: Annotated[bool | None, typer.Option("--review/--no-review", help="must reports be accepted first")] = None,
+) -> None:
+    """Change the plan's reporting schedule (audited, in the change feed); unset options stay."""
+    _setup_logging()
+    values = {
+        name: value
+        for name, value in (
+            ("cadence", cadence),
+            ("deadline_days", deadline_days),
+            ("cooperating_units_report", cooperating),
+            ("review_required", review),
+        )
+        if value is not None
+    }
+    if not values:
+        _fail("请至少指定一项修改 / give at least one option", what=SCHEDULE_FAILED)
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        try:
+            found = get_plan(session=session, slug=plan)
+        except NotFound as exc:
+            _fail(exc.detail, what=SCHEDULE_FAILED)
+        schedule = set_schedule(
+            session=session, plan=found, values=values, principal=None, remote_addr=None, actor="cli"
+        )
+        shown = schedule_values(schedule)
+        session.commit()
+    typer.echo("已更新报送周期 / schedule updated")
+    _print_schedule(plan, shown)

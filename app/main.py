@@ -15,7 +15,7 @@ from app.api.params import reject_unknown_query_params
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, duties, health, plans, progress, tasks, units
+from app.routers import admin, changes, duties, health, plans, progress, review, schedule, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -36,6 +36,8 @@ TAGS = [
     {"name": "progress 进展", "description": "各单位报送进展(需密钥)与进展历史 / progress reports (writes need a key)"},
     {"name": "changes 变更订阅", "description": "按序增量同步 / incremental sync feed"},
     {"name": "admin 管理(依法治县办)", "description": "密钥、单位、组成员、审计 / keys, units, groups, audit"},
+    {"name": "schedule 报送周期", "description": "报送周期、报告期日历、免报 / schedule, periods, excused duties"},
+    {"name": "review 审核", "description": "审核与撤回报告 / review and withdrawal of reports"},
     {
         "name": "supervision 督查",
         "description": "报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list",
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(progress.router)
     api.include_router(changes.router)
     api.include_router(admin.router)
+    api.include_router(schedule.router)
+    api.include_router(review.router)
     api.include_router(duties.router)
     app.include_router(api)
     app.include_router(health.router)

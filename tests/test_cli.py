@@ -237,3 +237,31 @@ def test_revoking_an_unknown_prefix_fails(cli: Cli) -> None:
     assert cli("migrate")[0] == 0
     code, _, err = cli("keys", "revoke", "deadbeef")
     assert code == 1 and "deadbeef" in err
+
+
+def test_schedule_show_and_set(cli: Cli) -> None:
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0  # a new plan gets the default schedule
+    code, out, err = cli("schedule", "show", "x")
+    assert code == 0, err
+    assert "cadence: quarterly" in out and "deadline_days: 10" in out and "review_required: False" in out
+
+    code, out, err = cli("schedule", "set", "x", "--cadence", "monthly", "--deadline-days", "5", "--review")
+    assert code == 0, err
+    assert "cadence: monthly" in out and "deadline_days: 5" in out and "review_required: True" in out
+    assert "cooperating_units_report: False" in out  # left as it was
+    assert cli.query(
+        "SELECT cadence, deadline_days, cooperating_units_report, review_required FROM reporting_schedule"
+    ) == [("monthly", 5, 0, 1)]
+    [(actor, data)] = cli.query("SELECT actor, data FROM change_event WHERE type = 'schedule.changed'")
+    assert actor == "cli" and '"to": {"cadence": "monthly", "deadline_days": 5, "review_required": true}' in data
+    assert cli.query("SELECT seq FROM change_event WHERE type = 'schedule.changed'")[0][0] is not None
+
+    for args, message in (
+        (["set", "x"], "至少"),
+        (["set", "x", "--deadline-days", "91"], "'--deadline-days'"),
+        (["set", "x", "--cadence", "weekly"], "'weekly'"),
+        (["show", "nope"], "nope"),
+    ):
+        code, _, err = cli("schedule", *args)
+        assert code != 0 and message in err, (args, err)
+    assert cli.count("change_event", "type = 'schedule.changed'") == 1

@@ -15,9 +15,10 @@ from sqlmodel import Session, col, delete, select
 from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
 from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
+from app.services import derivation
 from app.services.feed import record_event
 from app.services.permissions import OWNER_ROLES
-from app.services.progress import derive_task_state, slot_states
+from app.services.schedule import ensure_schedule
 
 
 class UnknownUnitsError(ValueError):
@@ -74,6 +75,7 @@ def import_plan(
 
     plan, plan_created = _upsert_plan(session, parsed, slug, source_name, source_checksum)
     assert plan.id is not None
+    ensure_schedule(session=session, plan=plan)  # a new plan gets the default reporting schedule
     section_ids = _sync_sections(session, plan.id, parsed)
     summary = ImportSummary(
         slug=slug,
@@ -281,17 +283,7 @@ def _sync_links(
 
 
 def _rederive(session: Session, tasks: list[Task], summary: ImportSummary) -> None:
-    """A task whose owners changed takes the state its (new) owners' reports give it. A task nobody
-    has reported on stays as it is."""
-    states = slot_states(session, [t.id for t in tasks if t.id is not None])
-    for task in tasks:
-        if task.id not in states:
-            continue
-        owners = session.exec(
-            select(Responsibility.unit_id).where(
-                Responsibility.task_id == task.id, col(Responsibility.role).in_(OWNER_ROLES)
-            )
-        )
-        task.status, task.progress = derive_task_state(sorted(set(owners)), states[task.id])
-        session.add(task)
-        summary.tasks_rederived.append(task.code)
+    """A task whose owners changed takes the state its (new) owners' reports give it, by the one rule
+    (`app/services/cycle.py`). A task nobody has reported on stays as it is."""
+    _, reports = derivation.rederive(session, tasks, skip_unreported=True)
+    summary.tasks_rederived.extend(task.code for task in tasks if reports.get(task.id or 0))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-from app.models import ReportKind, TaskStatus, UnitKind
+from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
 from app.schemas.unit import UnitRef
+from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
-PERIOD_PATTERN = r"^\d{4}(-H[12]|-Q[1-4]|-(0[1-9]|1[0-2]))?$"
 Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -39,8 +38,9 @@ class ProgressCreate(BaseModel):
     percent: int = Field(ge=0, le=100, description="完成百分比;completed 必须为 100,not_started 必须为 0")
     summary: str = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
     period: str = Field(
-        pattern=PERIOD_PATTERN,
-        description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`,须在方案实施期内(或次年,用于终期评估)",
+        json_schema_extra={"pattern": PERIOD_PATTERN},
+        description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`(半角数字),须符合方案的报送周期(或更粗,如年度小结),"
+        "在方案实施期内(或次年,用于终期评估)/ canonical period, at the plan's cadence or coarser",
         examples=["2022-Q3"],
     )
     evidence: list[Evidence] = Field(
@@ -55,6 +55,15 @@ class ProgressCreate(BaseModel):
             raise ValueError("摘要不能为空白 / summary must not be blank")
         return value
 
+    @field_validator("period")
+    @classmethod
+    def _period_canonical(cls, value: str) -> str:
+        try:
+            parse_period(value)
+        except PeriodError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("percent")
     @classmethod
     def _percent_matches_status(cls, value: int, info: ValidationInfo) -> int:
@@ -65,10 +74,11 @@ class ProgressCreate(BaseModel):
             raise ValueError("状态为 not_started 时 percent 必须为 0 / not_started means percent 0")
         return value
 
-    def period_year(self) -> int:
-        match = re.match(r"\d{4}", self.period)
-        assert match is not None
-        return int(match.group())
+
+class ReviewOut(BaseModel):
+    state: ReviewState = Field(description="not_required 无需审核 / pending 待审核 / accepted 已通过 / returned 已退回")
+    reviewed_at: datetime | None = None
+    reason: str | None = Field(default=None, description="审核意见(退回时必有)/ the reviewer's reason")
 
 
 class ProgressOut(BaseModel):
@@ -87,6 +97,22 @@ class ProgressOut(BaseModel):
     period: str
     evidence: list[str]
     created_at: datetime
+    supersedes: int | None = Field(
+        default=None, description="本报告更正(取代)的上一版本 id / the version this one supersedes"
+    )
+    superseded_by: int | None = Field(
+        default=None, description="取代本报告的新版本 id / the version that superseded this one"
+    )
+    current: bool = Field(
+        default=True,
+        description="是否为该单位此任务此报告期的现行版本且未撤回 / the head of its versions, not withdrawn",
+    )
+    withdrawn_at: datetime | None = Field(default=None, description="撤回时间 / when withdrawn")
+    withdrawn_reason: str | None = Field(default=None, description="撤回理由 / why withdrawn")
+    review: ReviewOut = Field(
+        default_factory=lambda: ReviewOut(state=ReviewState.not_required),
+        description="审核情况(方案报送周期要求审核时)/ review by the office, when the schedule asks for it",
+    )
 
 
 class UnitState(BaseModel):
@@ -94,6 +120,7 @@ class UnitState(BaseModel):
     via: UnitRef = Field(description="其牵头/责任关联(单位本身或所属组)/ the owner link it reported through")
     status: TaskStatus
     percent: int
+    period: str = Field(default="", description="给出此状态的报告所属报告期 / the period of the report behind it")
     report_id: int
     updated_at: datetime
 

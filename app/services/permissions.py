@@ -112,3 +112,17 @@ def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> 
 def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
     """The rule for one task: its grant, or NotLinkedToTask (403) saying why."""
     return load_facts(session=session, tasks=[task], principal=principal).decide(task)
+
+
+class AdminRequired(ProblemError):
+    status = 403
+    code = "admin-only"
+    title = "Forbidden"
+
+
+def authorize_admin(*, principal: Principal, plan_id: int | None) -> None:
+    """The one check before a key administers a plan's supervision cycle (its schedule, reviews,
+    excusals, withdrawing another unit's report). Every admin key administers every plan today; a
+    jurisdiction boundary for admin keys belongs here, so all those endpoints get it at once."""
+    if not principal.is_admin:
+        raise AdminRequired(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")

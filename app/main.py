@@ -16,7 +16,7 @@ from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, health, plans, progress, review, schedule, tasks, units
+from app.routers import admin, changes, duties, health, plans, progress, review, schedule, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -40,6 +40,7 @@ TAGS = [
     {"name": "admin", "description": "管理(依法治县办):密钥、单位、组成员、审计 / keys, units, groups, audit"},
     {"name": "schedule", "description": "报送周期:报告期日历、免报 / reporting schedule, periods, excused duties"},
     {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
+    {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(admin.router)
     api.include_router(schedule.router)
     api.include_router(review.router)
+    api.include_router(duties.router)
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)

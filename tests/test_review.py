@@ -262,3 +262,48 @@ def test_without_review_reports_need_no_decision(client: TestClient, db: Session
         f"/api/v1/progress/{sent['id']}/review", json={"decision": "accept"}, headers={"Authorization": admin}
     )
     assert response.status_code == 409 and "pending" in response.json()["detail"]
+
+
+def test_a_correction_under_review_leaves_the_accepted_report_standing(client: TestClient, db: Session) -> None:
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    turn_review_on(client, admin)
+    original = post(client, key, Q4)
+    decide = {"Authorization": admin}
+    assert (
+        client.post(
+            f"/api/v1/progress/{original['id']}/review", json={"decision": "accept"}, headers=decide
+        ).status_code
+        == 200
+    )
+    correction = post(client, key, {**Q4, "percent": 80})
+    assert correction["supersedes"] == original["id"] and correction["review"]["state"] == "pending"
+    assert task_state(client) == ("in_progress", 60, [original["id"]])  # the accepted version still counts
+    returned = client.post(
+        f"/api/v1/progress/{correction['id']}/review", json={"decision": "return", "reason": "无依据"}, headers=decide
+    )
+    assert returned.status_code == 200
+    assert task_state(client) == ("in_progress", 60, [original["id"]])  # a returned correction changes nothing
+    again = post(client, key, {**Q4, "percent": 75})
+    assert (
+        client.post(f"/api/v1/progress/{again['id']}/review", json={"decision": "accept"}, headers=decide).status_code
+        == 200
+    )
+    assert task_state(client) == ("in_progress", 75, [again["id"]])
+
+
+def test_ids_beyond_the_database_range_are_4xx_not_500(client: TestClient, db: Session) -> None:
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    huge = 2**40
+    assert client.post(
+        f"/api/v1/progress/{huge}/withdraw", json={"reason": "x"}, headers={"Authorization": key}
+    ).status_code in (404, 422)
+    assert client.post(
+        f"/api/v1/progress/{huge}/review", json={"decision": "accept"}, headers={"Authorization": admin}
+    ).status_code in (404, 422)
+    batch = client.post(
+        f"{PLAN}/reviews:batch",
+        json={"items": [{"report": huge, "decision": "accept"}]},
+        headers={"Authorization": admin},
+    )
+    assert batch.status_code == 200 and batch.json()["results"][0]["problem"]["status"] in (404, 422)
+    assert client.delete(f"{PLAN}/excusals/{huge}", headers={"Authorization": admin}).status_code in (404, 422)

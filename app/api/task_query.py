@@ -14,6 +14,7 @@ from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, task_out
+from app.services.lights import LIGHT_LABELS, Light
 from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks
 from app.services.units import ResolvedUnit, resolve_unit_param
 
@@ -29,6 +30,7 @@ class TaskQueryParams:
     due_after: date | None
     overdue: bool | None
     as_of: date
+    lights: tuple[Light, ...]
     q: str | None
     sort: TaskSort
     limit: int
@@ -94,7 +96,21 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
     ] = None,
     as_of: Annotated[
         date | None,
-        Query(description="计算 overdue 的基准日,默认今天 / reference date for overdue (default: today)"),
+        Query(
+            description="基准日,默认今天:status、progress、unit_states、overdue、light 均为该日结束时的情况"
+            "(由当时已有的报告重建);status、overdue 过滤也按该日判断"
+            " / reference date (default today): status, progress, owner states, overdue and light as they were"
+            " at the end of that day; the status and overdue filters judge that day too",
+            examples=["2024-01-01"],
+        ),
+    ] = None,
+    light: Annotated[
+        list[str] | None,
+        Query(
+            description="亮灯,可多值:`light=red,yellow`;取值 red、yellow、green(以今天或 as_of 计)"
+            " / one or several lights, as of today or as_of",
+            examples=["red,yellow"],
+        ),
     ] = None,
     q: Annotated[
         str | None,
@@ -134,6 +150,12 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         except ValueError:
             allowed = "、".join(s.value for s in TaskStatus)
             raise InvalidParameter("status", f"未知状态“{value}”,可选:{allowed}", kind="enum") from None
+    lights = []
+    for value in _split(light):
+        try:
+            lights.append(Light(value))
+        except ValueError:
+            raise InvalidParameter("light", f"未知亮灯“{value}”,可选:red、yellow、green", kind="enum") from None
     selected = None
     if fields is not None:
         selected = tuple(_split([fields]))
@@ -152,6 +174,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         due_after=due_after,
         overdue=overdue,
         as_of=as_of or date.today(),
+        lights=tuple(dict.fromkeys(lights)),
         q=q,
         sort=sort,
         limit=limit,
@@ -187,6 +210,7 @@ def to_filter(
         due_after=params.due_after,
         overdue=params.overdue,
         q=params.q,
+        lights=params.lights,
     )
 
 
@@ -201,6 +225,8 @@ CSV_HEADER = (
     "status",
     "progress",
     "overdue",
+    "light",
+    "light_reasons",
     "lead",
     "cooperating",
     "responsible",
@@ -240,9 +266,11 @@ def _csv_row(view: TaskView) -> list[Any]:
         task.title or "",
         task.text,
         task.due.isoformat(),
-        task.status,
-        task.progress,
+        view.status,
+        view.progress,
         "是" if view.overdue else "否",
+        LIGHT_LABELS[view.light],
+        ";".join(r.message for r in view.light_reasons),
         by_role[Role.lead],
         by_role[Role.cooperating],
         by_role[Role.responsible],

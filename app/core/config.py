@@ -34,6 +34,21 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; "
         "empty: none (the audit log records the peer address)",
     )
+    # Warning lights (亮灯), rule set `app/services/lights.py`:
+    light_missing_days: int = Field(
+        default=10,
+        ge=0,
+        description="red when a duty of the latest closed period is missing more than this many days past its deadline",
+    )
+    light_due_soon_days: int = Field(
+        default=30, ge=0, description="yellow when an unfinished task is due within this many days"
+    )
+    light_lag_tolerance: int = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description="yellow when progress lags the progress expected from elapsed time by more points than this",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -15,7 +15,7 @@ from app.api.paths import PlanSlug
 from app.api.responses import json_response
 from app.errors import Problem
 from app.models import Plan, ReportingSchedule
-from app.schemas.common import Page
+from app.schemas.common import MAX_ID, Page
 from app.schemas.cycle import ExcusalIn, ExcusalOut, PeriodOut, PeriodsOut, ScheduleIn, ScheduleOut
 from app.services import excusals
 from app.services import plans as plan_service
@@ -27,7 +27,7 @@ router = APIRouter(responses=WRITE_RESPONSES, tags=["schedule"])
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem, "description": "已免除或已撤销 / already excused, or already revoked"}
 }
-ExcusalId = Annotated[int, Path(description="免报记录 id / excusal id", examples=[1])]
+ExcusalId = Annotated[int, Path(ge=1, le=MAX_ID, description="免报记录 id / excusal id", examples=[1])]
 
 
 def _schedule_out(plan: Plan, schedule: ReportingSchedule) -> ScheduleOut:

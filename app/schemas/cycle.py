@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.models import Cadence
+from app.schemas.common import MAX_ID
 from app.schemas.progress import ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN
@@ -90,7 +91,7 @@ class ReviewIn(BaseModel):
 
 
 class ReviewItem(ReviewIn):
-    report: int = Field(ge=1, description="进展报告 id / report id")
+    report: int = Field(ge=1, le=MAX_ID, description="进展报告 id / report id")
 
 
 class ReviewBatchIn(BaseModel):

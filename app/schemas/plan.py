@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from app.models import Plan
+from app.schemas.duty import ComplianceOut
 from app.schemas.unit import UnitRef
 
 
@@ -76,12 +77,20 @@ class StatusCounts(BaseModel):
     ongoing: int = 0
 
 
+class LightCounts(BaseModel):
+    red: int = 0
+    yellow: int = 0
+    green: int = 0
+
+
 class ChapterStats(BaseModel):
     code: str
     title: str
     tasks: int
     overdue: int
     by_status: StatusCounts
+    mean_progress: float = Field(description="平均进度(as_of 当日)/ mean progress as of as_of", examples=[42.5])
+    by_light: LightCounts = Field(description="按亮灯计数 / tasks by light")
 
 
 class UnitLoad(BaseModel):
@@ -90,6 +99,13 @@ class UnitLoad(BaseModel):
     responsible: int = Field(description="责任任务数 / tasks solely responsible")
     cooperating: int = Field(description="配合任务数 / tasks cooperating")
     overdue: int = Field(description="其牵头或责任任务中已过期未完成的数量 / overdue tasks it leads or owns")
+    lead_by_status: StatusCounts = Field(description="其牵头任务按状态计数 / tasks it leads, by status")
+    lead_by_light: LightCounts = Field(description="其牵头任务按亮灯计数 / tasks it leads, by light")
+    delayed: int = Field(description="该单位自身报告为滞后的任务数 / tasks on which its own state is delayed")
+    compliance: ComplianceOut | None = Field(
+        description="该单位在 compliance_period 的报送合规情况;无报送义务时为 null"
+        " / its compliance for compliance_period; null when it owes nothing then"
+    )
 
 
 class PlanStats(BaseModel):
@@ -100,3 +116,10 @@ class PlanStats(BaseModel):
     by_status: StatusCounts
     by_chapter: list[ChapterStats]
     by_unit: list[UnitLoad] = Field(description="按牵头数量降序 / sorted by tasks led, descending")
+    by_light: LightCounts = Field(description="全方案按亮灯计数 / tasks by light")
+    light_rules_version: str = Field(description="亮灯规则版本 / the light rule set's version", examples=["2023.1"])
+    compliance_period: str | None = Field(
+        description="合规统计的报告期:period 参数,默认 as_of 时最近一个已过报送期限的报告期"
+        " / the period of the compliance figures: `period`, default the latest whose deadline has passed"
+    )
+    compliance: ComplianceOut | None = Field(description="该报告期全方案合计 / plan-wide totals for that period")

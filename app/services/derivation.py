@@ -86,16 +86,22 @@ def owner_slots(session: Session, task_ids: Iterable[int]) -> dict[int, list[int
 
 
 def rederive(
-    session: Session, tasks: Iterable[Task], *, skip_unreported: bool = False
+    session: Session,
+    tasks: Iterable[Task],
+    *,
+    slots: dict[int, list[int]] | None = None,
+    skip_unreported: bool = False,
 ) -> tuple[list[Change], dict[int, list[cycle.ReportFacts]]]:
     """Re-derive these tasks (already locked by the caller) now; returns the tasks whose status or
-    progress changed, and the reports loaded. A task with no counting report goes back to
+    progress changed, and the reports loaded. `slots`: each task's owner units when the caller has
+    them (the permission facts), else loaded. A task with no counting report goes back to
     `not_started`, unless `skip_unreported` and it has no reports at all (a re-import leaves it)."""
     by_id = {task.id: task for task in tasks if task.id is not None}
     if not by_id:
         return [], {}
     reports = load_reports(session, by_id)
-    slots = owner_slots(session, by_id)
+    if slots is None or not set(by_id) <= set(slots):
+        slots = owner_slots(session, by_id)
     # Core statements, not entities: a state loaded earlier in this session must not linger in the
     # identity map beside the row that replaces it.
     session.execute(delete(TaskUnitState).where(col(TaskUnitState.task_id).in_(list(by_id))))

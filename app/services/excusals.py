@@ -37,7 +37,8 @@ def create(
     """Waives a duty: the task must be in the plan, the unit linked to it (directly or through a group),
     the period one of the plan's calendar at its cadence; one active excusal per duty (409)."""
     authorize_admin(principal=principal, plan_id=plan.id)
-    task = session.exec(select(Task).where(Task.plan_id == plan.id, Task.code == data.task)).first()
+    # The task row is the lock: two requests excusing the same duty at once cannot both pass the check.
+    task = session.exec(select(Task).where(Task.plan_id == plan.id, Task.code == data.task).with_for_update()).first()
     if task is None or task.id is None:
         raise _rejected(
             "task", f"方案 {plan.slug} 中没有编号为 {data.task} 的任务 / no task {data.task!r}", "unknown_task"

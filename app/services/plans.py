@@ -8,10 +8,13 @@ from datetime import date
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from app.core.config import get_settings
 from app.errors import NotFound
 from app.models import Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.schemas.duty import compliance_out
 from app.schemas.plan import (
     ChapterStats,
+    LightCounts,
     PlanCounts,
     PlanStats,
     SectionNode,
@@ -19,7 +22,12 @@ from app.schemas.plan import (
     UnitLoad,
 )
 from app.schemas.unit import UnitRef
-from app.services.tasks import is_overdue
+from app.services.cycle import end_of_day
+from app.services.duties import check_period_param, compliance, compute_duties, latest_closed_period
+from app.services.lights import LIGHT_RULES_VERSION, Light
+from app.services.supervision import current_owner_states, pictures
+from app.services.supervision_facts import load_facts
+from app.services.tasks import overdue_on
 
 
 def list_plans(*, session: Session) -> list[Plan]:
@@ -74,21 +82,52 @@ def section_tree(*, session: Session, plan: Plan) -> list[SectionNode]:
     return roots
 
 
-def plan_stats(*, session: Session, plan: Plan, as_of: date) -> PlanStats:
-    tasks = list(session.exec(select(Task).where(Task.plan_id == plan.id).order_by(col(Task.position))))
+def plan_stats(*, session: Session, plan: Plan, as_of: date, period: str | None = None) -> PlanStats:
+    """Counts as of the end of the local day `as_of`: status, progress and light are that day's
+    (`app/services/supervision.py`); compliance is for `period`, by default the most recent period
+    whose deadline had passed by `as_of`."""
+    assert plan.id is not None
+    settings = get_settings()
+    facts = load_facts(session=session, cutoff=end_of_day(as_of, settings.timezone), plan_ids={plan.id}, task_ids=None)
+    if period is not None:
+        check_period_param(facts, plan.id, period)
+    else:
+        closed = latest_closed_period(facts, plan.id, as_of)
+        period = closed.label if closed is not None else None
+    current = None
+    if as_of >= date.today():
+        current = current_owner_states(session=session, task_ids=list(facts.tasks))
+    pics = pictures(facts, as_of=as_of, settings=settings, current=current)
+    tasks = sorted(facts.tasks.values(), key=lambda t: t.position)
     chapters = {s.code: s for s in session.exec(select(Section).where(Section.plan_id == plan.id, Section.level == 1))}
     overall: Counter[str] = Counter()
+    lights: Counter[str] = Counter()
     by_chapter: dict[str, Counter[str]] = defaultdict(Counter)
+    chapter_lights: dict[str, Counter[str]] = defaultdict(Counter)
+    chapter_progress: dict[str, list[int]] = defaultdict(list)
     overdue_ids = set()
+    delayed_by_unit: Counter[int] = Counter()
     for task in tasks:
+        pic = pics[task.id]
         chapter = task.code.split(".")[0]
-        overall[task.status] += 1
-        by_chapter[chapter][task.status] += 1
-        if is_overdue(task, as_of):
+        overall[pic.status] += 1
+        lights[pic.light] += 1
+        by_chapter[chapter][pic.status] += 1
+        chapter_lights[chapter][pic.light] += 1
+        chapter_progress[chapter].append(pic.progress)
+        if overdue_on(task.due, pic.status, as_of):
             overdue_ids.add(task.id)
             by_chapter[chapter]["__overdue"] += 1
+        owners = (
+            [(s.unit_id, s.status) for s in pic.states] if pic.states is not None else (current or {}).get(task.id, [])
+        )
+        for unit_id, status in owners:
+            if status == TaskStatus.delayed:
+                delayed_by_unit[unit_id] += 1
 
     loads: dict[int, dict[str, int]] = defaultdict(Counter)
+    lead_status: dict[int, Counter[str]] = defaultdict(Counter)
+    lead_light: dict[int, Counter[str]] = defaultdict(Counter)
     units: dict[int, Unit] = {}
     rows = session.exec(
         select(Responsibility.task_id, Responsibility.role, Unit)
@@ -102,9 +141,21 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date) -> PlanStats:
         loads[unit.id][role] += 1
         if role != Role.cooperating and task_id in overdue_ids:
             loads[unit.id]["overdue"] += 1
+        if role == Role.lead:
+            lead_status[unit.id][pics[task_id].status] += 1
+            lead_light[unit.id][pics[task_id].light] += 1
+
+    per_unit, total = (
+        ({}, None)
+        if period is None
+        else compliance(compute_duties(facts, as_of=as_of, tz=settings.timezone, periods={period}))
+    )
 
     def status_counts(counter: Counter[str]) -> StatusCounts:
         return StatusCounts(**{s.value: counter[s] for s in TaskStatus})
+
+    def light_counts(counter: Counter[str]) -> LightCounts:
+        return LightCounts(**{light.value: counter[light] for light in Light})
 
     return PlanStats(
         plan=plan.slug,
@@ -119,6 +170,8 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date) -> PlanStats:
                 tasks=sum(v for k, v in counter.items() if k != "__overdue"),
                 overdue=counter["__overdue"],
                 by_status=status_counts(counter),
+                mean_progress=round(sum(chapter_progress[code]) / len(chapter_progress[code]), 1),
+                by_light=light_counts(chapter_lights[code]),
             )
             for code, counter in by_chapter.items()
         ],
@@ -130,9 +183,17 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date) -> PlanStats:
                     responsible=load[Role.responsible],
                     cooperating=load[Role.cooperating],
                     overdue=load["overdue"],
+                    lead_by_status=status_counts(lead_status[uid]),
+                    lead_by_light=light_counts(lead_light[uid]),
+                    delayed=delayed_by_unit[uid],
+                    compliance=compliance_out(facts, per_unit[uid]) if uid in per_unit else None,
                 )
                 for uid, load in loads.items()
             ),
             key=lambda u: (-u.lead, -u.responsible, -u.cooperating, u.unit.id),
         ),
+        by_light=light_counts(lights),
+        light_rules_version=LIGHT_RULES_VERSION,
+        compliance_period=period,
+        compliance=compliance_out(facts, total) if total is not None else None,
     )

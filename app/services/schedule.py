@@ -73,7 +73,10 @@ def set_schedule(
 ) -> ReportingSchedule:
     """Changes the given fields (already validated); records `schedule.changed` with from/to when
     anything changed. The API and the CLI both come through here."""
-    schedule = ensure_schedule(session=session, plan=plan)
+    ensure_schedule(session=session, plan=plan)
+    # Locked and read afresh: two changes at once each record the true "from".
+    schedule = session.get(ReportingSchedule, plan.id, with_for_update=True, populate_existing=True)
+    assert schedule is not None
     before = schedule_values(schedule)
     after = {**before, **{k: v for k, v in values.items() if k in SCHEDULE_FIELDS}}
     if after == before:

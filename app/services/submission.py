@@ -124,7 +124,7 @@ def submit(
 
     idempotency.release(session=session, claims=refused)
     if accepted:
-        _write(session, plan, principal, accepted, remote_addr)
+        _write(session, plan, principal, accepted, remote_addr, reviewed=schedule.review_required)
     for index, original in repeats.items():
         outcome, answer = by_index[index], by_index[original.index]
         if hashes[index] != hashes[original.index]:
@@ -145,11 +145,16 @@ def _lock_tasks(session: Session, plan: Plan, codes: set[str]) -> dict[str, Task
 
 
 def _write(
-    session: Session, plan: Plan, principal: Principal, accepted: list[tuple[_Accepted, Outcome]], remote: str | None
+    session: Session,
+    plan: Plan,
+    principal: Principal,
+    accepted: list[tuple[_Accepted, Outcome]],
+    remote: str | None,
+    *,
+    reviewed: bool,
 ) -> None:
     unit_id = principal.unit.id if principal.unit is not None else None
     assert principal.key.id is not None
-    reviewed = get_schedule(session=session, plan=plan).review_required
     reports = [
         ProgressReport(
             task_id=item.task.id or 0,
@@ -175,8 +180,12 @@ def _write(
     _link_versions(session, reports)
 
     tasks = {item.task.id: item.task for item, _ in accepted}
-    moving = [tasks[r.task_id] for r in reports if r.kind != ReportKind.contribution]
-    changes, _ = derivation.rederive(session, {t.id: t for t in moving}.values())
+    moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
+    changes, _ = derivation.rederive(
+        session,
+        [item.task for item in moving.values()],
+        slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items() if task_id is not None},
+    )
     for report in reports:
         if report.kind != ReportKind.contribution:
             task = tasks[report.task_id]

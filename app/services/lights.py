@@ -104,7 +104,7 @@ def evaluate(
             LightReason(
                 "overdue",
                 Light.red,
-                f"任务期限为 {due.isoformat()},已过期 {days} 天仍未完成(当前状态 {status.value},进度 {progress}%)",
+                f"任务期限为 {due.isoformat()},已过期 {days} 天仍未完成(当前状态:{status.label},进度 {progress}%)",
                 {"due": due.isoformat(), "days_overdue": days, "status": status.value, "progress": progress},
             )
         )

@@ -50,6 +50,7 @@ from app.models import (
 )
 from app.services.cycle import ReportFacts, counts, end_of_day, local_date, task_state
 from app.services.periods import Period, PeriodError, calendar, label_for, parse_period
+from app.services.schedule import CADENCE_ZH
 from app.services.supervision_facts import ExcusalFacts, SupervisionFacts, load_facts
 
 
@@ -283,7 +284,7 @@ def check_period_param(facts: SupervisionFacts, plan_id: int, period: str) -> Pe
         example = label_for(plan.period_start, 1, schedule.cadence)
         raise InvalidParameter(
             "period",
-            f"{period} 不是本方案报送周期({schedule.cadence.value})中的报告期;"
+            f"{period} 不是本方案报送周期({CADENCE_ZH[schedule.cadence]})中的报告期;"
             f"应在 {plan.period_start}–{plan.period_end} 年内,形如 {example}"
             f" / not a period of this plan's {schedule.cadence.value} calendar",
         )

@@ -240,7 +240,11 @@ def test_revoking_an_unknown_prefix_fails(cli: Cli) -> None:
 
 
 def test_schedule_show_and_set(cli: Cli) -> None:
-    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0  # a new plan gets the default schedule
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    # A new plan gets its schedule row, with the defaults.
+    assert cli.query(
+        "SELECT cadence, deadline_days, cooperating_units_report, review_required FROM reporting_schedule"
+    ) == [("quarterly", 10, 0, 0)]
     code, out, err = cli("schedule", "show", "x")
     assert code == 0, err
     assert "cadence: quarterly" in out and "deadline_days: 10" in out and "review_required: False" in out

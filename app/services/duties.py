@@ -290,9 +290,15 @@ def check_period_param(facts: SupervisionFacts, plan_id: int, period: str) -> Pe
 def unit_duties(
     *, session: Session, unit: Unit, as_of: date, settings: Settings, period: str | None, plan: Plan | None
 ) -> tuple[SupervisionFacts, list[Duty]]:
-    """What one unit owes across plans (directly or through its groups), every state."""
+    """What one unit owes across plans (directly or through its groups), every state. A group owes
+    nothing itself: for a group (各乡镇) this is what its members owe."""
     assert unit.id is not None
-    scope = [unit.id, *session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit.id))]
+    if unit.kind == UnitKind.group:
+        owers = set(session.exec(select(GroupMember.member_id).where(GroupMember.group_id == unit.id)))
+    else:
+        owers = {unit.id}
+    groups = session.exec(select(GroupMember.group_id).where(col(GroupMember.member_id).in_(owers)))
+    scope = [unit.id, *owers, *groups]
     linked = select(Responsibility.task_id).where(col(Responsibility.unit_id).in_(scope))
     query = select(Task.id, Task.plan_id).where(col(Task.id).in_(linked))
     if plan is not None:
@@ -314,6 +320,6 @@ def unit_duties(
         as_of=as_of,
         tz=settings.timezone,
         periods={period} if period is not None else None,
-        unit_ids={unit.id},
+        unit_ids=owers,
     )
     return facts, found

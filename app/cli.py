@@ -1,4 +1,4 @@
-"""`plan-api`: serve, migrate, import, version, keys, schedule."""
+"""`plan-api`: serve, migrate, import, version, keys, schedule, rederive."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from app import __version__
 from app.core.config import get_settings
@@ -22,7 +22,8 @@ from app.importer.parser import PlanTextError
 from app.importer.service import import_file, seed_if_empty
 from app.importer.units import UnitFileError
 from app.migrate import upgrade_to_head
-from app.models import Cadence
+from app.models import Cadence, Plan
+from app.services import derivation
 from app.services.feed import record_event
 from app.services.keys import create_key, list_keys, revoke_key
 from app.services.plans import get_plan
@@ -294,3 +295,40 @@ def schedule_set(
         session.commit()
     typer.echo("已更新报送周期 / schedule updated")
     _print_schedule(plan, shown)
+
+
+@app.command()
+def rederive(plan: Annotated[str | None, typer.Option(help="plan slug (default: every plan)")] = None) -> None:
+    """Derive every task's state anew from its reports, by the rule in app/services/cycle.py.
+
+    Run once after upgrading a database whose states were kept by an earlier rule (latest arrival)."""
+    _setup_logging()
+    upgrade_to_head(get_engine())
+    with Session(get_engine()) as session:
+        if plan is not None:
+            try:
+                plans = [get_plan(session=session, slug=plan)]
+            except NotFound as exc:
+                _fail(exc.detail, what="重新推导失败 / rederive refused")
+        else:
+            plans = list(session.exec(select(Plan).order_by(col(Plan.id))))
+        lines = []
+        for found in plans:
+            assert found.id is not None
+            changes = derivation.rederive_plan(session, found.id)
+            moved = {
+                c.task.code: {"from": c.before[0], "to": c.task.status, "progress": c.task.progress} for c in changes
+            }
+            record_event(
+                session=session,
+                type="plan.rederived",
+                principal=None,
+                actor="cli",
+                remote_addr=None,
+                plan_id=found.id,
+                data={"changed": moved},
+            )
+            lines.append(f"{found.slug}: {len(moved)} task(s) changed {' '.join(sorted(moved))}".rstrip())
+        session.commit()
+    for line in lines:
+        typer.echo(line)

@@ -240,7 +240,11 @@ def test_revoking_an_unknown_prefix_fails(cli: Cli) -> None:
 
 
 def test_schedule_show_and_set(cli: Cli) -> None:
-    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0  # a new plan gets the default schedule
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    # A new plan gets its schedule row, with the defaults.
+    assert cli.query(
+        "SELECT cadence, deadline_days, cooperating_units_report, review_required FROM reporting_schedule"
+    ) == [("quarterly", 10, 0, 0)]
     code, out, err = cli("schedule", "show", "x")
     assert code == 0, err
     assert "cadence: quarterly" in out and "deadline_days: 10" in out and "review_required: False" in out
@@ -265,3 +269,31 @@ def test_schedule_show_and_set(cli: Cli) -> None:
         code, _, err = cli("schedule", *args)
         assert code != 0 and message in err, (args, err)
     assert cli.count("change_event", "type = 'schedule.changed'") == 1
+
+
+def test_rederive_restores_the_state_the_rule_gives(cli: Cli) -> None:
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    secret = cli("keys", "create", "--unit", "司法局")[1].strip().splitlines()[-1]
+    report = {"status": "in_progress", "percent": 60, "summary": "四季度", "period": "2023-Q4"}
+    with client_on(cli.url) as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        q4 = client.post("/api/v1/plans/x/tasks/2.3.3/progress", json=report, headers=headers).json()["id"]
+        q3 = client.post(
+            "/api/v1/plans/x/tasks/2.3.3/progress", json={**report, "percent": 40, "period": "2023-Q3"}, headers=headers
+        ).json()["id"]
+    # As an earlier rule (latest arrival) left it, or a raw SQL edit.
+    with closing(sqlite3.connect(cli.db_path)) as conn, conn:
+        conn.execute("UPDATE task SET progress = 40 WHERE code = '2.3.3'")
+        conn.execute("UPDATE task_unit_state SET report_id = ?, percent = 40, period = '2023-Q3'", (q3,))
+
+    code, out, err = cli("rederive", "--plan", "x")
+    assert code == 0, err
+    assert "x: 1 task(s) changed 2.3.3" in out
+    assert cli.query("SELECT status, progress FROM task WHERE code = '2.3.3'") == [("in_progress", 60)]
+    assert cli.query("SELECT report_id, percent, period FROM task_unit_state") == [(q4, 60, "2023-Q4")]
+    assert cli.count("change_event", "type = 'plan.rederived' AND seq IS NOT NULL") == 1
+
+    code, out, _ = cli("rederive")  # every plan; nothing left to change
+    assert code == 0 and "x: 0 task(s) changed" in out
+    code, _, err = cli("rederive", "--plan", "nope")
+    assert code == 1 and "nope" in err

@@ -307,3 +307,16 @@ def test_ids_beyond_the_database_range_are_4xx_not_500(client: TestClient, db: S
     )
     assert batch.status_code == 200 and batch.json()["results"][0]["problem"]["status"] in (404, 422)
     assert client.delete(f"{PLAN}/excusals/{huge}", headers={"Authorization": admin}).status_code in (404, 422)
+
+
+def test_the_review_queue_is_paged_newest_first(client: TestClient, db: Session) -> None:
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    turn_review_on(client, admin)
+    sent = [post(client, key, {**Q4, "period": period})["id"] for period in ("2023-Q2", "2023-Q3", "2023-Q4")]
+    auth = {"Authorization": admin}
+    first = client.get(f"{PLAN}/reviews", params={"limit": 2}, headers=auth).json()
+    assert [r["id"] for r in first["items"]] == sent[:0:-1] and first["next_cursor"]
+    rest = client.get(f"{PLAN}/reviews", params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth).json()
+    assert [r["id"] for r in rest["items"]] == [sent[0]] and rest["next_cursor"] is None
+    assert client.get(f"{PLAN}/reviews", params={"state": "returned"}, headers=auth).json()["items"] == []
+    assert client.get(f"{PLAN}/reviews", params={"state": "bogus"}, headers=auth).status_code == 422

@@ -172,7 +172,11 @@ class BatchOut(BaseModel):
 
 class ChangeOut(BaseModel):
     seq: int = Field(description="单调递增序号 / monotonically increasing sequence")
-    type: str = Field(examples=["report.created"], description="report.created / task.status_changed / key.created …")
+    type: str = Field(
+        examples=["report.created"],
+        description="report.created / report.withdrawn / report.accepted / report.returned / task.status_changed /"
+        " schedule.changed / duty.excused / duty.excuse_revoked / key.created …",
+    )
     occurred_at: datetime
     plan: str | None
     task: str | None

@@ -135,3 +135,11 @@ def rederive(
         session.execute(insert(TaskUnitState).values(rows))
     session.flush()
     return changes, reports
+
+
+def rederive_plan(session: Session, plan_id: int) -> list[Change]:
+    """Every task of a plan, derived anew (`plan-api rederive`): for a database whose derived state
+    predates the rule, or was changed behind the service's back."""
+    tasks = list(session.exec(select(Task).where(Task.plan_id == plan_id).order_by(col(Task.id)).with_for_update()))
+    changes, _ = rederive(session, tasks, skip_unreported=True)
+    return changes

@@ -252,3 +252,28 @@ def test_extreme_dates_read_everything_or_nothing_never_a_500(client: TestClient
         response = client.get(path, params={"as_of": "2023-02-30"})
         assert response.status_code == 422 and response.json()["errors"][0]["field"] == "query.as_of"
     assert get(client, f"{PLAN}/duties", as_of="0001-01-01")["items"] == []
+
+
+def test_a_group_owes_through_each_member(client: TestClient, db: Session) -> None:
+    # 5.3.1 is the responsibility of 各人民团体, whose members are 团县委 and 县工商联.
+    youth = make_key(db, unit="团县委")
+    with at("2023-04-06"):
+        send(client, youth, "5.3.1", "2023-Q1", percent=30)
+    with at("2023-05-01"):
+        got = in_2023(duties(client, task="5.3.1"))
+        assert got == [
+            ("5.3.1", "团县委", "2023-Q1", "submitted"),
+            ("5.3.1", "县工商联", "2023-Q1", "missing"),
+            ("5.3.1", "团县委", "2023-Q2", "due"),
+            ("5.3.1", "县工商联", "2023-Q2", "due"),
+        ]
+        assert {d[1] for d in duties(client, unit="各人民团体", period="2023-Q1")} == {"团县委", "县工商联"}
+        vias = {d["via"]["name"] for d in get(client, f"{PLAN}/duties", task="5.3.1")["items"]}
+        assert vias == {"各人民团体"}
+        members = get(client, "/api/v1/units/各人民团体/duties", period="2023-Q1")["items"]
+        assert [(d["task"], d["unit"]["name"]) for d in members if d["task"] == "5.3.1"] == [("5.3.1", "县工商联")]
+        mine = get(client, "/api/v1/units/团县委/duties", period="2023-Q1")["items"]
+        assert "5.3.1" not in [d["task"] for d in mine]
+        task = get(client, f"{PLAN}/tasks/5.3.1", as_of="2023-04-30")
+        assert (task["status"], task["progress"]) == ("in_progress", 30)
+        assert [s["via"]["name"] for s in task["unit_states"]] == ["各人民团体"]

@@ -249,7 +249,10 @@ async def list_unit_duties(
     as_of: AsOfParam = None,
     plan: Annotated[str | None, Query(description="只看某一方案(slug)/ one plan only")] = None,
 ) -> Response:
-    """单位待办:尚未报送的义务(待报送与未报送),按期限排序 / A unit's to-do list: what it still owes, by deadline."""
+    """单位待办:尚未报送的义务(待报送与未报送),按期限排序 / A unit's to-do list: what it still owes, by deadline.
+
+    组(如 各乡镇)本身不报送:对组查询返回其各成员的待办 / for a group, what its members owe.
+    """
     day = as_of or date.today()
 
     def build() -> Rendered:

@@ -36,10 +36,10 @@ so — unless the task was already `completed` before the period began (`ongoing
 A duty is `submitted` when a counting report on exactly that period was first sent by the deadline,
 `late` when sent after it, `missing` when the deadline has passed without one, `due` while it has
 not, and `excused` when an admin waived it (with a reason) and no report came. A correction keeps
-the time of the version it corrects; a returned or withdrawn version's time does not count: the
-duty's time is that of the oldest version in the unbroken line of versions leading to the counting
-head, a version returned or withdrawn (by then) breaking the line. Only periods begun by `as_of`
-are listed; group membership and the schedule are today's. (`app/services/duties.py`)
+the time of the version it corrects; a returned or withdrawn version's time does not count: once a
+version counts (`counting_versions`), the duty's time is the sending time of the unit's oldest
+version on that task and period that was neither returned nor withdrawn by then. Only periods begun
+by `as_of` are listed; group membership and the schedule are today's. (`app/services/duties.py`)
 
 **Lights (亮灯)**, evaluated for a date from the reports that existed then, with thresholds from
 settings (`LIGHT_*`); each task gets `red`, `yellow` or `green` and the reasons behind it

@@ -10,15 +10,15 @@ by `as_of`, every owner of each task owes one report on exactly that period:
   (`cycle.task_state` then); `ongoing` (常态化) tasks keep owing.
 
 State, as of the end of the `as_of` local day (`cycle.end_of_day`):
-- `submitted` / `late`: the (task, unit, period) head counts (`cycle.counts`: existed, not withdrawn,
-  accepted when review is on) and was *sent* on or before / after the deadline, compared in local
-  days. Its sending time is that of the oldest version of the unbroken line of corrections leading
-  to the head: a correction keeps its predecessor's time; a returned or withdrawn version breaks the
-  line, so the resubmission's own time counts;
+- `submitted` / `late`: a version of the (task, unit, period) counts (`cycle.counting_versions`:
+  the head not withdrawn, the newest version accepted when review is on) and the duty was *met* on
+  or before / after the deadline, compared in local days. It was met at the sending time of the
+  unit's oldest version on that task and period that was neither returned nor withdrawn: a
+  correction keeps its predecessor's time; a returned report's resubmission has its own time;
 - `excused`: no counting report, and a non-revoked excusal existed at the cutoff;
 - `missing`: no counting report and the deadline (inclusive) has passed before `as_of`;
 - `due`: no counting report and the deadline is `as_of` or later (a report waiting for review
-  leaves its duty `due` or `missing` until accepted).
+  leaves its duty `due` or `missing` until accepted, unless an accepted earlier version stands).
 
 Compliance of a unit: owed = all its duties listed; `rate` = on_time / (owed − excused − due) — the
 share of the duties that can be judged (deadline passed, not waived) that were met on time; null when
@@ -48,7 +48,7 @@ from app.models import (
     Unit,
     UnitKind,
 )
-from app.services.cycle import ReportFacts, counts, end_of_day, local_date, task_state
+from app.services.cycle import ReportFacts, counting_versions, end_of_day, local_date, task_state
 from app.services.periods import Period, PeriodError, calendar, label_for, parse_period
 from app.services.schedule import CADENCE_ZH
 from app.services.supervision_facts import ExcusalFacts, SupervisionFacts, load_facts
@@ -111,26 +111,23 @@ def owed_by(facts: SupervisionFacts, task_id: int) -> list[tuple[int, Role, int]
     return list(seen.values())
 
 
-def _broken(report: ReportFacts, at: datetime) -> bool:
-    """A returned or withdrawn version (as of `at`) breaks the line of corrections."""
+def _discarded(report: ReportFacts, at: datetime) -> bool:
+    """A version returned or withdrawn by `at`: its sending time never meets a duty."""
     if report.withdrawn_at is not None and report.withdrawn_at <= at:
         return True
     return report.review_state == ReviewState.returned and report.reviewed_at is not None and report.reviewed_at <= at
 
 
 def sent_at(versions: list[ReportFacts], at: datetime) -> tuple[ReportFacts, datetime] | None:
-    """The counting head of one (task, unit, period) at `at` and the time its duty was met, or None."""
-    existing = sorted((v for v in versions if v.created_at <= at), key=lambda v: (v.created_at, v.id))
-    if not existing or not counts(existing[-1], at):
+    """The counting version of one (task, unit, period) at `at` (`cycle.counting_versions`) and the
+    time the duty was met: the oldest sending time among its versions neither returned nor withdrawn."""
+    existing = [v for v in versions if v.created_at <= at]
+    counting = counting_versions(existing, at)
+    if not counting:
         return None
-    since: datetime | None = None
-    for version in existing:
-        if _broken(version, at):
-            since = None
-        elif since is None:
-            since = version.created_at
-    assert since is not None  # the head counts, so it is not broken
-    return existing[-1], since
+    (version,) = counting.values()
+    since = min(v.created_at for v in existing if not _discarded(v, at))
+    return version, since
 
 
 def completed_before(facts: SupervisionFacts, task_id: int, period: Period, tz: str) -> bool:
@@ -294,9 +291,15 @@ def check_period_param(facts: SupervisionFacts, plan_id: int, period: str) -> Pe
 def unit_duties(
     *, session: Session, unit: Unit, as_of: date, settings: Settings, period: str | None, plan: Plan | None
 ) -> tuple[SupervisionFacts, list[Duty]]:
-    """What one unit owes across plans (directly or through its groups), every state."""
+    """What one unit owes across plans (directly or through its groups), every state. A group owes
+    nothing itself: for a group (各乡镇) this is what its members owe."""
     assert unit.id is not None
-    scope = [unit.id, *session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit.id))]
+    if unit.kind == UnitKind.group:
+        owers = set(session.exec(select(GroupMember.member_id).where(GroupMember.group_id == unit.id)))
+    else:
+        owers = {unit.id}
+    groups = session.exec(select(GroupMember.group_id).where(col(GroupMember.member_id).in_(owers)))
+    scope = [unit.id, *owers, *groups]
     linked = select(Responsibility.task_id).where(col(Responsibility.unit_id).in_(scope))
     query = select(Task.id, Task.plan_id).where(col(Task.id).in_(linked))
     if plan is not None:
@@ -318,6 +321,6 @@ def unit_duties(
         as_of=as_of,
         tz=settings.timezone,
         periods={period} if period is not None else None,
-        unit_ids={unit.id},
+        unit_ids=owers,
     )
     return facts, found

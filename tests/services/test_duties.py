@@ -116,7 +116,7 @@ def test_a_correction_keeps_the_time_of_the_version_it_corrects() -> None:
     assert (duty.state, duty.report_id, duty.sent_at) == (DutyState.submitted, fix.id, first.created_at)
 
 
-def test_under_review_pending_leaves_the_duty_open_returned_breaks_the_line() -> None:
+def test_under_review_a_first_report_counts_once_accepted_and_a_returned_one_never() -> None:
     schedule = ScheduleFacts(review_required=True)
     sent = local("2023-04-08")
     pending = report(LEAD, "2023-Q1", at=sent, review_state=ReviewState.pending)
@@ -205,3 +205,24 @@ def test_a_period_limit_keeps_other_periods_out() -> None:
     assert [d.period.label for d in compute_duties(f, as_of=date(2023, 12, 31), tz=TZ, periods={"2023-Q2"})] == [
         "2023-Q2"
     ]
+
+
+def test_a_correction_waiting_for_review_or_returned_leaves_the_accepted_original_standing() -> None:
+    schedule = ScheduleFacts(review_required=True)
+    original = report(
+        LEAD, "2023-Q1", at=local("2023-04-08"), review_state=ReviewState.accepted, reviewed_at=local("2023-04-09")
+    )
+    pending = report(LEAD, "2023-Q1", at=local("2023-04-20"), review_state=ReviewState.pending)
+    f = facts([original, pending], as_of=date(2023, 4, 25), schedule=schedule)
+    (duty,) = [d for d in compute_duties(f, as_of=date(2023, 4, 25), tz=TZ) if d.period.label == "2023-Q1"]
+    assert (duty.state, duty.report_id) == (DutyState.submitted, original.id)
+    returned = report(
+        LEAD, "2023-Q1", at=local("2023-04-20"), review_state=ReviewState.returned, reviewed_at=local("2023-04-21")
+    )
+    again = report(
+        LEAD, "2023-Q1", at=local("2023-04-22"), review_state=ReviewState.accepted, reviewed_at=local("2023-04-23")
+    )
+    f = facts([original, returned, again], as_of=date(2023, 4, 25), schedule=schedule)
+    (duty,) = [d for d in compute_duties(f, as_of=date(2023, 4, 25), tz=TZ) if d.period.label == "2023-Q1"]
+    # The accepted original met the duty on time; the returned correction's time never counts.
+    assert (duty.state, duty.report_id, duty.sent_at) == (DutyState.submitted, again.id, original.created_at)

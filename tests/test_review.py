@@ -70,6 +70,12 @@ def test_a_back_filled_earlier_quarter_never_moves_the_task_backwards(client: Te
     q3 = post(client, key, Q3)  # sent after Q4, about an earlier quarter
     assert q3["supersedes"] is None  # another period: not a version of the Q4 report
     assert task_state(client) == ("in_progress", 60, [q4["id"]])
+    # The owner's state names the period it rests on, today and when read as of a past date.
+    assert [s["period"] for s in client.get(TASK).json()["unit_states"]] == ["2023-Q4"]
+    past = client.get(TASK, params={"as_of": "2020-01-01"}).json()
+    assert (past["status"], past["unit_states"]) == ("not_started", [])
+    future = client.get(TASK, params={"as_of": "2099-01-01"}).json()
+    assert [(s["period"], s["report_id"]) for s in future["unit_states"]] == [("2023-Q4", q4["id"])]
 
 
 def test_versions_inside_one_batch_chain_in_order(client: TestClient, db: Session) -> None:

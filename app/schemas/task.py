@@ -131,6 +131,7 @@ def task_out(view: TaskView) -> TaskOut:
                 via=UnitRef.from_unit(state.via),
                 status=state.status,
                 percent=state.percent,
+                period=state.period,
                 report_id=state.report_id,
                 updated_at=state.updated_at,
             )

@@ -29,6 +29,7 @@ class OwnerState:
     via_unit_id: int
     status: TaskStatus
     percent: int
+    period: str
     report_id: int
     updated_at: datetime
 
@@ -67,7 +68,7 @@ def _reconstructed(facts: SupervisionFacts, task_id: int) -> TaskPicture:
     state = task_state(owner_slots=facts.owner_slots(task_id), reports=reports, at=facts.cutoff)
     owners = unit_states(reports, facts.cutoff)
     states = [
-        OwnerState(unit_id, r.via_unit_id or unit_id, r.status, r.percent, r.id, r.counting_since())
+        OwnerState(unit_id, r.via_unit_id or unit_id, r.status, r.percent, r.period, r.id, r.counting_since())
         for (_, unit_id), r in sorted(owners.items())
     ]
     if state is None:

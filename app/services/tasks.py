@@ -99,6 +99,7 @@ class LinkRow(NamedTuple):
 class StateRow(NamedTuple):
     status: TaskStatus
     percent: int
+    period: str
     report_id: int
     updated_at: datetime
     unit: UnitLabel
@@ -367,6 +368,7 @@ def hydrate(
                 col(TaskUnitState.via_unit_id),
                 col(TaskUnitState.status),
                 col(TaskUnitState.percent),
+                col(TaskUnitState.period),
                 col(TaskUnitState.report_id),
                 col(TaskUnitState.updated_at),
                 col(Unit.id),
@@ -381,9 +383,17 @@ def hydrate(
         missing = {row[1] for row in state_rows} - set(units)
         for unit in session.exec(select(Unit).where(col(Unit.id).in_(missing))):
             label(unit.id or 0, unit.name, unit.kind)
-        for task_id, via_id, status, percent, report_id, updated_at, unit_id, name, kind in state_rows:
+        for task_id, via_id, status, percent, period, report_id, updated_at, unit_id, name, kind in state_rows:
             states[task_id].append(
-                StateRow(TaskStatus(status), percent, report_id, updated_at, label(unit_id, name, kind), units[via_id])
+                StateRow(
+                    TaskStatus(status),
+                    percent,
+                    period,
+                    report_id,
+                    updated_at,
+                    label(unit_id, name, kind),
+                    units[via_id],
+                )
             )
         current = {tid: [(row.unit.id, row.status) for row in rows] for tid, rows in states.items()}
         pics = pictures(facts, as_of=as_of, settings=settings, current=current)
@@ -394,7 +404,9 @@ def hydrate(
             label(unit.id or 0, unit.name, unit.kind)
         for task_id, pic in pics.items():
             states[task_id] = [
-                StateRow(s.status, s.percent, s.report_id, s.updated_at, units[s.unit_id], units[s.via_unit_id])
+                StateRow(
+                    s.status, s.percent, s.period, s.report_id, s.updated_at, units[s.unit_id], units[s.via_unit_id]
+                )
                 for s in pic.states or []
             ]
 

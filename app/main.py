@@ -15,7 +15,7 @@ from app.api.params import reject_unknown_query_params
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, health, plans, progress, tasks, units
+from app.routers import admin, changes, health, jurisdictions, plans, progress, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])
+    api.include_router(jurisdictions.router)
     api.include_router(plans.router)
     api.include_router(tasks.router)
     api.include_router(units.router)

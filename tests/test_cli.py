@@ -103,13 +103,16 @@ def test_import_prints_a_summary_and_reimport_changes_nothing(cli: Cli) -> None:
 
 
 def test_strict_refuses_unknown_units_in_chinese(cli: Cli) -> None:
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict")
+    # The fixture has no header to read the jurisdiction off: it is given, by name.
+    code, out, err = cli(
+        "import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict", "--jurisdiction", "西吉县"
+    )
     assert code == 1
     assert "县政务服务管理局" in err and "无法识别" in err and "--strict" in err
     assert "imported" not in out
     assert cli.count("plan") == 0 and cli.count("unit", "name = ?", "县政务服务管理局") == 0
     # Without --strict the same file goes in, with the unknown unit created and warned about.
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "640422")
     assert code == 0, err
     assert "县政务服务管理局" in out and cli.count("unit", "name = ? AND kind = 'other'", "县政务服务管理局") == 1
 

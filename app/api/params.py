@@ -5,11 +5,21 @@ A typo in a department's script (`staus=completed`) must not quietly return the 
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.errors import FieldError, ProblemError
+
+JurisdictionParam = Annotated[
+    str | None,
+    Query(
+        description="按行政区划过滤(代码或名称),含其下级区划 / only this jurisdiction and those below it",
+        examples=["640422"],
+    ),
+]
 
 
 class UnknownParameter(ProblemError):

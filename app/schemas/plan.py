@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from app.models import Plan
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 
 
@@ -18,6 +19,7 @@ class Period(BaseModel):
 class PlanSummary(BaseModel):
     slug: str = Field(description="方案的稳定标识 / stable plan id", examples=["xiji-fzsh-2021-2025"])
     title: str = Field(examples=["西吉县法治社会建设实施方案(2021-2025年)"])
+    jurisdiction: JurisdictionRef = Field(description="方案所属行政区划 / whose plan")
     issuer: str | None = Field(description="发布机构 / issuing body", examples=["西吉县政府办公室"])
     doc_index: str | None = Field(description="索引号 / document index", examples=["640422001/2022-00081"])
     issued_on: date | None = Field(description="发文时间 / date issued", examples=["2022-07-15"])
@@ -29,6 +31,7 @@ class PlanSummary(BaseModel):
         return cls(
             slug=plan.slug,
             title=plan.title,
+            jurisdiction=JurisdictionRef.of(plan.jurisdiction),
             issuer=plan.issuer,
             doc_index=plan.doc_index,
             issued_on=plan.issued_on,

@@ -22,8 +22,11 @@ from app.schemas.unit import UnitRef
 from app.services.tasks import is_overdue
 
 
-def list_plans(*, session: Session) -> list[Plan]:
-    return list(session.exec(select(Plan).order_by(col(Plan.slug))))
+def list_plans(*, session: Session, jurisdiction_ids: frozenset[int] | None = None) -> list[Plan]:
+    query = select(Plan).order_by(col(Plan.slug))
+    if jurisdiction_ids is not None:
+        query = query.where(col(Plan.jurisdiction_id).in_(jurisdiction_ids))
+    return list(session.exec(query))
 
 
 def get_plan(*, session: Session, slug: str) -> Plan:

@@ -157,3 +157,33 @@ def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_ST
     except BaseException:
         server.stop()
         raise
+
+
+# --- A second county: 渠县 (511725, 四川省达州市), the seed plan under its own header -------------
+
+QU = "511725"
+QU_SLUG = "qu-fzsh-2021-2025"
+
+
+def qu_plan_text() -> str:
+    """The seed plan as 渠县 would issue it: its own 索引号, issuer and title (same genre, same unit names)."""
+    return SEED_PLAN.read_text(encoding="utf-8").replace("640422", QU).replace("西吉县", "渠县").replace("西吉", "渠县")
+
+
+def units_dir(tmp_path: Path) -> Path:
+    """A unit-file directory with 西吉县's file and 渠县's own (the same names: every county has a 县司法局)."""
+    directory = tmp_path / "units"
+    directory.mkdir(exist_ok=True)
+    xiji = (SEED_UNITS_DIR / f"{XIJI}.toml").read_text(encoding="utf-8")
+    (directory / f"{XIJI}.toml").write_text(xiji, encoding="utf-8")
+    (directory / f"{QU}.toml").write_text(xiji.replace("西吉县", "渠县"), encoding="utf-8")
+    return directory
+
+
+def import_qu(session: Session, tmp_path: Path) -> ImportSummary:
+    """Imports 渠县's plan with its jurisdiction read off the document, as `plan-api import` does."""
+    path = tmp_path / f"{QU_SLUG}.txt"
+    path.write_text(qu_plan_text(), encoding="utf-8")
+    _, summary = import_file(session=session, path=path, slug=QU_SLUG, units_path=units_dir(tmp_path))
+    session.commit()
+    return summary

@@ -103,3 +103,21 @@ class PlanStats(BaseModel):
     by_status: StatusCounts
     by_chapter: list[ChapterStats]
     by_unit: list[UnitLoad] = Field(description="按牵头数量降序 / sorted by tasks led, descending")
+
+
+class PlanStatusLine(BaseModel):
+    plan: str
+    jurisdiction: JurisdictionRef
+    tasks: int
+    overdue: int
+    by_status: StatusCounts
+
+
+class JurisdictionStats(BaseModel):
+    jurisdiction: JurisdictionRef
+    as_of: date
+    plans: int = Field(description="本级及下级的方案数 / plans here and below")
+    tasks: int
+    overdue: int = Field(description="已过期未完成的任务数 / tasks past due and not completed")
+    by_status: StatusCounts
+    by_plan: list[PlanStatusLine] = Field(description="按方案 / per plan, by slug")

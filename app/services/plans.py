@@ -5,20 +5,24 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 
-from sqlalchemy import func
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound
-from app.models import Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.models import Jurisdiction, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.plan import (
     ChapterStats,
+    JurisdictionStats,
     PlanCounts,
     PlanStats,
+    PlanStatusLine,
     SectionNode,
     StatusCounts,
     UnitLoad,
 )
 from app.schemas.unit import UnitRef
+from app.services.jurisdictions import subtree_ids
 from app.services.tasks import is_overdue
 
 
@@ -138,4 +142,47 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date) -> PlanStats:
             ),
             key=lambda u: (-u.lead, -u.responsible, -u.cooperating, u.unit.id),
         ),
+    )
+
+
+def jurisdiction_stats(*, session: Session, jurisdiction: Jurisdiction, as_of: date) -> JurisdictionStats:
+    """Tasks by status and overdue, over every plan of the jurisdiction and those below it: one
+    grouped query, however many plans."""
+    within = frozenset(subtree_ids(session=session, root_id=jurisdiction.id or 0))
+    plans = {p.id: p for p in list_plans(session=session, jurisdiction_ids=within)}
+    overdue = case((and_(col(Task.due) < as_of, col(Task.status) != TaskStatus.completed), 1), else_=0)
+    rows = session.exec(
+        select(Task.plan_id, Task.status, func.count(), func.sum(overdue))
+        .where(col(Task.plan_id).in_(list(plans)))
+        .group_by(col(Task.plan_id), col(Task.status))
+    ).all()
+    per_plan: dict[int, Counter[str]] = defaultdict(Counter)
+    for plan_id, status, n, late in rows:
+        per_plan[plan_id][status] += n
+        per_plan[plan_id]["__overdue"] += int(late or 0)
+
+    def status_counts(counter: Counter[str]) -> StatusCounts:
+        return StatusCounts(**{s.value: counter[s] for s in TaskStatus})
+
+    def tasks(counter: Counter[str]) -> int:
+        return sum(v for k, v in counter.items() if k != "__overdue")
+
+    total: Counter[str] = sum(per_plan.values(), Counter())
+    return JurisdictionStats(
+        jurisdiction=JurisdictionRef.of(jurisdiction),
+        as_of=as_of,
+        plans=len(plans),
+        tasks=tasks(total),
+        overdue=total["__overdue"],
+        by_status=status_counts(total),
+        by_plan=[
+            PlanStatusLine(
+                plan=plan.slug,
+                jurisdiction=JurisdictionRef.of(plan.jurisdiction),
+                tasks=tasks(per_plan[pid or 0]),
+                overdue=per_plan[pid or 0]["__overdue"],
+                by_status=status_counts(per_plan[pid or 0]),
+            )
+            for pid, plan in sorted(plans.items(), key=lambda item: item[1].slug)
+        ],
     )

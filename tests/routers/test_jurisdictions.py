@@ -212,3 +212,19 @@ def test_townships_are_added_under_the_admins_own_county(client: TestClient, two
     )
     assert unit.status_code == 201 and unit.json()["jurisdiction"]["code"] == "640422100"
     assert any(c["code"] == "640422100" for c in client.get(f"/api/v1/jurisdictions/{XIJI}").json()["children"])
+
+
+def test_stats_over_a_jurisdiction_agree_with_each_plans_stats(client: TestClient, two_counties: Session) -> None:
+    key = make_key(two_counties, unit=f"{QU}:县司法局")
+    assert report(client, QU_SLUG, "2.3.3", key).status_code == 201  # 渠县's plan now differs from 西吉县's
+    as_of = {"as_of": "2024-01-01"}
+    per_plan = {slug: client.get(f"/api/v1/plans/{slug}/stats", params=as_of).json() for slug in (SEED_SLUG, QU_SLUG)}
+    for code, slug in ((XIJI, SEED_SLUG), ("固原市", SEED_SLUG), ("四川省", QU_SLUG)):
+        stats = client.get(f"/api/v1/jurisdictions/{code}/stats", params=as_of).json()
+        expected = per_plan[slug]
+        assert (stats["plans"], stats["tasks"], stats["overdue"]) == (1, expected["tasks"], expected["overdue"])
+        assert stats["by_status"] == expected["by_status"] and stats["by_plan"][0]["plan"] == slug
+    assert per_plan[QU_SLUG]["by_status"] != per_plan[SEED_SLUG]["by_status"]
+    both = client.get("/api/v1/jurisdictions/640000/stats", params=as_of).json()
+    assert both["plans"] == 1  # 宁夏 holds only 西吉县's plan
+    assert client.get("/api/v1/jurisdictions/火星县/stats").status_code == 404

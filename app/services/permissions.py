@@ -9,8 +9,10 @@
 
 And before any of that, the jurisdiction boundary (`check_jurisdiction`, the one place it is
 decided, for every service that acts on a jurisdiction's data): a unit key acts only within its
-unit's jurisdiction; an admin key within its jurisdiction and everything below it; a platform admin
-key (no jurisdiction) everywhere. Crossing it is 403 `outside-jurisdiction`, naming both sides.
+unit's jurisdiction and the levels above it (a township's unit reports on its county's plan through
+各乡镇; a county's unit on its prefecture's plan, where linked), never in a sibling or below; an admin
+key within its jurisdiction and everything below it; a platform admin key (no jurisdiction)
+everywhere. Crossing it is 403 `outside-jurisdiction`, naming both sides.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def key_scope(*, session: Session, principal: Principal) -> set[int] | None:
     if own is None:
         return None if principal.is_admin else set()
     if not principal.is_admin:
-        return {own}
+        unit_place = jurisdictions.get_by_id(session=session, jurisdiction_id=own)
+        return {own} | {j.id for j in jurisdictions.ancestors(session=session, jurisdiction=unit_place) if j.id}
     return jurisdictions.subtree_ids(session=session, root_id=own)
 
 

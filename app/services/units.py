@@ -202,9 +202,10 @@ def add_member(*, session: Session, group: Unit, member: Unit) -> bool:
     """Returns False when the member was already in the group."""
     if group.kind != UnitKind.group:
         raise InvalidParameter("group", f"{group.name} 不是组(kind=group),不能添加成员")
-    if member.jurisdiction_id != group.jurisdiction_id:
+    # A group's members are units of its jurisdiction or below it (a county's 各乡镇: its townships' units).
+    if member.jurisdiction_id not in subtree_ids(session=session, root_id=group.jurisdiction_id):
         raise InvalidParameter(
-            "member", f"{member.name} 属于 {member.jurisdiction.name},与组 {group.name} 不在同一行政区划"
+            "member", f"{member.name} 属于 {member.jurisdiction.name},不在组 {group.name} 所属区划及其下级之内"
         )
     if member.id == group.id or member.kind == UnitKind.group:
         raise InvalidParameter("member", f"{member.name} 是组,组不能嵌套")

@@ -212,6 +212,14 @@ def test_townships_are_added_under_the_admins_own_county(client: TestClient, two
     )
     assert unit.status_code == 201 and unit.json()["jurisdiction"]["code"] == "640422100"
     assert any(c["code"] == "640422100" for c in client.get(f"/api/v1/jurisdictions/{XIJI}").json()["children"])
+    # Townships are the natural members of the county's 各乡镇; their keys report on the county's plan
+    # through it (the county is above the township), never on another county's.
+    member = client.post("/api/v1/admin/units/各乡镇/members", json={"member": "吉强镇政府"}, headers=xiji_admin)
+    assert member.status_code == 201, member.text
+    town_key = make_key(two_counties, unit="吉强镇政府")
+    contribution = report(client, SEED_SLUG, "2.1.1", town_key)  # 各乡镇 cooperates on 2.1.1
+    assert contribution.status_code == 201 and contribution.json()["kind"] == "contribution"
+    assert report(client, QU_SLUG, "2.1.1", town_key).json()["code"] == "outside-jurisdiction"
 
 
 def test_stats_over_a_jurisdiction_agree_with_each_plans_stats(client: TestClient, two_counties: Session) -> None:

@@ -142,7 +142,8 @@ def test_the_boundary_rule(db: Session) -> None:
         return Principal(key=key, unit=unit if isinstance(unit, Unit) else None)
 
     cases = {
-        "unit key": (principal(unit=sfj, is_admin=False), {xiji.id}),
+        # Its own county and the levels above (where it may be linked), never a sibling or a township below.
+        "unit key": (principal(unit=sfj, is_admin=False), {xiji.id, prefecture.id}),
         "county admin": (principal(unit=None, is_admin=True, jurisdiction=xiji), {xiji.id, town.id}),
         "prefecture admin": (
             principal(unit=None, is_admin=True, jurisdiction=prefecture),

@@ -16,7 +16,7 @@ from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, task_out
 from app.services import jurisdictions
 from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks
-from app.services.units import ResolvedUnit, resolve_unit_param
+from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
 
 
 @dataclass
@@ -184,7 +184,9 @@ def to_filter(
         raise InvalidParameter("unit", "路径中已指定单位,不能再用 unit 参数 / the path already names the unit")
     within = jurisdictions.scope_ids(session=session, ref=params.jurisdiction)
     if unit is None and params.unit:
-        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=within)
+        # In a plan's list, a unit's name means a unit of the plan's jurisdiction (or above) unless told otherwise.
+        context = within if within is not None or plan is None else plan_scope(session=session, plan=plan)
+        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=context)
     if params.section and plan is not None:
         check_section(session=session, plan=plan, section=params.section)
     return TaskFilter(

@@ -214,7 +214,12 @@ def task_history(
     """任务的进展历史,最新在前 / A task's report history, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
     task = task_service.find_task(session=session, plan=row, code=code)
-    unit_id = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit.id if unit else None
+    within = unit_service.plan_scope(session=session, plan=row)
+    unit_id = (
+        unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit.id
+        if unit
+        else None
+    )
     return _history_page(session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind)
 
 

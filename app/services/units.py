@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from app.errors import Conflict, InvalidParameter, NotFound, ProblemError
 from app.importer.units import UnitResolver, candidate_keys, name_key
-from app.models import GroupMember, Jurisdiction, Unit, UnitAlias, UnitKind
+from app.models import GroupMember, Jurisdiction, Plan, Unit, UnitAlias, UnitKind
 from app.services import jurisdictions
 from app.services.jurisdictions import LEVEL_PREFIXES, subtree_ids
 from app.services.keys import Principal
@@ -121,6 +121,13 @@ def resolve_unit_param(*, session: Session, param: str, ref: str, within: frozen
     if unit is None:
         raise InvalidParameter(param, f"未知单位“{ref}”(可用 id、规范名称或别名,见 /api/v1/units)", kind="unknown_unit")
     return ResolvedUnit(unit=unit, as_typed=ref)
+
+
+def plan_scope(*, session: Session, plan: Plan) -> frozenset[int]:
+    """Where a unit named in a plan's context is looked for: the plan's jurisdiction and the levels
+    above it (the units its tasks can link). Context, not a guess: 司法局 on 西吉县's plan is 西吉县's."""
+    above = jurisdictions.ancestors(session=session, jurisdiction=plan.jurisdiction)
+    return frozenset({plan.jurisdiction_id, *(j.id for j in above if j.id is not None)})
 
 
 def list_units(

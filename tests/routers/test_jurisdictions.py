@@ -47,8 +47,12 @@ def test_same_names_are_different_units(client: TestClient, two_counties: Sessio
     assert by_name["jurisdiction"] == {"code": QU, "name": "渠县"} and by_name["id"] == sfj[1].id
     assert client.get(f"/api/v1/units/{sfj[0].id}").json()["jurisdiction"]["code"] == XIJI  # ids stay unambiguous
 
+    # In a plan's own list the plan is the context: 司法局 on 西吉县's plan is 西吉县's (no guess involved).
     listed = client.get(f"/api/v1/plans/{SEED_SLUG}/tasks", params={"unit": "司法局", "limit": 500})
-    assert listed.status_code == 400 and listed.json()["code"] == "ambiguous-unit"
+    assert listed.status_code == 200 and len(listed.json()["items"]) == len(xiji_tasks)
+    assert {t["matched_via"]["unit"]["jurisdiction"]["code"] for t in listed.json()["items"]} == {XIJI}
+    other = client.get(f"/api/v1/plans/{SEED_SLUG}/tasks", params={"unit": f"{QU}:司法局"})
+    assert other.status_code == 200 and other.json()["items"] == []  # 渠县's unit has no task in 西吉县's plan
     scoped = client.get(f"/api/v1/plans/{QU_SLUG}/tasks", params={"unit": "司法局", "jurisdiction": QU, "limit": 500})
     assert scoped.status_code == 200 and len(scoped.json()["items"]) == len(qu_tasks)
     for link in scoped.json()["items"][0]["responsibilities"]:

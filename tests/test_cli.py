@@ -117,6 +117,22 @@ def test_strict_refuses_unknown_units_in_chinese(cli: Cli) -> None:
     assert "县政务服务管理局" in out and cli.count("unit", "name = ? AND kind = 'other'", "县政务服务管理局") == 1
 
 
+def test_a_plan_whose_jurisdiction_cannot_be_read_is_refused(cli: Cli) -> None:
+    # No 索引号, no issuer, a title naming no division: an error saying what to do, never a default.
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    assert code == 1 and "--jurisdiction" in err and "imported" not in out
+    assert cli.count("plan") == 0 and cli.count("unit") == 0
+    code, _, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "火星县")
+    assert code == 1 and "火星县" in err
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x")
+    assert code == 0 and "jurisdiction: 西吉县 640422 (from 索引号 640422001/2022-00081 → 640422)" in out, err
+    assert cli.query("SELECT code, name, level FROM jurisdiction ORDER BY code") == [
+        ("640000", "宁夏回族自治区", "province"),
+        ("640400", "固原市", "prefecture"),
+        ("640422", "西吉县", "county"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -16,7 +16,7 @@ from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, duties, health, plans, progress, review, schedule, tasks, units
+from app.routers import admin, changes, duties, health, jurisdictions, plans, progress, review, schedule, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -41,6 +41,7 @@ TAGS = [
     {"name": "schedule", "description": "报送周期:报告期日历、免报 / reporting schedule, periods, excused duties"},
     {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
     {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
+    {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ProtocolMiddleware)  # outermost: HEAD and security headers on every answer
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])
+    api.include_router(jurisdictions.router)
     api.include_router(plans.router)
     api.include_router(tasks.router)
     api.include_router(units.router)

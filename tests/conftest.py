@@ -167,3 +167,13 @@ def fresh_engine(backend: str, tmp_path: Path) -> Iterator[Engine]:
         upgrade_to_head(engine)
         yield engine
         engine.dispose()
+
+
+@pytest.fixture
+def two_counties(db: Session, tmp_path: Path) -> Session:
+    """The seed database plus 渠县's plan (511725), imported side by side; rolled back after the test."""
+    from tests.factories import import_qu
+
+    summary = import_qu(db, tmp_path)
+    assert summary.jurisdiction == "511725", summary
+    return db

@@ -103,15 +103,34 @@ def test_import_prints_a_summary_and_reimport_changes_nothing(cli: Cli) -> None:
 
 
 def test_strict_refuses_unknown_units_in_chinese(cli: Cli) -> None:
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict")
+    # The fixture has no header to read the jurisdiction off: it is given, by name.
+    code, out, err = cli(
+        "import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict", "--jurisdiction", "西吉县"
+    )
     assert code == 1
     assert "县政务服务管理局" in err and "无法识别" in err and "--strict" in err
     assert "imported" not in out
     assert cli.count("plan") == 0 and cli.count("unit", "name = ?", "县政务服务管理局") == 0
     # Without --strict the same file goes in, with the unknown unit created and warned about.
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "640422")
     assert code == 0, err
     assert "县政务服务管理局" in out and cli.count("unit", "name = ? AND kind = 'other'", "县政务服务管理局") == 1
+
+
+def test_a_plan_whose_jurisdiction_cannot_be_read_is_refused(cli: Cli) -> None:
+    # No 索引号, no issuer, a title naming no division: an error saying what to do, never a default.
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    assert code == 1 and "--jurisdiction" in err and "imported" not in out
+    assert cli.count("plan") == 0 and cli.count("unit") == 0
+    code, _, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "火星县")
+    assert code == 1 and "火星县" in err
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x")
+    assert code == 0 and "jurisdiction: 西吉县 640422 (from 索引号 640422001/2022-00081 → 640422)" in out, err
+    assert cli.query("SELECT code, name, level FROM jurisdiction ORDER BY code") == [
+        ("640000", "宁夏回族自治区", "province"),
+        ("640400", "固原市", "prefecture"),
+        ("640422", "西吉县", "county"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from sqlmodel import Session, func, select
 
 from app.models import ChangeEvent, GroupMember, IdempotencyRecord, ProgressReport, TaskStatus, Unit, UnitKind
 from app.services.progress import SlotState, derive_task_state
-from tests.factories import SEED_PLAN, import_text, make_key
+from tests.factories import SEED_PLAN, import_text, make_key, xiji_id
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 TASKS = f"{PLAN}/tasks"
@@ -421,7 +421,7 @@ def test_reimport_keeps_tasks_that_have_history(client: TestClient, db: Session,
 
 def test_township_via_group_can_report_where_its_group_leads(db: Session, client: TestClient, tmp_path: Path) -> None:
     # No seed task names 各乡镇 as lead; a county's other plan might.
-    town = Unit(name="兴隆镇", kind=UnitKind.government_department)
+    town = Unit(name="兴隆镇", kind=UnitKind.government_department, jurisdiction_id=xiji_id(db))
     db.add(town)
     db.flush()
     group_id = db.exec(select(Unit.id).where(Unit.name == "各乡镇")).one()

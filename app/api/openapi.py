@@ -13,13 +13,17 @@ from app.errors import PROBLEM_JSON, Problem
 PROBLEM_REF = "#/components/schemas/Problem"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "参数错误 / bad parameter"},
+    400: {"model": Problem, "description": "参数错误(含 ambiguous-unit 同名单位分属多个区划)/ bad parameter"},
     404: {"model": Problem, "description": "不存在 / not found"},
     422: {"model": Problem, "description": "校验未通过 / validation failed"},
 }
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "缺少、无效或已吊销的密钥 / missing, bad or revoked key"},
-    403: {"model": Problem, "description": "无权操作(如单位与任务无关联)/ not allowed"},
+    403: {
+        "model": Problem,
+        "description": "无权操作:单位与任务无关联(not-linked-to-task)、越出密钥的行政区划(outside-jurisdiction)"
+        "、需管理密钥(admin-only)/ not allowed",
+    },
     413: {"model": Problem, "description": "请求体过大 / body too large"},
 }
 

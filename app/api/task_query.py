@@ -14,13 +14,15 @@ from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, task_out
+from app.services import jurisdictions
 from app.services.lights import LIGHT_LABELS, Light
 from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks
-from app.services.units import ResolvedUnit, resolve_unit_param
+from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
 
 
 @dataclass
 class TaskQueryParams:
+    jurisdiction: str | None
     unit: str | None
     include_groups: bool
     role: Role | None
@@ -45,6 +47,14 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 async def task_query_params(  # async: pure parsing, no threadpool hop
+    jurisdiction: Annotated[
+        str | None,
+        Query(
+            description="行政区划(代码或名称):只含该区划及其下级的方案的任务,并在其中解析 unit"
+            " / tasks of plans of this jurisdiction and below; `unit` resolves there",
+            examples=["640422"],
+        ),
+    ] = None,
     unit: Annotated[
         str | None,
         Query(
@@ -165,6 +175,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
     if due_before and due_after and due_after > due_before:
         raise InvalidParameter("due_after", "due_after 晚于 due_before,结果必为空")
     return TaskQueryParams(
+        jurisdiction=jurisdiction,
         unit=unit,
         include_groups=include_groups,
         role=role,
@@ -194,13 +205,17 @@ def to_filter(
     """`unit` is given when the path already names the unit (`/units/{id}/tasks`)."""
     if unit is not None and params.unit:
         raise InvalidParameter("unit", "路径中已指定单位,不能再用 unit 参数 / the path already names the unit")
+    within = jurisdictions.scope_ids(session=session, ref=params.jurisdiction)
     if unit is None and params.unit:
-        unit = resolve_unit_param(session=session, param="unit", ref=params.unit)
+        # In a plan's list, a unit's name means a unit of the plan's jurisdiction (or above) unless told otherwise.
+        context = within if within is not None or plan is None else plan_scope(session=session, plan=plan)
+        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=context)
     if params.section and plan is not None:
         check_section(session=session, plan=plan, section=params.section)
     return TaskFilter(
         as_of=params.as_of,
         plan_id=plan.id if plan is not None else None,
+        jurisdiction_ids=within,
         unit=unit,
         include_groups=params.include_groups,
         role=params.role,

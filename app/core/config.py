@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     )
     seed_plan_path: Path = SEED_DIR / "xiji-fzsh-2021-2025.txt"
     seed_plan_slug: str = "xiji-fzsh-2021-2025"
-    seed_units_path: Path = SEED_DIR / "units.toml"
+    seed_units_path: Path = SEED_DIR / "units"  # a directory: one `<jurisdiction code>.toml` per jurisdiction
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = off")
     require_key_for_reads: bool = Field(default=False, description="GET requests need an API key too")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="larger request bodies get 413")

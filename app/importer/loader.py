@@ -14,11 +14,15 @@ from sqlmodel import Session, col, delete, select
 
 from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
-from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
+from app.models import Jurisdiction, Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
 from app.services import derivation
 from app.services.feed import record_event
 from app.services.permissions import OWNER_ROLES
 from app.services.schedule import ensure_schedule
+
+
+class PlanMovedError(ValueError):
+    pass
 
 
 class UnknownUnitsError(ValueError):
@@ -37,6 +41,9 @@ class ImportSummary:
     tasks: int
     links: int
     units: int
+    jurisdiction: str = ""  # code of the plan's jurisdiction
+    jurisdiction_name: str = ""
+    jurisdiction_source: str = ""  # how it was decided: "索引号 … → 640422", "--jurisdiction 渠县" …
     tasks_added: list[str] = field(default_factory=list)
     tasks_changed: list[str] = field(default_factory=list)
     tasks_removed: list[str] = field(default_factory=list)
@@ -58,9 +65,19 @@ def import_plan(
     slug: str,
     source_name: str,
     source_checksum: str,
+    jurisdiction: Jurisdiction,
+    jurisdiction_source: str = "",
     strict: bool = False,
 ) -> ImportSummary:
-    resolver = UnitResolver(session)
+    """Unit names resolve in the plan's jurisdiction (then up its ancestors); unknown names become
+    units of kind `other` there, with a warning."""
+    existing = session.exec(select(Plan).where(Plan.slug == slug)).first()
+    if existing is not None and existing.jurisdiction_id != jurisdiction.id:
+        raise PlanMovedError(
+            f"方案 {slug} 已属于另一行政区划,不能改为 {jurisdiction.name}({jurisdiction.code})导入"
+            f" / plan {slug} belongs to another jurisdiction"
+        )
+    resolver = UnitResolver(session, jurisdiction)
     mentioned = {m.as_written for t in parsed.tasks for m in t.units}
     unknown = sorted(name for name in mentioned if resolver.resolve(name) is None)
     if unknown and strict:
@@ -73,7 +90,7 @@ def import_plan(
         units_created.append(name)
         warnings.append(f"未知单位“{name}”已新建为 other 类单位,请在单位文件中归类 / unknown unit created")
 
-    plan, plan_created = _upsert_plan(session, parsed, slug, source_name, source_checksum)
+    plan, plan_created = _upsert_plan(session, parsed, slug, source_name, source_checksum, jurisdiction)
     assert plan.id is not None
     ensure_schedule(session=session, plan=plan)  # a new plan gets the default reporting schedule
     section_ids = _sync_sections(session, plan.id, parsed)
@@ -84,6 +101,9 @@ def import_plan(
         tasks=len(parsed.tasks),
         links=0,
         units=0,
+        jurisdiction=jurisdiction.code,
+        jurisdiction_name=jurisdiction.name,
+        jurisdiction_source=jurisdiction_source,
         units_created=units_created,
         warnings=warnings,
     )
@@ -115,6 +135,7 @@ def import_plan(
         plan_id=plan.id,
         data={
             "checksum": source_checksum,
+            "jurisdiction": jurisdiction.code,
             "tasks": summary.tasks,
             "tasks_added": summary.tasks_added,
             "tasks_changed": summary.tasks_changed,
@@ -129,7 +150,7 @@ def import_plan(
 
 
 def _upsert_plan(
-    session: Session, parsed: ParsedPlan, slug: str, source_name: str, source_checksum: str
+    session: Session, parsed: ParsedPlan, slug: str, source_name: str, source_checksum: str, jurisdiction: Jurisdiction
 ) -> tuple[Plan, bool]:
     plan = session.exec(select(Plan).where(Plan.slug == slug)).first()
     created = plan is None
@@ -147,7 +168,8 @@ def _upsert_plan(
         "imported_at": utcnow(),
     }
     if plan is None:
-        plan = Plan(slug=slug, **values)
+        assert jurisdiction.id is not None
+        plan = Plan(slug=slug, jurisdiction_id=jurisdiction.id, **values)
     else:
         plan.sqlmodel_update(values)
     session.add(plan)

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.params import UnitJurisdictionParam
 from app.api.paths import PlanSlug, UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
@@ -148,7 +149,8 @@ async def list_duties(
         row = plan_service.get_plan(session=session, slug=plan)
         unit_ids = None
         if unit:
-            found = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit
+            within = unit_service.plan_scope(session=session, plan=row)
+            found = unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit
             assert found.id is not None
             unit_ids = {found.id}
             if found.kind == UnitKind.group:
@@ -248,6 +250,7 @@ async def list_unit_duties(
     period: Annotated[str | None, Query(description="报告期,如 2023-Q4 / period", examples=["2023-Q4"])] = None,
     as_of: AsOfParam = None,
     plan: Annotated[str | None, Query(description="只看某一方案(slug)/ one plan only")] = None,
+    jurisdiction: UnitJurisdictionParam = None,
 ) -> Response:
     """单位待办:尚未报送的义务(待报送与未报送),按期限排序 / A unit's to-do list: what it still owes, by deadline.
 
@@ -256,7 +259,7 @@ async def list_unit_duties(
     day = as_of or date.today()
 
     def build() -> Rendered:
-        unit = unit_service.get_unit(session=session, ref=unit_id)
+        unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
         plan_row = None
         if plan:
             try:

@@ -8,22 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import JurisdictionParam
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
 from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
+from app.services import jurisdictions as jurisdiction_service
 from app.services import plans as plan_service
 
 router = APIRouter(prefix="/plans", tags=["plans"])
 
 
 @router.get("", response_model=Page[PlanSummary])
-async def list_plans(request: Request, session: SessionDep, cache: ReadCacheDep) -> Response:
-    """列出全部方案 / List plans."""
+async def list_plans(
+    request: Request, session: SessionDep, cache: ReadCacheDep, jurisdiction: JurisdictionParam = None
+) -> Response:
+    """列出方案(可按行政区划过滤)/ List plans, optionally of one jurisdiction and those below it."""
 
     def build() -> Rendered:
-        items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session)]
+        within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
+        items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session, jurisdiction_ids=within)]
         return render_json(Page[PlanSummary](items=items, next_cursor=None), exclude={"total"})
 
     return await cache.respond(build)

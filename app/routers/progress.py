@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
-from app.api.params import parse_counter
+from app.api.params import UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
@@ -218,7 +218,12 @@ def task_history(
     """任务的进展历史,最新在前 / A task's report history, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
     task = task_service.find_task(session=session, plan=row, code=code)
-    unit_id = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit.id if unit else None
+    within = unit_service.plan_scope(session=session, plan=row)
+    unit_id = (
+        unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit.id
+        if unit
+        else None
+    )
     return history_page(
         session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind, review=review
     )
@@ -234,12 +239,13 @@ def unit_history(
     review: ReviewFilter = None,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
+    jurisdiction: UnitJurisdictionParam = None,
 ) -> Response:
     """单位自己报送的全部报告,最新在前 / The unit's own reports, newest first.
 
     `review=returned` 列出被退回、需重新报送的报告 / lists the reports returned in review, to resubmit.
     """
-    unit = unit_service.get_unit(session=session, ref=unit_id)
+    unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
     return history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind, review=review)
 
 

@@ -90,7 +90,7 @@ def review_batch(
 ) -> Response:
     """批量审核(最多 500 条),逐条答复 / Decide up to 500 pending reports; answered per item."""
     row = plan_service.get_plan(session=session, slug=plan)
-    authorize_admin(principal=admin, plan_id=row.id)
+    authorize_admin(session=session, principal=admin, plan_id=row.id)
     results: dict[int, ReviewResult] = {}
     decisions: list[review_service.Decision] = []
     for index, raw in enumerate(body.items):
@@ -143,5 +143,5 @@ def list_reviews(
 ) -> Response:
     """审核队列:方案中某审核状态的报告,最新在前(管理密钥)/ The review queue, newest first (admin)."""
     row = plan_service.get_plan(session=session, slug=plan)
-    authorize_admin(principal=admin, plan_id=row.id)
+    authorize_admin(session=session, principal=admin, plan_id=row.id)
     return history_page(session, request, limit, cursor, plan_id=row.id, review=state)

@@ -50,7 +50,7 @@ def put_schedule(
     报送周期 cadence、截止天数 deadline_days(报告期结束后 0–90 天)、配合单位是否报送、是否须审核。
     """
     row = plan_service.get_plan(session=session, slug=plan)
-    authorize_admin(principal=admin, plan_id=row.id)
+    authorize_admin(session=session, principal=admin, plan_id=row.id)
     schedule = schedule_service.set_schedule(
         session=session, plan=row, values=body.model_dump(), principal=admin, remote_addr=client_address(request)
     )

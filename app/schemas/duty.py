@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, Field
 
 from app.models import Role
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.duties import Compliance, Duty, DutyState
 from app.services.supervision_facts import SupervisionFacts, UnitName
@@ -65,8 +66,13 @@ class ComplianceReport(BaseModel):
 
 
 def unit_ref(names: UnitName, unit_id: int) -> UnitRef:
-    name, kind = names(unit_id)
-    return UnitRef(id=unit_id, name=name, kind=kind)
+    unit = names(unit_id)
+    return UnitRef(
+        id=unit_id,
+        name=unit.name,
+        kind=unit.kind,
+        jurisdiction=JurisdictionRef(code=unit.jurisdiction_code, name=unit.jurisdiction_name),
+    )
 
 
 def duty_out(facts: SupervisionFacts, duty: Duty) -> DutyOut:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from app.models import Plan
 from app.schemas.duty import ComplianceOut
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 
 
@@ -19,6 +20,7 @@ class Period(BaseModel):
 class PlanSummary(BaseModel):
     slug: str = Field(description="方案的稳定标识 / stable plan id", examples=["xiji-fzsh-2021-2025"])
     title: str = Field(examples=["西吉县法治社会建设实施方案(2021-2025年)"])
+    jurisdiction: JurisdictionRef = Field(description="方案所属行政区划 / whose plan")
     issuer: str | None = Field(description="发布机构 / issuing body", examples=["西吉县政府办公室"])
     doc_index: str | None = Field(description="索引号 / document index", examples=["640422001/2022-00081"])
     issued_on: date | None = Field(description="发文时间 / date issued", examples=["2022-07-15"])
@@ -30,6 +32,7 @@ class PlanSummary(BaseModel):
         return cls(
             slug=plan.slug,
             title=plan.title,
+            jurisdiction=JurisdictionRef.of(plan.jurisdiction),
             issuer=plan.issuer,
             doc_index=plan.doc_index,
             issued_on=plan.issued_on,
@@ -123,3 +126,21 @@ class PlanStats(BaseModel):
         " / the period of the compliance figures: `period`, default the latest whose deadline has passed"
     )
     compliance: ComplianceOut | None = Field(description="该报告期全方案合计 / plan-wide totals for that period")
+
+
+class PlanStatusLine(BaseModel):
+    plan: str
+    jurisdiction: JurisdictionRef
+    tasks: int
+    overdue: int
+    by_status: StatusCounts
+
+
+class JurisdictionStats(BaseModel):
+    jurisdiction: JurisdictionRef
+    as_of: date
+    plans: int = Field(description="本级及下级的方案数 / plans here and below")
+    tasks: int
+    overdue: int = Field(description="已过期未完成的任务数 / tasks past due and not completed")
+    by_status: StatusCounts
+    by_plan: list[PlanStatusLine] = Field(description="按方案 / per plan, by slug")

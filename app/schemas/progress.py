@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
@@ -203,6 +204,12 @@ class KeyCreate(BaseModel):
     unit: str | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
     admin: bool = Field(default=False, description="依法治县办管理密钥 / an admin key")
     name: str | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
+    jurisdiction: str | None = Field(
+        default=None,
+        description="管理密钥管辖的行政区划(代码或名称);省略时为签发者自己的区划,全平台管理员省略则签发全平台密钥"
+        " / the admin key's jurisdiction; default: the issuer's own (platform-wide from a platform admin)",
+        examples=["640422"],
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> KeyCreate:
@@ -210,6 +217,8 @@ class KeyCreate(BaseModel):
             raise ValueError("须且只能指定 unit 或 admin=true 之一 / give either unit or admin=true")
         if self.admin and not self.name:
             raise ValueError("管理密钥须提供 name / admin keys need a name")
+        if self.unit is not None and self.jurisdiction is not None:
+            raise ValueError("单位密钥的区划即其单位的区划,不能另行指定 / a unit key takes its unit's jurisdiction")
         return self
 
 
@@ -218,6 +227,9 @@ class KeyOut(BaseModel):
     name: str
     unit: UnitRef | None
     admin: bool
+    jurisdiction: JurisdictionRef | None = Field(
+        description="密钥的行政区划;全平台管理密钥为 null / null: platform-wide"
+    )
     created_at: datetime
     revoked_at: datetime | None
 
@@ -232,6 +244,11 @@ class UnitCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
     aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
+    jurisdiction: str | None = Field(
+        default=None,
+        description="所属行政区划(代码或名称);省略时为管理密钥自己的区划 / default: the admin key's own",
+        examples=["640422"],
+    )
 
 
 class AliasCreate(BaseModel):

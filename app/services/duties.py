@@ -105,7 +105,7 @@ def owed_by(facts: SupervisionFacts, task_id: int) -> list[tuple[int, Role, int]
     for linked, role in links:
         if role == Role.cooperating and not cooperating:
             continue
-        kind = facts.units.get(linked, ("", UnitKind.other))[1]
+        kind = facts.unit(linked).kind
         for unit_id in facts.members.get(linked, []) if kind == UnitKind.group else [linked]:
             seen.setdefault(unit_id, (unit_id, role, linked))
     return list(seen.values())

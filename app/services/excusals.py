@@ -18,7 +18,7 @@ from app.services.feed import record_event
 from app.services.keys import Principal
 from app.services.permissions import authorize_admin, permission
 from app.services.schedule import CADENCE_ZH, get_schedule
-from app.services.units import find_unit
+from app.services.units import find_unit, plan_scope
 
 
 class ExcusalRejected(ProblemError):
@@ -36,14 +36,14 @@ def create(
 ) -> DutyExcusal:
     """Waives a duty: the task must be in the plan, the unit linked to it (directly or through a group),
     the period one of the plan's calendar at its cadence; one active excusal per duty (409)."""
-    authorize_admin(principal=principal, plan_id=plan.id)
+    authorize_admin(session=session, principal=principal, plan_id=plan.id)
     # The task row is the lock: two requests excusing the same duty at once cannot both pass the check.
     task = session.exec(select(Task).where(Task.plan_id == plan.id, Task.code == data.task).with_for_update()).first()
     if task is None or task.id is None:
         raise _rejected(
             "task", f"方案 {plan.slug} 中没有编号为 {data.task} 的任务 / no task {data.task!r}", "unknown_task"
         )
-    unit = find_unit(session=session, ref=data.unit.strip())
+    unit = find_unit(session=session, ref=data.unit.strip(), within=set(plan_scope(session=session, plan=plan)))
     if unit is None or unit.id is None:
         raise _rejected("unit", f"未知单位“{data.unit}”(可用 id、规范名称或别名) / unknown unit", "unknown_unit")
     links = [
@@ -109,7 +109,7 @@ def create(
 def revoke(
     *, session: Session, plan: Plan, excusal_id: int, principal: Principal, remote_addr: str | None
 ) -> DutyExcusal:
-    authorize_admin(principal=principal, plan_id=plan.id)
+    authorize_admin(session=session, principal=principal, plan_id=plan.id)
     excusal = session.get(DutyExcusal, excusal_id, with_for_update=True)
     if excusal is None or excusal.plan_id != plan.id:
         raise NotFound(f"方案 {plan.slug} 中没有编号为 {excusal_id} 的免报记录 / no excusal {excusal_id}")

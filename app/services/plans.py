@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from datetime import date
 
-from sqlalchemy import func
+from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.core.config import get_settings
 from app.errors import NotFound
-from app.models import Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.models import Jurisdiction, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
 from app.schemas.duty import compliance_out
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.plan import (
     ChapterStats,
+    JurisdictionStats,
     LightCounts,
     PlanCounts,
     PlanStats,
+    PlanStatusLine,
     SectionNode,
     StatusCounts,
     UnitLoad,
@@ -24,14 +27,18 @@ from app.schemas.plan import (
 from app.schemas.unit import UnitRef
 from app.services.cycle import end_of_day
 from app.services.duties import check_period_param, compliance, compute_duties, latest_closed_period
+from app.services.jurisdictions import subtree_ids
 from app.services.lights import LIGHT_RULES_VERSION, Light
 from app.services.supervision import current_owner_states, pictures
 from app.services.supervision_facts import load_facts
 from app.services.tasks import overdue_on
 
 
-def list_plans(*, session: Session) -> list[Plan]:
-    return list(session.exec(select(Plan).order_by(col(Plan.slug))))
+def list_plans(*, session: Session, jurisdiction_ids: frozenset[int] | None = None) -> list[Plan]:
+    query = select(Plan).order_by(col(Plan.slug))
+    if jurisdiction_ids is not None:
+        query = query.where(col(Plan.jurisdiction_id).in_(jurisdiction_ids))
+    return list(session.exec(query))
 
 
 def get_plan(*, session: Session, slug: str) -> Plan:
@@ -196,4 +203,62 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date, period: str | None 
         light_rules_version=LIGHT_RULES_VERSION,
         compliance_period=period,
         compliance=compliance_out(facts, total) if total is not None else None,
+    )
+
+
+def jurisdiction_stats(*, session: Session, jurisdiction: Jurisdiction, as_of: date) -> JurisdictionStats:
+    """Tasks by status and overdue, over every plan of the jurisdiction and those below it, as of the
+    end of the local day `as_of` (the same picture each plan's own stats give)."""
+    within = frozenset(subtree_ids(session=session, root_id=jurisdiction.id or 0))
+    plans = {p.id: p for p in list_plans(session=session, jurisdiction_ids=within)}
+    per_plan: dict[int, Counter[str]] = defaultdict(Counter)
+    if as_of >= date.today():
+        # Today: the maintained status columns, one grouped query however many plans.
+        overdue = case((and_(col(Task.due) < as_of, col(Task.status) != TaskStatus.completed), 1), else_=0)
+        rows = session.exec(
+            select(Task.plan_id, Task.status, func.count(), func.sum(overdue))
+            .where(col(Task.plan_id).in_(list(plans)))
+            .group_by(col(Task.plan_id), col(Task.status))
+        ).all()
+        for plan_id, status, n, late in rows:
+            per_plan[plan_id][status] += n
+            per_plan[plan_id]["__overdue"] += int(late or 0)
+    elif plans:
+        # A past date: each task as it stood then, by the same reconstruction as a plan's stats.
+        settings = get_settings()
+        facts = load_facts(
+            session=session,
+            cutoff=end_of_day(as_of, settings.timezone),
+            plan_ids={pid for pid in plans if pid is not None},
+            task_ids=None,
+        )
+        for task_id, pic in pictures(facts, as_of=as_of, settings=settings).items():
+            task = facts.tasks[task_id]
+            per_plan[task.plan_id][pic.status] += 1
+            per_plan[task.plan_id]["__overdue"] += int(overdue_on(task.due, pic.status, as_of))
+
+    def status_counts(counter: Counter[str]) -> StatusCounts:
+        return StatusCounts(**{s.value: counter[s] for s in TaskStatus})
+
+    def tasks(counter: Counter[str]) -> int:
+        return sum(v for k, v in counter.items() if k != "__overdue")
+
+    total: Counter[str] = sum(per_plan.values(), Counter())
+    return JurisdictionStats(
+        jurisdiction=JurisdictionRef.of(jurisdiction),
+        as_of=as_of,
+        plans=len(plans),
+        tasks=tasks(total),
+        overdue=total["__overdue"],
+        by_status=status_counts(total),
+        by_plan=[
+            PlanStatusLine(
+                plan=plan.slug,
+                jurisdiction=JurisdictionRef.of(plan.jurisdiction),
+                tasks=tasks(per_plan[pid or 0]),
+                overdue=per_plan[pid or 0]["__overdue"],
+                by_status=status_counts(per_plan[pid or 0]),
+            )
+            for pid, plan in sorted(plans.items(), key=lambda item: item[1].slug)
+        ],
     )

@@ -92,7 +92,7 @@ def withdraw(
             raise NotYourReport(
                 f"报告 {report_id} 不是{principal.name}报送的,只有报送单位或依法治县办可以撤回 / not your report"
             )
-        authorize_admin(principal=principal, plan_id=task.plan_id)
+        authorize_admin(session=session, principal=principal, plan_id=task.plan_id)
     problem = _not_head(report, "撤回")
     if problem is not None:
         raise problem
@@ -132,7 +132,7 @@ def decide(
             if report is None or (plan is not None and tasks[report.task_id].plan_id != plan.id):
                 raise _not_found(decision.report_id)
             task = tasks[report.task_id]
-            authorize_admin(principal=principal, plan_id=task.plan_id)
+            authorize_admin(session=session, principal=principal, plan_id=task.plan_id)
             problem = _not_head(report, "审核")
             if problem is not None:
                 raise problem

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -24,6 +24,7 @@ from app.models import (
     Cadence,
     DutyExcusal,
     GroupMember,
+    Jurisdiction,
     Plan,
     ProgressReport,
     ReportingSchedule,
@@ -38,7 +39,15 @@ from app.models import (
 )
 from app.services.cycle import ReportFacts
 
-UnitName = Callable[[int], tuple[str, UnitKind]]
+
+class UnitFacts(NamedTuple):
+    name: str
+    kind: UnitKind
+    jurisdiction_code: str
+    jurisdiction_name: str
+
+
+UnitName = Callable[[int], UnitFacts]
 
 
 @dataclass(frozen=True)
@@ -94,12 +103,12 @@ class SupervisionFacts:
     tasks: dict[int, TaskFacts]
     links: dict[int, list[tuple[int, Role]]]  # task id → (linked unit id, role), source order
     members: dict[int, list[int]]  # group id → member ids
-    units: dict[int, tuple[str, UnitKind]]  # id → (name, kind): linked units and group members
+    units: dict[int, UnitFacts]  # linked units and group members
     reports: dict[int, list[ReportFacts]] = field(default_factory=dict)  # task id → its reports
     excusals: list[ExcusalFacts] = field(default_factory=list)
 
-    def unit(self, unit_id: int) -> tuple[str, UnitKind]:
-        return self.units.get(unit_id, (f"单位 {unit_id}", UnitKind.other))
+    def unit(self, unit_id: int) -> UnitFacts:
+        return self.units.get(unit_id, UnitFacts(f"单位 {unit_id}", UnitKind.other, "", ""))
 
     def owner_slots(self, task_id: int) -> list[int]:
         """The task's lead/responsible links (what `cycle.task_state` combines)."""
@@ -174,9 +183,11 @@ def load_facts(
         members[group_id].append(member_id)
     unit_ids = linked | {m for ms in members.values() for m in ms}
     units = {
-        uid: (name, UnitKind(kind))
-        for uid, name, kind in session.execute(
-            sa_select(col(Unit.id), col(Unit.name), col(Unit.kind)).where(col(Unit.id).in_(unit_ids))
+        uid: UnitFacts(name, UnitKind(kind), code, place)
+        for uid, name, kind, code, place in session.execute(
+            sa_select(col(Unit.id), col(Unit.name), col(Unit.kind), col(Jurisdiction.code), col(Jurisdiction.name))
+            .join(Jurisdiction, col(Jurisdiction.id) == col(Unit.jurisdiction_id))
+            .where(col(Unit.id).in_(unit_ids))
         )
     }
     reports: dict[int, list[ReportFacts]] = defaultdict(list)

@@ -18,6 +18,7 @@ from app.core.config import Settings, get_settings
 from app.errors import InvalidParameter, NotFound
 from app.models import (
     GroupMember,
+    Jurisdiction,
     Plan,
     Responsibility,
     Role,
@@ -48,6 +49,7 @@ class TaskSort(StrEnum):
 class TaskFilter:
     as_of: date
     plan_id: int | None = None
+    jurisdiction_ids: frozenset[int] | None = None  # plans of these jurisdictions only (a subtree)
     unit: ResolvedUnit | None = None
     include_groups: bool = False
     role: Role | None = None
@@ -78,10 +80,16 @@ class TaskFilter:
         return True
 
 
+class JurisdictionLabel(NamedTuple):
+    code: str
+    name: str
+
+
 class UnitLabel(NamedTuple):
     id: int
     name: str
     kind: UnitKind
+    jurisdiction: JurisdictionLabel
 
 
 class SectionLabel(NamedTuple):
@@ -160,6 +168,10 @@ def _where(session: Session, flt: TaskFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if flt.plan_id is not None:
         clauses.append(col(Task.plan_id) == flt.plan_id)
+    if flt.jurisdiction_ids is not None:
+        clauses.append(
+            col(Task.plan_id).in_(select(Plan.id).where(col(Plan.jurisdiction_id).in_(flt.jurisdiction_ids)))
+        )
     if flt.unit is not None or flt.role is not None:
         linked = select(Responsibility.task_id)
         if flt.unit is not None:
@@ -331,10 +343,10 @@ def hydrate(
 
     units: dict[int, UnitLabel] = {}
 
-    def label(unit_id: int, name: str, kind: str) -> UnitLabel:
+    def label(unit_id: int, name: str, kind: str, j_code: str, j_name: str) -> UnitLabel:
         found = units.get(unit_id)
         if found is None:
-            found = units[unit_id] = UnitLabel(unit_id, name, UnitKind(kind))
+            found = units[unit_id] = UnitLabel(unit_id, name, UnitKind(kind), JurisdictionLabel(j_code, j_name))
         return found
 
     links: dict[int, list[LinkRow]] = {tid: [] for tid in task_ids if tid is not None}
@@ -347,12 +359,15 @@ def hydrate(
             col(Unit.id),
             col(Unit.name),
             col(Unit.kind),
+            col(Jurisdiction.code),
+            col(Jurisdiction.name),
         )
         .join(Unit, col(Unit.id) == col(Responsibility.unit_id))
+        .join(Jurisdiction, col(Jurisdiction.id) == col(Unit.jurisdiction_id))
         .where(col(Responsibility.task_id).in_(task_ids))
     )
-    for task_id, role, as_written, position, unit_id, name, kind in link_rows:
-        links[task_id].append(LinkRow(Role(role), as_written, position, label(unit_id, name, kind)))
+    for task_id, role, as_written, position, *unit_row in link_rows:
+        links[task_id].append(LinkRow(Role(role), as_written, position, label(*unit_row)))
 
     states: dict[int, list[StateRow]] = {tid: [] for tid in links}
     facts = load_facts(
@@ -374,16 +389,19 @@ def hydrate(
                 col(Unit.id),
                 col(Unit.name),
                 col(Unit.kind),
+                col(Jurisdiction.code),
+                col(Jurisdiction.name),
             )
             .join(Unit, col(Unit.id) == col(TaskUnitState.unit_id))
+            .join(Jurisdiction, col(Jurisdiction.id) == col(Unit.jurisdiction_id))
             .where(col(TaskUnitState.task_id).in_(task_ids))
             .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
         ).all()
         # A state's link may have gone in a corrected re-import; its unit is still shown.
         missing = {row[1] for row in state_rows} - set(units)
         for unit in session.exec(select(Unit).where(col(Unit.id).in_(missing))):
-            label(unit.id or 0, unit.name, unit.kind)
-        for task_id, via_id, status, percent, period, report_id, updated_at, unit_id, name, kind in state_rows:
+            label(unit.id or 0, unit.name, unit.kind, unit.jurisdiction.code, unit.jurisdiction.name)
+        for task_id, via_id, status, percent, period, report_id, updated_at, *unit_row in state_rows:
             states[task_id].append(
                 StateRow(
                     TaskStatus(status),
@@ -391,7 +409,7 @@ def hydrate(
                     period,
                     report_id,
                     updated_at,
-                    label(unit_id, name, kind),
+                    label(*unit_row),
                     units[via_id],
                 )
             )
@@ -401,7 +419,7 @@ def hydrate(
         pics = pictures(facts, as_of=as_of, settings=settings)
         wanted = {u for p in pics.values() for s in p.states or [] for u in (s.unit_id, s.via_unit_id)}
         for unit in session.exec(select(Unit).where(col(Unit.id).in_(wanted - set(units)))):
-            label(unit.id or 0, unit.name, unit.kind)
+            label(unit.id or 0, unit.name, unit.kind, unit.jurisdiction.code, unit.jurisdiction.name)
         for task_id, pic in pics.items():
             states[task_id] = [
                 StateRow(

@@ -8,7 +8,7 @@ from itertools import count
 from app.models import Cadence, ReportKind, ReviewState, Role, TaskStatus, UnitKind
 from app.services.cycle import ReportFacts, end_of_day
 from app.services.duties import DutyState, compliance, compute_duties, owed_by
-from app.services.supervision_facts import ExcusalFacts, PlanTerm, ScheduleFacts, SupervisionFacts, TaskFacts
+from app.services.supervision_facts import ExcusalFacts, PlanTerm, ScheduleFacts, SupervisionFacts, TaskFacts, UnitFacts
 
 TZ = "Asia/Shanghai"
 LEAD, RESP, COOP, GROUP, M1, M2 = 10, 11, 12, 20, 21, 22
@@ -62,12 +62,12 @@ def facts(
         links={1: links if links is not None else [(LEAD, Role.lead)]},
         members={GROUP: [M1, M2]},
         units={
-            LEAD: ("lead", UnitKind.government_department),
-            RESP: ("resp", UnitKind.government_department),
-            COOP: ("coop", UnitKind.government_department),
-            GROUP: ("各乡镇", UnitKind.group),
-            M1: ("m1", UnitKind.other),
-            M2: ("m2", UnitKind.other),
+            LEAD: UnitFacts("lead", UnitKind.government_department, "640422", "西吉县"),
+            RESP: UnitFacts("resp", UnitKind.government_department, "640422", "西吉县"),
+            COOP: UnitFacts("coop", UnitKind.government_department, "640422", "西吉县"),
+            GROUP: UnitFacts("各乡镇", UnitKind.group, "640422", "西吉县"),
+            M1: UnitFacts("m1", UnitKind.other, "640422", "西吉县"),
+            M2: UnitFacts("m2", UnitKind.other, "640422", "西吉县"),
         },
         reports={1: [r for r in reports if r.created_at <= cutoff]},
         excusals=[e for e in excusals or [] if e.created_at <= cutoff],

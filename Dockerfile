@@ -8,13 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Dependencies first, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir app && touch app/__init__.py \
-    && pip install . \
-    && pip uninstall -y plan-api && rm -rf app
+# Dependencies first, from the lock file (the versions CI tested), so code changes do not reinstall them.
+COPY requirements/base.txt ./requirements/base.txt
+RUN pip install -r requirements/base.txt
 
-COPY alembic.ini ./
+COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
 COPY seed ./seed

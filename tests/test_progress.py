@@ -12,7 +12,7 @@ from sqlmodel import Session, func, select
 
 from app.models import ChangeEvent, GroupMember, IdempotencyRecord, ProgressReport, TaskStatus, Unit, UnitKind
 from app.services.progress import SlotState, derive_task_state
-from tests.factories import SEED_PLAN, import_text, make_key
+from tests.factories import SEED_PLAN, import_text, make_key, xiji_id
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 TASKS = f"{PLAN}/tasks"
@@ -152,6 +152,8 @@ def test_revoked_key_is_401(client: TestClient, db: Session) -> None:
         ({"period": "22"}, "body.period"),
         ({"period": "2019"}, "body.period"),
         ({"period": "2027-H1"}, "body.period"),
+        ({"period": "２０２３-Q1"}, "body.period"),  # full-width digits: not canonical
+        ({"period": "2023-07"}, "body.period"),  # a month, finer than the seed's quarterly cadence
         ({"evidence": ["x"] * 21}, "body.evidence"),
         ({"evidence": [""]}, "body.evidence.0"),
         ({"colour": "red"}, "body.colour"),
@@ -171,7 +173,7 @@ def test_invalid_reports_are_422_naming_the_field_and_write_nothing(
 
 def test_periods_inside_the_plan_and_the_evaluation_year_are_accepted(client: TestClient, db: Session) -> None:
     key = make_key(db, unit="教育体育局")
-    for period in ("2021", "2023-H1", "2024-Q4", "2025-12", "2026"):
+    for period in ("2021", "2023-H1", "2024-Q4", "2025-Q4", "2026"):
         assert post(client, "2.1.3", key, {**REPORT, "period": period}).status_code == 201, period
 
 
@@ -419,7 +421,7 @@ def test_reimport_keeps_tasks_that_have_history(client: TestClient, db: Session,
 
 def test_township_via_group_can_report_where_its_group_leads(db: Session, client: TestClient, tmp_path: Path) -> None:
     # No seed task names 各乡镇 as lead; a county's other plan might.
-    town = Unit(name="兴隆镇", kind=UnitKind.government_department)
+    town = Unit(name="兴隆镇", kind=UnitKind.government_department, jurisdiction_id=xiji_id(db))
     db.add(town)
     db.flush()
     group_id = db.exec(select(Unit.id).where(Unit.name == "各乡镇")).one()

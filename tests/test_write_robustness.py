@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.services.periods import parse_period
 from tests.conftest import fresh_database_url
 from tests.factories import SEED_SLUG, LiveServer, run_plan_api, start_server
 
@@ -208,12 +209,14 @@ def test_concurrent_reports_are_all_stored_once(
     del failures[None]
     assert not failures, f"{sum(failures.values())} reports not acknowledged: {dict(failures)}\n{log_errors(server)}"
     acknowledged: dict[int, str] = {}
+    sent: dict[str, set[str]] = {}  # task → the periods reported on it
     for code, key, body in results:
         if code == 200:  # a batch: each item answers for itself
             assert body["outcome"] == "created", body
             body = body["report"]
         assert body["kind"] == "status" and body["unit"]["name"] == UNIT, body
         acknowledged[body["id"]] = key
+        sent.setdefault(body["task"], set()).add(body["period"])
     assert len(acknowledged) == THREADS * PER_THREAD, "two acknowledgements carry the same report id"
     log = server.log_path.read_text(errors="replace")
     assert "database is locked" not in log and "Traceback" not in log, log_errors(server)
@@ -235,11 +238,14 @@ def test_concurrent_reports_are_all_stored_once(
             if e["type"] == "task.status_changed":
                 assert e["report_id"] in acknowledged
 
-        # Every task's derived state is that of 县司法局's last report on it, the only owner slot.
+        # Every task's derived state is that of 县司法局's (the only owner slot) newest report on the
+        # latest period it reported on (app/services/cycle.py), not simply its last arrival.
         for code in JUSTICE_TASKS:
             task = client.get(f"{PLAN_URL}/tasks/{code}").json()
             (state,) = task["unit_states"]
-            latest = client.get(f"{PLAN_URL}/tasks/{code}/progress", params={"limit": 1}).json()["items"][0]
+            latest_period = max(sent[code], key=lambda p: parse_period(p).end)
+            history = client.get(f"{PLAN_URL}/tasks/{code}/progress", params={"limit": 1, "period": latest_period})
+            latest = history.json()["items"][0]
             assert state["report_id"] == latest["id"], f"{code}: state from report {state['report_id']}, not the latest"
             assert (task["status"], task["progress"]) == (latest["status"], latest["percent"]), code
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
@@ -24,10 +25,23 @@ async def current_settings() -> Settings:
 SettingsDep = Annotated[Settings, Depends(current_settings)]
 WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
-AuthorizationHeader = Annotated[
-    str | None,
-    Header(description="`Bearer <API key>`:单位密钥或依法治县办管理密钥 / a unit's or the admin office's key"),
-]
+# Declared as an HTTP bearer scheme, so /docs has an Authorize button and generated clients take the
+# key once; the header itself is parsed by `authenticate`, which says exactly what is wrong with it.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    bearerFormat="pa_<prefix>_<secret>",
+    description="单位密钥或依法治县办管理密钥,由依法治县办签发 / a unit's or the admin office's API key",
+)
+
+
+async def authorization_header(  # async: no threadpool hop on every read
+    request: Request, _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+) -> str | None:
+    return request.headers.get("authorization")
+
+
+AuthorizationHeader = Annotated[str | None, Depends(authorization_header)]
 
 
 def client_address(request: Request) -> str | None:
@@ -41,11 +55,11 @@ class AdminOnly(ProblemError):
     title = "Forbidden"
 
 
-def require_writer(session: WriteSessionDep, authorization: AuthorizationHeader = None) -> Principal:
+def require_writer(session: WriteSessionDep, authorization: AuthorizationHeader) -> Principal:
     return authenticate(session=session, authorization=authorization)
 
 
-def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader = None) -> Principal:
+def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader) -> Principal:
     principal = authenticate(session=session, authorization=authorization)
     if not principal.is_admin:
         raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
@@ -53,7 +67,7 @@ def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader =
 
 
 async def require_reader(
-    session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader = None
+    session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader
 ) -> Principal | None:
     """Reads are open unless REQUIRE_KEY_FOR_READS is set. (async: open reads cost no threadpool hop.)"""
     if not settings.require_key_for_reads:

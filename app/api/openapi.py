@@ -6,21 +6,32 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from app.errors import PROBLEM_JSON, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "参数错误 / bad parameter"},
+    400: {"model": Problem, "description": "参数错误(含 ambiguous-unit 同名单位分属多个区划)/ bad parameter"},
     404: {"model": Problem, "description": "不存在 / not found"},
     422: {"model": Problem, "description": "校验未通过 / validation failed"},
 }
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "缺少、无效或已吊销的密钥 / missing, bad or revoked key"},
-    403: {"model": Problem, "description": "无权操作(如单位与任务无关联)/ not allowed"},
+    403: {
+        "model": Problem,
+        "description": "无权操作:单位与任务无关联(not-linked-to-task)、越出密钥的行政区划(outside-jurisdiction)"
+        "、需管理密钥(admin-only)/ not allowed",
+    },
     413: {"model": Problem, "description": "请求体过大 / body too large"},
 }
+
+
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`list_tasks`, `submit_progress`): what generated clients call the method.
+    FastAPI's default (`list_tasks_api_v1_plans__plan__tasks_get`) is unreadable and changes with the path."""
+    return route.name
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -28,6 +39,7 @@ def install_openapi(app: FastAPI) -> None:
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title,
+                summary=app.summary,
                 version=app.version,
                 description=app.description,
                 routes=app.routes,

@@ -8,12 +8,30 @@ byte must not reach the database (PostgreSQL refuses it with an error, SQLite st
 from __future__ import annotations
 
 import re
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from app.errors import FieldError, ProblemError
+
+JurisdictionParam = Annotated[
+    str | None,
+    Query(
+        description="按行政区划过滤(代码或名称),含其下级区划 / only this jurisdiction and those below it",
+        examples=["640422"],
+    ),
+]
+
+UnitJurisdictionParam = Annotated[
+    str | None,
+    Query(
+        description="单位所属行政区划(代码或名称),当同名单位分属多个区划时必须给出 / the unit's jurisdiction, "
+        "needed when the name matches units of several",
+        examples=["640422"],
+    ),
+]
 
 
 class UnknownParameter(ProblemError):

@@ -14,12 +14,15 @@ from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, task_out
+from app.services import jurisdictions
+from app.services.lights import LIGHT_LABELS, Light
 from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks
-from app.services.units import ResolvedUnit, resolve_unit_param
+from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
 
 
 @dataclass
 class TaskQueryParams:
+    jurisdiction: str | None
     unit: str | None
     include_groups: bool
     role: Role | None
@@ -29,6 +32,7 @@ class TaskQueryParams:
     due_after: date | None
     overdue: bool | None
     as_of: date
+    lights: tuple[Light, ...]
     q: str | None
     sort: TaskSort
     limit: int
@@ -43,6 +47,14 @@ def _split(values: list[str] | None) -> list[str]:
 
 
 async def task_query_params(  # async: pure parsing, no threadpool hop
+    jurisdiction: Annotated[
+        str | None,
+        Query(
+            description="行政区划(代码或名称):只含该区划及其下级的方案的任务,并在其中解析 unit"
+            " / tasks of plans of this jurisdiction and below; `unit` resolves there",
+            examples=["640422"],
+        ),
+    ] = None,
     unit: Annotated[
         str | None,
         Query(
@@ -94,7 +106,21 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
     ] = None,
     as_of: Annotated[
         date | None,
-        Query(description="计算 overdue 的基准日,默认今天 / reference date for overdue (default: today)"),
+        Query(
+            description="基准日,默认今天:status、progress、unit_states、overdue、light 均为该日结束时的情况"
+            "(由当时已有的报告重建);status、overdue 过滤也按该日判断"
+            " / reference date (default today): status, progress, owner states, overdue and light as they were"
+            " at the end of that day; the status and overdue filters judge that day too",
+            examples=["2024-01-01"],
+        ),
+    ] = None,
+    light: Annotated[
+        list[str] | None,
+        Query(
+            description="亮灯,可多值:`light=red,yellow`;取值 red、yellow、green(以今天或 as_of 计)"
+            " / one or several lights, as of today or as_of",
+            examples=["red,yellow"],
+        ),
     ] = None,
     q: Annotated[
         str | None,
@@ -134,6 +160,12 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         except ValueError:
             allowed = "、".join(s.value for s in TaskStatus)
             raise InvalidParameter("status", f"未知状态“{value}”,可选:{allowed}", kind="enum") from None
+    lights = []
+    for value in _split(light):
+        try:
+            lights.append(Light(value))
+        except ValueError:
+            raise InvalidParameter("light", f"未知亮灯“{value}”,可选:red、yellow、green", kind="enum") from None
     selected = None
     if fields is not None:
         selected = tuple(_split([fields]))
@@ -143,6 +175,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
     if due_before and due_after and due_after > due_before:
         raise InvalidParameter("due_after", "due_after 晚于 due_before,结果必为空")
     return TaskQueryParams(
+        jurisdiction=jurisdiction,
         unit=unit,
         include_groups=include_groups,
         role=role,
@@ -152,6 +185,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         due_after=due_after,
         overdue=overdue,
         as_of=as_of or date.today(),
+        lights=tuple(dict.fromkeys(lights)),
         q=q,
         sort=sort,
         limit=limit,
@@ -171,13 +205,17 @@ def to_filter(
     """`unit` is given when the path already names the unit (`/units/{id}/tasks`)."""
     if unit is not None and params.unit:
         raise InvalidParameter("unit", "路径中已指定单位,不能再用 unit 参数 / the path already names the unit")
+    within = jurisdictions.scope_ids(session=session, ref=params.jurisdiction)
     if unit is None and params.unit:
-        unit = resolve_unit_param(session=session, param="unit", ref=params.unit)
+        # In a plan's list, a unit's name means a unit of the plan's jurisdiction (or above) unless told otherwise.
+        context = within if within is not None or plan is None else plan_scope(session=session, plan=plan)
+        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=context)
     if params.section and plan is not None:
         check_section(session=session, plan=plan, section=params.section)
     return TaskFilter(
         as_of=params.as_of,
         plan_id=plan.id if plan is not None else None,
+        jurisdiction_ids=within,
         unit=unit,
         include_groups=params.include_groups,
         role=params.role,
@@ -187,6 +225,7 @@ def to_filter(
         due_after=params.due_after,
         overdue=params.overdue,
         q=params.q,
+        lights=params.lights,
     )
 
 
@@ -201,6 +240,8 @@ CSV_HEADER = (
     "status",
     "progress",
     "overdue",
+    "light",
+    "light_reasons",
     "lead",
     "cooperating",
     "responsible",
@@ -240,9 +281,11 @@ def _csv_row(view: TaskView) -> list[Any]:
         task.title or "",
         task.text,
         task.due.isoformat(),
-        task.status,
-        task.progress,
+        view.status,
+        view.progress,
         "是" if view.overdue else "否",
+        LIGHT_LABELS[view.light],
+        ";".join(r.message for r in view.light_reasons),
         by_role[Role.lead],
         by_role[Role.cooperating],
         by_role[Role.responsible],

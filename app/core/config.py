@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     )
     seed_plan_path: Path = SEED_DIR / "xiji-fzsh-2021-2025.txt"
     seed_plan_slug: str = "xiji-fzsh-2021-2025"
-    seed_units_path: Path = SEED_DIR / "units.toml"
+    seed_units_path: Path = SEED_DIR / "units"  # a directory: one `<jurisdiction code>.toml` per jurisdiction
     cors_origins: list[str] = Field(default_factory=list, description="Origins allowed by CORS; empty = off")
     require_key_for_reads: bool = Field(default=False, description="GET requests need an API key too")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="larger request bodies get 413")
@@ -33,6 +33,21 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; "
         "empty: none (the audit log records the peer address)",
+    )
+    # Warning lights (亮灯), rule set `app/services/lights.py`:
+    light_missing_days: int = Field(
+        default=10,
+        ge=0,
+        description="red when a duty of the latest closed period is missing more than this many days past its deadline",
+    )
+    light_due_soon_days: int = Field(
+        default=30, ge=0, description="yellow when an unfinished task is due within this many days"
+    )
+    light_lag_tolerance: int = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description="yellow when progress lags the progress expected from elapsed time by more points than this",
     )
     sql_echo: bool = False
     log_level: str = "INFO"

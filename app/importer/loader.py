@@ -14,10 +14,15 @@ from sqlmodel import Session, col, delete, select
 
 from app.importer.parsed import ParsedPlan, ParsedTask
 from app.importer.units import UnitResolver
-from app.models import Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
+from app.models import Jurisdiction, Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
+from app.services import derivation
 from app.services.feed import record_event
 from app.services.permissions import OWNER_ROLES
-from app.services.progress import derive_task_state, slot_states
+from app.services.schedule import ensure_schedule
+
+
+class PlanMovedError(ValueError):
+    pass
 
 
 class UnknownUnitsError(ValueError):
@@ -36,6 +41,9 @@ class ImportSummary:
     tasks: int
     links: int
     units: int
+    jurisdiction: str = ""  # code of the plan's jurisdiction
+    jurisdiction_name: str = ""
+    jurisdiction_source: str = ""  # how it was decided: "索引号 … → 640422", "--jurisdiction 渠县" …
     tasks_added: list[str] = field(default_factory=list)
     tasks_changed: list[str] = field(default_factory=list)
     tasks_removed: list[str] = field(default_factory=list)
@@ -57,9 +65,19 @@ def import_plan(
     slug: str,
     source_name: str,
     source_checksum: str,
+    jurisdiction: Jurisdiction,
+    jurisdiction_source: str = "",
     strict: bool = False,
 ) -> ImportSummary:
-    resolver = UnitResolver(session)
+    """Unit names resolve in the plan's jurisdiction (then up its ancestors); unknown names become
+    units of kind `other` there, with a warning."""
+    existing = session.exec(select(Plan).where(Plan.slug == slug)).first()
+    if existing is not None and existing.jurisdiction_id != jurisdiction.id:
+        raise PlanMovedError(
+            f"方案 {slug} 已属于另一行政区划,不能改为 {jurisdiction.name}({jurisdiction.code})导入"
+            f" / plan {slug} belongs to another jurisdiction"
+        )
+    resolver = UnitResolver(session, jurisdiction)
     mentioned = {m.as_written for t in parsed.tasks for m in t.units}
     unknown = sorted(name for name in mentioned if resolver.resolve(name) is None)
     if unknown and strict:
@@ -72,8 +90,9 @@ def import_plan(
         units_created.append(name)
         warnings.append(f"未知单位“{name}”已新建为 other 类单位,请在单位文件中归类 / unknown unit created")
 
-    plan, plan_created = _upsert_plan(session, parsed, slug, source_name, source_checksum)
+    plan, plan_created = _upsert_plan(session, parsed, slug, source_name, source_checksum, jurisdiction)
     assert plan.id is not None
+    ensure_schedule(session=session, plan=plan)  # a new plan gets the default reporting schedule
     section_ids = _sync_sections(session, plan.id, parsed)
     summary = ImportSummary(
         slug=slug,
@@ -82,6 +101,9 @@ def import_plan(
         tasks=len(parsed.tasks),
         links=0,
         units=0,
+        jurisdiction=jurisdiction.code,
+        jurisdiction_name=jurisdiction.name,
+        jurisdiction_source=jurisdiction_source,
         units_created=units_created,
         warnings=warnings,
     )
@@ -113,6 +135,7 @@ def import_plan(
         plan_id=plan.id,
         data={
             "checksum": source_checksum,
+            "jurisdiction": jurisdiction.code,
             "tasks": summary.tasks,
             "tasks_added": summary.tasks_added,
             "tasks_changed": summary.tasks_changed,
@@ -127,7 +150,7 @@ def import_plan(
 
 
 def _upsert_plan(
-    session: Session, parsed: ParsedPlan, slug: str, source_name: str, source_checksum: str
+    session: Session, parsed: ParsedPlan, slug: str, source_name: str, source_checksum: str, jurisdiction: Jurisdiction
 ) -> tuple[Plan, bool]:
     plan = session.exec(select(Plan).where(Plan.slug == slug)).first()
     created = plan is None
@@ -145,7 +168,8 @@ def _upsert_plan(
         "imported_at": utcnow(),
     }
     if plan is None:
-        plan = Plan(slug=slug, **values)
+        assert jurisdiction.id is not None
+        plan = Plan(slug=slug, jurisdiction_id=jurisdiction.id, **values)
     else:
         plan.sqlmodel_update(values)
     session.add(plan)
@@ -185,14 +209,14 @@ def _drop_orphan_sections(session: Session, plan_id: int, keep: set[int]) -> Non
     used = set(session.exec(select(Task.section_id).where(Task.plan_id == plan_id)))
     parents = set(session.exec(select(Section.parent_id).where(col(Section.id).in_(used))))
     keep = keep | used | {p for p in parents if p is not None}
-    # Children first: a chapter's subsections reference it.
-    stale = session.exec(
-        select(Section)
-        .where(Section.plan_id == plan_id, col(Section.id).not_in(keep))
-        .order_by(col(Section.level).desc())
-    ).all()
-    for section in stale:
-        session.delete(section)
+    # One statement per level, subsections before their chapters: the unit of work would order
+    # self-referencing rows arbitrarily, and the database's cascade then deletes rows it expects.
+    for level in (2, 1):
+        session.exec(
+            delete(Section).where(
+                col(Section.plan_id) == plan_id, col(Section.level) == level, col(Section.id).not_in(keep)
+            )
+        )
     session.flush()
 
 
@@ -281,17 +305,7 @@ def _sync_links(
 
 
 def _rederive(session: Session, tasks: list[Task], summary: ImportSummary) -> None:
-    """A task whose owners changed takes the state its (new) owners' reports give it. A task nobody
-    has reported on stays as it is."""
-    states = slot_states(session, [t.id for t in tasks if t.id is not None])
-    for task in tasks:
-        if task.id not in states:
-            continue
-        owners = session.exec(
-            select(Responsibility.unit_id).where(
-                Responsibility.task_id == task.id, col(Responsibility.role).in_(OWNER_ROLES)
-            )
-        )
-        task.status, task.progress = derive_task_state(sorted(set(owners)), states[task.id])
-        session.add(task)
-        summary.tasks_rederived.append(task.code)
+    """A task whose owners changed takes the state its (new) owners' reports give it, by the one rule
+    (`app/services/cycle.py`). A task nobody has reported on stays as it is."""
+    _, reports = derivation.rederive(session, tasks, skip_unreported=True)
+    summary.tasks_rederived.extend(task.code for task in tasks if reports.get(task.id or 0))

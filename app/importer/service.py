@@ -9,11 +9,13 @@ from sqlmodel import Session, select
 
 from app.core.config import Settings
 from app.db import lock_for_startup
+from app.importer.jurisdiction import place_plan
 from app.importer.loader import ImportSummary, checksum, import_plan
 from app.importer.parsed import ParsedPlan
 from app.importer.parser import decode_plan_bytes, parse_plan
 from app.importer.units import apply_unit_file, read_unit_file
-from app.models import Plan
+from app.models import Jurisdiction, Plan
+from app.services.jurisdictions import ancestors
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,16 @@ def read_plan_file(path: Path, *, term: tuple[int, int] | None = None) -> tuple[
     return parsed, data
 
 
+def apply_unit_files(*, session: Session, units_dir: Path, jurisdiction: Jurisdiction) -> None:
+    """Applies `<units_dir>/<code>.toml` of the jurisdiction and of each ancestor that has one,
+    top down (a county's file may name its prefecture's units as group members)."""
+    chain = [*reversed(ancestors(session=session, jurisdiction=jurisdiction)), jurisdiction]
+    for level in chain:
+        path = units_dir / f"{level.code}.toml"
+        if path.is_file():
+            apply_unit_file(session, read_unit_file(path), level)
+
+
 def import_file(
     *,
     session: Session,
@@ -34,17 +46,24 @@ def import_file(
     units_path: Path | None,
     strict: bool = False,
     term: tuple[int, int] | None = None,
+    jurisdiction: str | None = None,
 ) -> tuple[ParsedPlan, ImportSummary]:
-    """Flushes only; the caller commits (or rolls back, for a dry run). `term`: `--term`, if given."""
+    """`units_path` is the directory of unit files (`<code>.toml`); `jurisdiction` (code or name)
+    overrides what the document says; `term`: `--term`, if given. Flushes only; the caller commits
+    (or rolls back, for a dry run)."""
     parsed, data = read_plan_file(path, term=term)
+    placement = place_plan(session=session, parsed=parsed, override=jurisdiction)
     if units_path is not None:
-        apply_unit_file(session, read_unit_file(units_path))
+        apply_unit_files(session=session, units_dir=units_path, jurisdiction=placement.jurisdiction)
+    parsed.warnings.extend(placement.warnings)
     summary = import_plan(
         session=session,
         parsed=parsed,
         slug=slug,
         source_name=path.name,
         source_checksum=checksum(data),
+        jurisdiction=placement.jurisdiction,
+        jurisdiction_source=placement.how,
         strict=strict,
     )
     return parsed, summary

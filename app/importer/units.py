@@ -1,4 +1,10 @@
-"""Canonical units: loading the county's unit file, and resolving names as plans write them."""
+"""Canonical units: loading a jurisdiction's unit file, and resolving names as plans write them.
+
+Units belong to jurisdictions. A name resolves within the plan's jurisdiction first, then up its
+ancestors (a county plan's 市委政法委 is the prefecture's unit); each level drops its own prefix
+(县 for a county, 市 for a prefecture, 自治区/省 for a province), so 司法局 in a county plan is that
+county's 县司法局. The unit files live in `seed/units/<code>.toml`, one per jurisdiction.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,10 @@ import unicodedata
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from app.models import GroupMember, Unit, UnitAlias, UnitKind
+from app.models import GroupMember, Jurisdiction, JurisdictionLevel, Unit, UnitAlias, UnitKind
+from app.services.jurisdictions import LEVEL_PREFIXES, ancestors
 
 
 def name_key(name: str) -> str:
@@ -18,11 +25,21 @@ def name_key(name: str) -> str:
     return "".join(folded.split())
 
 
-def candidate_keys(name: str) -> list[str]:
-    """The spellings a written name may stand for, most literal first. Plans drop the county prefix
-    (司法局 for 县司法局), and scraping drops its first character (委宣传部 for 县委宣传部)."""
+def candidate_keys(name: str, prefixes: tuple[str, ...] = ("县",)) -> list[str]:
+    """The spellings a written name may stand for, most literal first. Plans drop their level's
+    prefix (司法局 for 县司法局), and scraping drops its first character (委宣传部 for 县委宣传部)."""
     key = name_key(name)
-    return list(dict.fromkeys((key, "县" + key, "县" + key.removeprefix("委"))))
+    spelled = [key]
+    for prefix in prefixes:
+        spelled += [prefix + key, prefix + key.removeprefix("委")]
+    return list(dict.fromkeys(spelled))
+
+
+# Names that say they belong to a higher level (a county plan's 市委政法委), for units no file defines.
+HIGHER_MARKERS: dict[JurisdictionLevel, tuple[str, ...]] = {
+    JurisdictionLevel.prefecture: ("市委", "市政府", "市人民政府", "市人大", "市政协", "市中级人民法院"),
+    JurisdictionLevel.province: ("自治区", "省委", "省政府", "省人民政府", "省人大", "省政协", "省高级人民法院"),
+}
 
 
 class UnitSeed(BaseModel):
@@ -52,40 +69,59 @@ def read_unit_file(path: Path) -> UnitFile:
 
 
 class UnitResolver:
-    """Resolves a name as written to a canonical unit, through names, aliases and the county prefix."""
+    """Resolves a name as written to a canonical unit of the jurisdiction or, failing that, of one
+    of its ancestors (`upward=False`: the jurisdiction only), through names, aliases and prefixes."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, jurisdiction: Jurisdiction, *, upward: bool = True) -> None:
         self.session = session
-        self._by_key: dict[str, Unit] = {}
-        for unit in session.exec(select(Unit)):
-            self._by_key[name_key(unit.name)] = unit
-        for alias, unit in session.exec(select(UnitAlias.alias, Unit).join(Unit)):
-            self._by_key.setdefault(name_key(alias), unit)
+        self.jurisdiction = jurisdiction
+        self.chain = [jurisdiction, *(ancestors(session=session, jurisdiction=jurisdiction) if upward else [])]
+        chain_ids = [j.id for j in self.chain]
+        self._by_key: dict[int, dict[str, Unit]] = {j.id or 0: {} for j in self.chain}
+        for unit in session.exec(select(Unit).where(col(Unit.jurisdiction_id).in_(chain_ids))):
+            self._by_key[unit.jurisdiction_id][name_key(unit.name)] = unit
+        aliases = session.exec(select(UnitAlias.alias, Unit).join(Unit).where(col(Unit.jurisdiction_id).in_(chain_ids)))
+        for alias, unit in aliases:
+            self._by_key[unit.jurisdiction_id].setdefault(name_key(alias), unit)
 
     def resolve_exact(self, name: str) -> Unit | None:
-        """Only the name or alias itself, no prefix guessing: for checking a new name is free."""
-        return self._by_key.get(name_key(name))
+        """Only the name or alias itself in the jurisdiction, no prefix guessing: is a new name free?"""
+        return self._by_key[self.jurisdiction.id or 0].get(name_key(name))
 
     def resolve(self, name: str) -> Unit | None:
-        for candidate in candidate_keys(name):
-            if candidate in self._by_key:
-                return self._by_key[candidate]
+        for level in self.chain:
+            known = self._by_key[level.id or 0]
+            for candidate in candidate_keys(name, LEVEL_PREFIXES[JurisdictionLevel(level.level)]):
+                if candidate in known:
+                    return known[candidate]
         return None
 
+    def home_of(self, name: str) -> Jurisdiction:
+        """Where a unit no file defines belongs: the level its name announces, else this jurisdiction."""
+        key = name_key(name)
+        for level in self.chain[1:]:
+            if key.startswith(HIGHER_MARKERS.get(JurisdictionLevel(level.level), ())):
+                return level
+        return self.jurisdiction
+
     def create(self, name: str, kind: UnitKind = UnitKind.other) -> Unit:
-        unit = Unit(name=name_key(name), kind=kind)
+        home = self.home_of(name) if kind == UnitKind.other else self.jurisdiction
+        assert home.id is not None
+        unit = Unit(name=name_key(name), kind=kind, jurisdiction_id=home.id)
         self.session.add(unit)
         self.session.flush()
-        self._by_key[name_key(name)] = unit
+        self._by_key[home.id][name_key(name)] = unit
         return unit
 
 
-def apply_unit_file(session: Session, unit_file: UnitFile) -> list[str]:
-    """Adds the file's units, aliases and memberships that are missing. Never removes: the county
-    may have added more through the admin API. Returns the names of units it created."""
+def apply_unit_file(session: Session, unit_file: UnitFile, jurisdiction: Jurisdiction) -> list[str]:
+    """Adds the file's units, aliases and memberships that are missing, in the jurisdiction. Never
+    removes: the county may have added more through the admin API. Returns the units it created."""
     created: list[str] = []
-    resolver = UnitResolver(session)
-    existing_aliases = {name_key(a) for a in session.exec(select(UnitAlias.alias))}
+    resolver = UnitResolver(session, jurisdiction, upward=False)
+    existing_aliases = {
+        name_key(a) for a in session.exec(select(UnitAlias.alias).where(UnitAlias.jurisdiction_id == jurisdiction.id))
+    }
     for seed in unit_file.unit:
         unit = resolver.resolve(seed.name)
         if unit is None or name_key(unit.name) != name_key(seed.name):
@@ -94,10 +130,10 @@ def apply_unit_file(session: Session, unit_file: UnitFile) -> list[str]:
         assert unit.id is not None
         for alias in seed.aliases:
             if name_key(alias) not in existing_aliases:
-                session.add(UnitAlias(unit_id=unit.id, alias=name_key(alias)))
+                session.add(UnitAlias(unit_id=unit.id, jurisdiction_id=unit.jurisdiction_id, alias=name_key(alias)))
                 existing_aliases.add(name_key(alias))
     session.flush()
-    resolver = UnitResolver(session)
+    resolver = UnitResolver(session, jurisdiction, upward=False)
     members = {(g, m) for g, m in session.exec(select(GroupMember.group_id, GroupMember.member_id))}
     for seed in unit_file.unit:
         group = resolver.resolve(seed.name)

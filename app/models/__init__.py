@@ -3,6 +3,7 @@
 from app.importer.parsed import Role
 from app.models.base import UTCDateTime, utcnow
 from app.models.cycle import Cadence, DutyExcusal, ReportingSchedule
+from app.models.jurisdiction import Jurisdiction, JurisdictionLevel
 from app.models.plan import Plan, PlanImport, Section
 from app.models.progress import (
     ApiKey,
@@ -25,6 +26,8 @@ __all__ = [
     "FeedCounter",
     "GroupMember",
     "IdempotencyRecord",
+    "Jurisdiction",
+    "JurisdictionLevel",
     "Plan",
     "PlanImport",
     "ProgressReport",

@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Column, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Relationship, SQLModel
 
 from app.models.base import UTCDateTime, utcnow
+from app.models.jurisdiction import Jurisdiction
 
 
 class Plan(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=64, unique=True)
+    jurisdiction_id: int = Field(foreign_key="jurisdiction.id", index=True)  # whose plan (the issuer's division)
     title: str = Field(max_length=200)
     issuer: str | None = Field(default=None, max_length=100)  # 发布机构
     doc_index: str | None = Field(default=None, max_length=64)  # 索引号
@@ -25,6 +27,7 @@ class Plan(SQLModel, table=True):
     source_encoding: str = Field(max_length=16)
     imported_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    jurisdiction: Jurisdiction = Relationship(sa_relationship_kwargs={"lazy": "joined"})
 
 
 class Section(SQLModel, table=True):

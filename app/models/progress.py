@@ -33,6 +33,9 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=100)
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     is_admin: bool = False
+    # A unit key: its unit's jurisdiction. An admin key: the subtree it administers; None only for
+    # a platform-wide admin key.
+    jurisdiction_id: int | None = Field(default=None, foreign_key="jurisdiction.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
@@ -112,6 +115,8 @@ class ChangeEvent(SQLModel, table=True):
     unit_id: int | None = Field(default=None, foreign_key="unit.id")
     report_id: int | None = Field(default=None, foreign_key="progress_report.id")
     api_key_id: int | None = Field(default=None, foreign_key="api_key.id")
+    # The plan's or unit's jurisdiction, so the feed and the audit log filter by a subtree.
+    jurisdiction_id: int | None = Field(default=None, foreign_key="jurisdiction.id", index=True)
     actor: str = Field(max_length=120)  # who: the key's unit or admin name
     remote_addr: str | None = Field(default=None, max_length=64)
     data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON

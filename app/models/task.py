@@ -19,6 +19,20 @@ class TaskStatus(StrEnum):
     delayed = "delayed"
     ongoing = "ongoing"  # 常态化: a standing mechanism that works but never "finishes"
 
+    @property
+    def label(self) -> str:
+        """The Chinese word a person reads (messages, spreadsheets); the API keeps the English value."""
+        return _STATUS_LABELS[self]
+
+
+_STATUS_LABELS = {
+    TaskStatus.not_started: "未启动",
+    TaskStatus.in_progress: "推进中",
+    TaskStatus.completed: "已完成",
+    TaskStatus.delayed: "滞后",
+    TaskStatus.ongoing: "常态化",
+}
+
 
 class Task(SQLModel, table=True):
     __table_args__ = (

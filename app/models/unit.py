@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
-from sqlmodel import Field, SQLModel
+from sqlalchemy import String, UniqueConstraint
+from sqlmodel import Field, Relationship, SQLModel
 
 from app.models.base import UTCDateTime, utcnow
+from app.models.jurisdiction import Jurisdiction
 
 
 class UnitKind(StrEnum):
@@ -22,18 +23,29 @@ class UnitKind(StrEnum):
 
 
 class Unit(SQLModel, table=True):
+    """A unit belongs to one jurisdiction: 县司法局 of 西吉县 and 县司法局 of 渠县 are two units."""
+
+    __table_args__ = (UniqueConstraint("jurisdiction_id", "name"),)
+
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=100, unique=True)  # canonical: the plan's most complete spelling
+    jurisdiction_id: int = Field(foreign_key="jurisdiction.id", index=True)
+    name: str = Field(max_length=100)  # canonical: the plan's most complete spelling
     kind: UnitKind = Field(sa_type=String(32))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Loaded with the unit (one join): every representation of a unit names its jurisdiction.
+    jurisdiction: Jurisdiction = Relationship(sa_relationship_kwargs={"lazy": "joined"})
 
 
 class UnitAlias(SQLModel, table=True):
+    """An alias is unique within its unit's jurisdiction (司法局 names one unit per county)."""
+
     __tablename__ = "unit_alias"
+    __table_args__ = (UniqueConstraint("jurisdiction_id", "alias"),)
 
     id: int | None = Field(default=None, primary_key=True)
     unit_id: int = Field(foreign_key="unit.id", index=True, ondelete="CASCADE")
-    alias: str = Field(max_length=100, unique=True)
+    jurisdiction_id: int = Field(foreign_key="jurisdiction.id")  # the unit's, kept here for the constraint
+    alias: str = Field(max_length=100)
 
 
 class GroupMember(SQLModel, table=True):

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
-from app.api.params import parse_counter
+from app.api.params import JurisdictionParam, parse_counter
 from app.api.responses import json_response
 from app.schemas.progress import ChangesPage
 from app.services import feed
+from app.services import jurisdictions as jurisdiction_service
 from app.services import plans as plan_service
 
-router = APIRouter(tags=["changes 变更订阅"])
+router = APIRouter(tags=["changes"])
 
 Since = Annotated[
     str,
@@ -33,6 +34,7 @@ def list_changes(
     since: Since = "0",
     limit: Limit = 100,
     plan: Annotated[str | None, Query(description="只看某方案 / one plan only")] = None,
+    jurisdiction: JurisdictionParam = None,
 ) -> Response:
     """按顺序返回 since 之后的变更事件(报告、状态变化、单位与密钥管理)/ Events after `since`, in order.
 
@@ -41,7 +43,14 @@ def list_changes(
     """
     after = parse_since(since)
     plan_id = plan_service.get_plan(session=session, slug=plan).id if plan else None
-    events = feed.list_events(session=session, since=after, limit=limit + 1, plan_id=plan_id)
+    within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
+    events = feed.list_events(
+        session=session,
+        since=after,
+        limit=limit + 1,
+        plan_id=plan_id,
+        within=set(within) if within is not None else None,
+    )
     page = events[:limit]
     body = ChangesPage(
         items=feed.present_events(session=session, events=page),

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.api.deps import SessionDep
 from app.migrate import is_at_head
 
-router = APIRouter(tags=["health 健康检查"])
+router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")

@@ -8,22 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import JurisdictionParam
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
 from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
+from app.services import jurisdictions as jurisdiction_service
 from app.services import plans as plan_service
 
-router = APIRouter(prefix="/plans", tags=["plans 方案"])
+router = APIRouter(prefix="/plans", tags=["plans"])
 
 
 @router.get("", response_model=Page[PlanSummary])
-async def list_plans(request: Request, session: SessionDep, cache: ReadCacheDep) -> Response:
-    """列出全部方案 / List plans."""
+async def list_plans(
+    request: Request, session: SessionDep, cache: ReadCacheDep, jurisdiction: JurisdictionParam = None
+) -> Response:
+    """列出方案(可按行政区划过滤)/ List plans, optionally of one jurisdiction and those below it."""
 
     def build() -> Rendered:
-        items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session)]
+        within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
+        items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session, jurisdiction_ids=within)]
         return render_json(Page[PlanSummary](items=items, next_cursor=None), exclude={"total"})
 
     return await cache.respond(build)
@@ -64,13 +69,24 @@ async def get_stats(
     plan: PlanSlug,
     session: SessionDep,
     cache: ReadCacheDep,
-    as_of: Annotated[date | None, Query(description="计算逾期的基准日,默认今天 / reference date")] = None,
+    as_of: Annotated[
+        date | None,
+        Query(description="基准日,默认今天:状态、进度、亮灯均为该日结束时的情况 / reference date (default today)"),
+    ] = None,
+    period: Annotated[
+        str | None,
+        Query(
+            description="合规统计的报告期,默认 as_of 时最近一个已过报送期限的报告期"
+            " / compliance period, default the latest whose deadline has passed",
+            examples=["2023-Q4"],
+        ),
+    ] = None,
 ) -> Response:
-    """统计:按状态、按章、按单位和角色(牵头负担)、逾期数 / Counts by status, chapter, unit and role."""
+    """统计:按状态、亮灯、按章(含平均进度)、按单位(牵头负担、合规)/ Counts by status, light, chapter and unit."""
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
-        stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or date.today())
+        stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or date.today(), period=period)
         return render_json(stats)
 
     return await cache.respond(build)

@@ -13,12 +13,12 @@ from sqlmodel import Session
 
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
-from app.api.params import parse_counter
+from app.api.params import UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.errors import FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
-from app.models import ProgressReport, ReportKind, Task
+from app.models import ProgressReport, ReportKind, ReviewState, Task
 from app.schemas.common import Page
 from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
 from app.services import plans as plan_service
@@ -27,7 +27,7 @@ from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 
-router = APIRouter(responses=WRITE_RESPONSES, tags=["progress 进展"])
+router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
 IdempotencyKey = Annotated[
     str | None,
@@ -125,7 +125,7 @@ def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:
             f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
             errors=field_errors(exc.errors(), ("body", "items", index)),
         ) from None
-    return submission.Submission(index=index, code=code, data=data, idempotency_key=key)
+    return submission.Submission(index=index, code=code, data=data, idempotency_key=key, path=f"body.items.{index}")
 
 
 @router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchOut}})
@@ -186,9 +186,13 @@ HistoryLimit = Annotated[int, Query(ge=1, le=500, description="每页条数 / pa
 HistoryCursor = Annotated[str | None, Query(description="上一页的 next_cursor / previous page's next_cursor")]
 PeriodFilter = Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2022-H2"])]
 KindFilter = Annotated[ReportKind | None, Query(description="status / contribution / correction")]
+ReviewFilter = Annotated[
+    ReviewState | None,
+    Query(description="审核状态:pending 待审核 / accepted 已通过 / returned 已退回 / not_required 无需审核"),
+]
 
 
-def _history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
+def history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
     before_id = None
     if cursor is not None:
         before_id = parse_counter(cursor, "cursor")
@@ -207,14 +211,22 @@ def task_history(
     unit: Annotated[str | None, Query(description="报送单位 id、名称或别名 / reporting unit")] = None,
     period: PeriodFilter = None,
     kind: KindFilter = None,
+    review: ReviewFilter = None,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
 ) -> Response:
     """任务的进展历史,最新在前 / A task's report history, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
     task = task_service.find_task(session=session, plan=row, code=code)
-    unit_id = unit_service.resolve_unit_param(session=session, param="unit", ref=unit).unit.id if unit else None
-    return _history_page(session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind)
+    within = unit_service.plan_scope(session=session, plan=row)
+    unit_id = (
+        unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit.id
+        if unit
+        else None
+    )
+    return history_page(
+        session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind, review=review
+    )
 
 
 @router.get("/units/{unit_id}/progress", response_model=Page[ProgressOut])
@@ -224,12 +236,17 @@ def unit_history(
     session: SessionDep,
     period: PeriodFilter = None,
     kind: KindFilter = None,
+    review: ReviewFilter = None,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
+    jurisdiction: UnitJurisdictionParam = None,
 ) -> Response:
-    """单位自己报送的全部报告,最新在前 / The unit's own reports, newest first."""
-    unit = unit_service.get_unit(session=session, ref=unit_id)
-    return _history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind)
+    """单位自己报送的全部报告,最新在前 / The unit's own reports, newest first.
+
+    `review=returned` 列出被退回、需重新报送的报告 / lists the reports returned in review, to resubmit.
+    """
+    unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
+    return history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind, review=review)
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.paths import PlanSlug, TaskCode
@@ -17,7 +17,7 @@ from app.schemas.task import TaskOut
 from app.services import plans as plan_service
 from app.services import tasks as task_service
 
-router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks 任务"])
+router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks"])
 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "JSON 或 CSV"}
@@ -54,12 +54,18 @@ async def get_task(
     code: TaskCode,
     session: SessionDep,
     cache: ReadCacheDep,
+    as_of: Annotated[
+        date | None,
+        Query(
+            description="基准日,默认今天:状态、进度、亮灯为该日结束时的情况 / status, progress and light as of that day"
+        ),
+    ] = None,
 ) -> Response:
-    """任务详情:全文、责任单位及角色、状态、出处 / One task with its units in their roles."""
+    """任务详情:全文、责任单位及角色、状态、亮灯、出处 / One task with its units in their roles."""
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
-        view = task_service.get_task(session=session, plan=row, code=code, as_of=date.today())
+        view = task_service.get_task(session=session, plan=row, code=code, as_of=as_of or date.today())
         return Rendered(task_detail_bytes(view))
 
     return await cache.respond(build)

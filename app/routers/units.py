@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import JurisdictionParam, UnitJurisdictionParam
 from app.api.paths import UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
@@ -15,14 +16,16 @@ from app.models import UnitKind
 from app.schemas.common import Page
 from app.schemas.task import TaskOut
 from app.schemas.unit import UnitDetail, UnitRef
+from app.services import jurisdictions as jurisdiction_service
 from app.services import units as unit_service
 from app.services.units import ResolvedUnit
 
-router = APIRouter(prefix="/units", tags=["units 单位"])
+router = APIRouter(prefix="/units", tags=["units"])
 
 
-def unit_detail(session: SessionDep, unit_ref: str) -> UnitDetail:
-    unit = unit_service.get_unit(session=session, ref=unit_ref)
+def unit_detail(session: SessionDep, unit_ref: str, jurisdiction: str | None = None) -> UnitDetail:
+    """`jurisdiction` (code or name) picks among same-named units of several jurisdictions."""
+    unit = unit_service.get_unit_in(session=session, ref=unit_ref, jurisdiction=jurisdiction)
     assert unit.id is not None
     members = unit_service.members_of(session=session, group_id=unit.id) if unit.kind == UnitKind.group else None
     return UnitDetail(
@@ -39,11 +42,15 @@ async def list_units(
     session: SessionDep,
     cache: ReadCacheDep,
     kind: Annotated[UnitKind | None, Query(description="按类别过滤 / filter by kind", examples=["group"])] = None,
+    jurisdiction: JurisdictionParam = None,
 ) -> Response:
-    """列出单位(含别名、所属组、组成员)/ List units with aliases, groups and members."""
+    """列出单位(含别名、所属组、组成员;可按行政区划过滤)/ List units with aliases, groups and members."""
 
     def build() -> Rendered:
-        units = unit_service.list_units(session=session, kind=kind)
+        within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
+        units = unit_service.list_units(
+            session=session, kind=kind, jurisdiction_ids=set(within) if within is not None else None
+        )
         items = [unit_detail(session, str(u.id)) for u in units]
         return render_json(Page[UnitDetail](items=items, next_cursor=None), exclude={"total"})
 
@@ -51,11 +58,17 @@ async def list_units(
 
 
 @router.get("/{unit_id}", response_model=UnitDetail)
-async def get_unit(request: Request, unit_id: UnitRefPath, session: SessionDep, cache: ReadCacheDep) -> Response:
+async def get_unit(
+    request: Request,
+    unit_id: UnitRefPath,
+    session: SessionDep,
+    cache: ReadCacheDep,
+    jurisdiction: UnitJurisdictionParam = None,
+) -> Response:
     """单位详情 / One unit: aliases, kind, the groups it belongs to, members if a group."""
 
     def build() -> Rendered:
-        return render_json(unit_detail(session, unit_id))
+        return render_json(unit_detail(session, unit_id, jurisdiction))
 
     return await cache.respond(build)
 
@@ -67,7 +80,12 @@ async def list_unit_tasks(
     """该单位在所有方案中的任务(参数同任务列表)/ The unit's tasks across plans; same filters as the task list."""
 
     def build() -> Rendered:
-        row = unit_service.get_unit(session=session, ref=unit_id)
+        scope = (
+            jurisdiction_service.resolve(session=session, ref=params.jurisdiction, param="jurisdiction")
+            if params.jurisdiction
+            else None
+        )
+        row = unit_service.get_unit(session=session, ref=unit_id, jurisdiction=scope)
         flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
         filename = f"unit-{row.id}-tasks.csv"
         return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)

@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field
 
 T = TypeVar("T")
 
+# Ids are 32-bit integers in PostgreSQL: a larger one is refused as invalid input, not a database error.
+MAX_ID = 2_147_483_647
+
 
 class Page(BaseModel, Generic[T]):
     items: list[T]

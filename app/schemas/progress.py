@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
-from app.models import ReportKind, TaskStatus, UnitKind
+from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
+from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
+from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
-PERIOD_PATTERN = r"^\d{4}(-H[12]|-Q[1-4]|-(0[1-9]|1[0-2]))?$"
 Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
@@ -39,8 +39,9 @@ class ProgressCreate(BaseModel):
     percent: int = Field(ge=0, le=100, description="完成百分比;completed 必须为 100,not_started 必须为 0")
     summary: str = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
     period: str = Field(
-        pattern=PERIOD_PATTERN,
-        description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`,须在方案实施期内(或次年,用于终期评估)",
+        json_schema_extra={"pattern": PERIOD_PATTERN},
+        description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`(半角数字),须符合方案的报送周期(或更粗,如年度小结),"
+        "在方案实施期内(或次年,用于终期评估)/ canonical period, at the plan's cadence or coarser",
         examples=["2022-Q3"],
     )
     evidence: list[Evidence] = Field(
@@ -55,6 +56,15 @@ class ProgressCreate(BaseModel):
             raise ValueError("摘要不能为空白 / summary must not be blank")
         return value
 
+    @field_validator("period")
+    @classmethod
+    def _period_canonical(cls, value: str) -> str:
+        try:
+            parse_period(value)
+        except PeriodError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("percent")
     @classmethod
     def _percent_matches_status(cls, value: int, info: ValidationInfo) -> int:
@@ -65,10 +75,11 @@ class ProgressCreate(BaseModel):
             raise ValueError("状态为 not_started 时 percent 必须为 0 / not_started means percent 0")
         return value
 
-    def period_year(self) -> int:
-        match = re.match(r"\d{4}", self.period)
-        assert match is not None
-        return int(match.group())
+
+class ReviewOut(BaseModel):
+    state: ReviewState = Field(description="not_required 无需审核 / pending 待审核 / accepted 已通过 / returned 已退回")
+    reviewed_at: datetime | None = None
+    reason: str | None = Field(default=None, description="审核意见(退回时必有)/ the reviewer's reason")
 
 
 class ProgressOut(BaseModel):
@@ -87,6 +98,22 @@ class ProgressOut(BaseModel):
     period: str
     evidence: list[str]
     created_at: datetime
+    supersedes: int | None = Field(
+        default=None, description="本报告更正(取代)的上一版本 id / the version this one supersedes"
+    )
+    superseded_by: int | None = Field(
+        default=None, description="取代本报告的新版本 id / the version that superseded this one"
+    )
+    current: bool = Field(
+        default=True,
+        description="是否为该单位此任务此报告期的现行版本且未撤回 / the head of its versions, not withdrawn",
+    )
+    withdrawn_at: datetime | None = Field(default=None, description="撤回时间 / when withdrawn")
+    withdrawn_reason: str | None = Field(default=None, description="撤回理由 / why withdrawn")
+    review: ReviewOut = Field(
+        default_factory=lambda: ReviewOut(state=ReviewState.not_required),
+        description="审核情况(方案报送周期要求审核时)/ review by the office, when the schedule asks for it",
+    )
 
 
 class UnitState(BaseModel):
@@ -94,6 +121,7 @@ class UnitState(BaseModel):
     via: UnitRef = Field(description="其牵头/责任关联(单位本身或所属组)/ the owner link it reported through")
     status: TaskStatus
     percent: int
+    period: str = Field(default="", description="给出此状态的报告所属报告期 / the period of the report behind it")
     report_id: int
     updated_at: datetime
 
@@ -145,7 +173,11 @@ class BatchOut(BaseModel):
 
 class ChangeOut(BaseModel):
     seq: int = Field(description="单调递增序号 / monotonically increasing sequence")
-    type: str = Field(examples=["report.created"], description="report.created / task.status_changed / key.created …")
+    type: str = Field(
+        examples=["report.created"],
+        description="report.created / report.withdrawn / report.accepted / report.returned / task.status_changed /"
+        " schedule.changed / duty.excused / duty.excuse_revoked / key.created …",
+    )
     occurred_at: datetime
     plan: str | None
     task: str | None
@@ -172,6 +204,12 @@ class KeyCreate(BaseModel):
     unit: str | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
     admin: bool = Field(default=False, description="依法治县办管理密钥 / an admin key")
     name: str | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
+    jurisdiction: str | None = Field(
+        default=None,
+        description="管理密钥管辖的行政区划(代码或名称);省略时为签发者自己的区划,全平台管理员省略则签发全平台密钥"
+        " / the admin key's jurisdiction; default: the issuer's own (platform-wide from a platform admin)",
+        examples=["640422"],
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> KeyCreate:
@@ -179,6 +217,8 @@ class KeyCreate(BaseModel):
             raise ValueError("须且只能指定 unit 或 admin=true 之一 / give either unit or admin=true")
         if self.admin and not self.name:
             raise ValueError("管理密钥须提供 name / admin keys need a name")
+        if self.unit is not None and self.jurisdiction is not None:
+            raise ValueError("单位密钥的区划即其单位的区划,不能另行指定 / a unit key takes its unit's jurisdiction")
         return self
 
 
@@ -187,6 +227,9 @@ class KeyOut(BaseModel):
     name: str
     unit: UnitRef | None
     admin: bool
+    jurisdiction: JurisdictionRef | None = Field(
+        description="密钥的行政区划;全平台管理密钥为 null / null: platform-wide"
+    )
     created_at: datetime
     revoked_at: datetime | None
 
@@ -201,6 +244,11 @@ class UnitCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
     aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
+    jurisdiction: str | None = Field(
+        default=None,
+        description="所属行政区划(代码或名称);省略时为管理密钥自己的区划 / default: the admin key's own",
+        examples=["640422"],
+    )
 
 
 class AliasCreate(BaseModel):

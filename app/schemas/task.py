@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from app.models import Role, TaskStatus
 from app.schemas.progress import UnitState
 from app.schemas.unit import UnitRef
+from app.services.lights import Light
 from app.services.tasks import TaskView
 
 
@@ -43,6 +45,20 @@ class MatchedVia(BaseModel):
     links: list[GroupMatch] = Field(description="任务与该单位的关联方式 / how the task is linked to the unit")
 
 
+class LightReasonOut(BaseModel):
+    rule: str = Field(
+        description="规则编号:overdue 逾期、owner_delayed 单位报告滞后、duty_missing 逾期未报送、"
+        "behind_schedule 进度落后、due_soon 临近期限、returned_unresolved 报告被退回未重报 / stable rule id",
+        examples=["duty_missing"],
+    )
+    light: Light = Field(description="该规则给出的灯色 / the light this rule gives", examples=["red"])
+    message: str = Field(
+        description="说明(含具体数字)/ a sentence with the figures",
+        examples=["县司法局 未报送 2023-Q4 进展,已超过报送期限 2024-01-10 12 天(阈值 10 天)"],
+    )
+    figures: dict[str, Any] = Field(description="规则依据的数字 / the figures behind it")
+
+
 class TaskOut(BaseModel):
     plan: str = Field(description="所属方案 slug / plan slug", examples=["xiji-fzsh-2021-2025"])
     code: str = Field(description="方案内稳定编号 章.节.条 / stable code chapter.subsection.item", examples=["2.2.1"])
@@ -51,9 +67,19 @@ class TaskOut(BaseModel):
     chapter: SectionRef
     section: SectionRef
     due: date = Field(description="完成期限 / due date", examples=["2025-12-31"])
-    status: TaskStatus = Field(description="当前状态(由进展报告派生)/ current status, derived from reports")
+    status: TaskStatus = Field(
+        description="状态(由进展报告派生;有 as_of 时为当日的状态)/ status derived from reports, as of as_of if given"
+    )
     progress: int = Field(ge=0, le=100, description="完成百分比 / percent complete", examples=[0])
-    overdue: bool = Field(description="已过期限且未完成(以今天计)/ past due and not completed, as of today")
+    overdue: bool = Field(
+        description="已过期限且未完成(以今天或 as_of 计)/ past due and not completed, as of today or as_of"
+    )
+    light: Light = Field(
+        description="亮灯:red 红、yellow 黄、green 绿(以今天或 as_of 计,规则见 app/services/lights.py)"
+        " / warning light as of today or as_of",
+        examples=["yellow"],
+    )
+    light_reasons: list[LightReasonOut] = Field(description="亮灯原因(绿灯为空)/ why the light is not green")
     responsibilities: list[ResponsibilityOut]
     unit_states: list[UnitState] = Field(
         description="各牵头/责任单位最近一次报告的状态(任务总体状态据此派生)/ each owner unit's latest reported state"
@@ -88,9 +114,13 @@ def task_out(view: TaskView) -> TaskOut:
         chapter=SectionRef(code=view.chapter.code, title=view.chapter.title),
         section=SectionRef(code=view.section.code, title=view.section.title),
         due=task.due,
-        status=task.status,
-        progress=task.progress,
+        status=view.status,
+        progress=view.progress,
         overdue=view.overdue,
+        light=view.light,
+        light_reasons=[
+            LightReasonOut(rule=r.rule, light=r.light, message=r.message, figures=r.figures) for r in view.light_reasons
+        ],
         responsibilities=[
             ResponsibilityOut(role=link.role, unit=UnitRef.from_unit(link.unit), as_written=link.as_written)
             for link in view.links
@@ -101,6 +131,7 @@ def task_out(view: TaskView) -> TaskOut:
                 via=UnitRef.from_unit(state.via),
                 status=state.status,
                 percent=state.percent,
+                period=state.period,
                 report_id=state.report_id,
                 updated_at=state.updated_at,
             )

@@ -7,6 +7,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from app.models import Unit, UnitKind
+from app.schemas.jurisdiction import JurisdictionLike, JurisdictionRef
 
 
 class UnitLike(Protocol):
@@ -18,17 +19,20 @@ class UnitLike(Protocol):
     def name(self) -> str: ...
     @property
     def kind(self) -> UnitKind: ...
+    @property
+    def jurisdiction(self) -> JurisdictionLike: ...
 
 
 class UnitRef(BaseModel):
     id: int = Field(description="单位的稳定 id / stable unit id", examples=[12])
     name: str = Field(description="规范名称 / canonical name", examples=["县司法局"])
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
+    jurisdiction: JurisdictionRef = Field(description="所属行政区划 / the unit's jurisdiction")
 
     @classmethod
     def from_unit(cls, unit: Unit | UnitLike) -> UnitRef:
         assert unit.id is not None
-        return cls(id=unit.id, name=unit.name, kind=unit.kind)
+        return cls(id=unit.id, name=unit.name, kind=unit.kind, jurisdiction=JurisdictionRef.of(unit.jurisdiction))
 
 
 class UnitDetail(UnitRef):

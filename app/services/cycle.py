@@ -8,18 +8,22 @@ deadline day is on time.
 
 **Versions (supersession).** A unit's report is about one task and one period. When the same unit
 reports again on the same task and period, the new report supersedes the earlier one (a correction):
-both stay in the history, linked by `supersedes_id` / `superseded_by_id`, and only the newest version
-— the *head* — can count. A unit may withdraw its head (`withdrawn_at`, with a reason): then nothing
-counts for that period until it reports again. Idempotent retries (same Idempotency-Key and body)
-replay the original answer and create no version. (`current_heads`)
+both stay in the history, linked by `supersedes_id` / `superseded_by_id`; the newest version is the
+*head* (`current_heads`), and only the head can be withdrawn or reviewed. A unit may withdraw its
+head (`withdrawn_at`, with a reason): then nothing counts for that period until it reports again.
+Idempotent retries (same Idempotency-Key and body) replay the original answer and create no version.
 
 **Review (审核)**, when the schedule turns it on: reports arrive `pending` and count only once an admin
 accepts them (from `reviewed_at` on); a `returned` report never counts and leaves the duty open until
-the unit resubmits (a new version). Admin corrections are not reviewed. (`counts`)
+the unit resubmits (a new version). Admin corrections are not reviewed. (`counts`) A newer version
+that waits for review or was returned does not displace an accepted earlier one: a unit's correction
+of an accepted report changes nothing until the office accepts it (and a returned correction leaves
+the accepted original standing).
 
-**Which report counts, and the task's state.** As of a moment *t* (now, or the end of an `as_of` day):
-a report counts if it existed at *t*, is the head of its (task, unit, period) at *t*, was not withdrawn
-by *t*, and — under review — was accepted by *t*. Each owner unit's state on a task is its counting
+**Which report counts, and the task's state.** As of a moment *t* (now, or the end of an `as_of` day),
+for each (task, unit, period): nothing counts if its head at *t* was withdrawn by *t*; otherwise the
+newest version that existed at *t* and counts by review at *t* (no review needed, or accepted by *t*).
+(`counting_versions`) Each owner unit's state on a task is its counting
 status report for the **latest period** it has reported (by period end; a tie goes to the newer
 report), never simply the latest arrival: a back-filled earlier quarter never moves a task backwards.
 Each owner link (slot) takes the latest such state among the units reporting through it, and
@@ -32,8 +36,10 @@ so — unless the task was already `completed` before the period began (`ongoing
 A duty is `submitted` when a counting report on exactly that period was first sent by the deadline,
 `late` when sent after it, `missing` when the deadline has passed without one, `due` while it has
 not, and `excused` when an admin waived it (with a reason) and no report came. A correction keeps
-the time of the version it corrects; a returned or withdrawn version's time does not count.
-(`app/services/duties.py`)
+the time of the version it corrects; a returned or withdrawn version's time does not count: once a
+version counts (`counting_versions`), the duty's time is the sending time of the unit's oldest
+version on that task and period that was neither returned nor withdrawn by then. Only periods begun
+by `as_of` are listed; group membership and the schedule are today's. (`app/services/duties.py`)
 
 **Lights (亮灯)**, evaluated for a date from the reports that existed then, with thresholds from
 settings (`LIGHT_*`); each task gets `red`, `yellow` or `green` and the reasons behind it
@@ -81,7 +87,7 @@ def _existed(report: ReportFacts, at: datetime | None) -> bool:
 
 
 def counts(report: ReportFacts, at: datetime | None) -> bool:
-    """Does this report (already known to be its slot's head at `at`) count at `at` (None: now)?"""
+    """Does this version count by itself at `at` (None: now): existed, not withdrawn, accepted if reviewed?"""
     if not _existed(report, at):
         return False
     if report.withdrawn_at is not None and (at is None or report.withdrawn_at <= at):
@@ -113,11 +119,32 @@ def _recency(report: ReportFacts) -> tuple[object, ...]:
     return (period.end, report.created_at, report.id)
 
 
+def counting_versions(
+    reports: Iterable[ReportFacts], at: datetime | None
+) -> dict[tuple[int, int | None, str], ReportFacts]:
+    """Per (task, unit, period): the version that counts at `at` — none when the head was withdrawn,
+    else the newest version that counts by review (a pending or returned newer one does not displace it)."""
+    versions: dict[tuple[int, int | None, str], list[ReportFacts]] = {}
+    for report in reports:
+        if _existed(report, at):
+            versions.setdefault((report.task_id, report.unit_id, report.period), []).append(report)
+    found: dict[tuple[int, int | None, str], ReportFacts] = {}
+    for key, candidates in versions.items():
+        candidates.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        head = candidates[0]
+        if head.withdrawn_at is not None and (at is None or head.withdrawn_at <= at):
+            continue
+        counting = next((r for r in candidates if counts(r, at)), None)
+        if counting is not None:
+            found[key] = counting
+    return found
+
+
 def unit_states(reports: Iterable[ReportFacts], at: datetime | None) -> dict[tuple[int, int], ReportFacts]:
     """Per (task, unit): the counting status report for the latest period that unit has reported."""
     best: dict[tuple[int, int], ReportFacts] = {}
-    for (task_id, unit_id, _), head in current_heads(reports, at).items():
-        if unit_id is None or head.kind != ReportKind.status or not counts(head, at):
+    for (task_id, unit_id, _), head in counting_versions(reports, at).items():
+        if unit_id is None or head.kind != ReportKind.status:
             continue
         found = best.get((task_id, unit_id))
         if found is None or _recency(head) > _recency(found):
@@ -141,9 +168,9 @@ def task_state(
         if found is None or _recency(state) > _recency(found):
             slots[state.via_unit_id] = state
     corrections = [
-        head
-        for (_, unit_id, _), head in current_heads(reports, at).items()
-        if unit_id is None and head.kind == ReportKind.correction and counts(head, at)
+        version
+        for (_, unit_id, _), version in counting_versions(reports, at).items()
+        if unit_id is None and version.kind == ReportKind.correction
     ]
     last_correction = max(corrections, key=lambda r: (r.created_at, r.id), default=None)
     newest_owner = max((s.counting_since() for s in states.values()), default=None)
@@ -159,6 +186,7 @@ def task_state(
 
 def end_of_day(day: date, tz: str) -> datetime:
     """The last moment of a local calendar day, in UTC: what "as of that date" reads up to."""
+    day = min(day, date.max - timedelta(days=1))  # `as_of=9999-12-31` reads everything, not an overflow
     start_next = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(tz))
     return (start_next - timedelta(microseconds=1)).astimezone(UTC)
 

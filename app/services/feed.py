@@ -49,7 +49,12 @@ def record_event(
     unit_id: int | None = None,
     report_id: int | None = None,
     actor: str | None = None,
+    jurisdiction_id: int | None = None,
 ) -> ChangeEvent:
+    """`jurisdiction_id` defaults to the plan's, else the unit's, else the acting key's (objects the
+    session holds already, so this costs no query on the write path)."""
+    if jurisdiction_id is None:
+        jurisdiction_id = _jurisdiction_of(session, plan_id, unit_id, principal)
     change = ChangeEvent(
         type=type,
         plan_id=plan_id,
@@ -57,6 +62,7 @@ def record_event(
         unit_id=unit_id,
         report_id=report_id,
         api_key_id=principal.key.id if principal is not None else None,
+        jurisdiction_id=jurisdiction_id,
         actor=actor or (principal.name if principal is not None else "system"),
         remote_addr=remote_addr,
         data=json.dumps(data, ensure_ascii=False, default=str),
@@ -66,10 +72,25 @@ def record_event(
     return change
 
 
-def list_events(*, session: Session, since: int, limit: int, plan_id: int | None = None) -> list[ChangeEvent]:
+def _jurisdiction_of(
+    session: Session, plan_id: int | None, unit_id: int | None, principal: Principal | None
+) -> int | None:
+    if plan_id is not None and (plan := session.get(Plan, plan_id)) is not None:
+        return plan.jurisdiction_id
+    if unit_id is not None and (unit := session.get(Unit, unit_id)) is not None:
+        return unit.jurisdiction_id
+    return principal.jurisdiction_id if principal is not None else None
+
+
+def list_events(
+    *, session: Session, since: int, limit: int, plan_id: int | None = None, within: set[int] | None = None
+) -> list[ChangeEvent]:
+    """`within`: events of these jurisdictions only (None: every event)."""
     query = select(ChangeEvent).where(col(ChangeEvent.seq) > since)  # numbered = committed
     if plan_id is not None:
         query = query.where(ChangeEvent.plan_id == plan_id)
+    if within is not None:
+        query = query.where(col(ChangeEvent.jurisdiction_id).in_(within))
     return list(session.exec(query.order_by(col(ChangeEvent.seq)).limit(limit)))
 
 

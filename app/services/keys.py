@@ -1,4 +1,8 @@
-"""API keys: issued to a unit or to the rule-of-law office (admin); only a hash is stored."""
+"""API keys: issued to a unit or to a rule-of-law office (admin); only a hash is stored.
+
+A unit key's jurisdiction is its unit's; an admin key administers one jurisdiction's subtree, or,
+with no jurisdiction, the whole platform. What a key may touch is decided in `permissions.py`.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from typing import ClassVar
 from sqlmodel import Session, col, select
 
 from app.errors import NotFound, ProblemError
-from app.models import ApiKey, Unit, utcnow
+from app.models import ApiKey, Jurisdiction, Unit, utcnow
 
 KEY_PREFIX = "pa_"
 
@@ -38,13 +42,21 @@ class Principal:
     def name(self) -> str:
         return self.unit.name if self.unit is not None else self.key.name
 
+    @property
+    def jurisdiction_id(self) -> int | None:
+        """None only for a platform-wide admin key."""
+        return self.unit.jurisdiction_id if self.unit is not None else self.key.jurisdiction_id
+
 
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_key(*, session: Session, name: str, unit: Unit | None, is_admin: bool) -> tuple[ApiKey, str]:
-    """Returns the row and the secret. The secret exists only in this return value."""
+def create_key(
+    *, session: Session, name: str, unit: Unit | None, is_admin: bool, jurisdiction: Jurisdiction | None = None
+) -> tuple[ApiKey, str]:
+    """Returns the row and the secret. The secret exists only in this return value. A unit key takes
+    its unit's jurisdiction; an admin key the given one (None: platform-wide)."""
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
@@ -53,23 +65,30 @@ def create_key(*, session: Session, name: str, unit: Unit | None, is_admin: bool
         name=name,
         unit_id=unit.id if unit is not None else None,
         is_admin=is_admin,
+        jurisdiction_id=unit.jurisdiction_id if unit is not None else (jurisdiction.id if jurisdiction else None),
     )
     session.add(key)
     session.flush()
     return key, secret
 
 
-def list_keys(*, session: Session) -> list[tuple[ApiKey, Unit | None]]:
-    rows = session.exec(
-        select(ApiKey, Unit).join(Unit, col(Unit.id) == col(ApiKey.unit_id), isouter=True).order_by(col(ApiKey.id))
-    )
-    return list(rows.all())
+def list_keys(*, session: Session, within: set[int] | None = None) -> list[tuple[ApiKey, Unit | None]]:
+    """`within`: keys of these jurisdictions only (None: all, platform keys included)."""
+    query = select(ApiKey, Unit).join(Unit, col(Unit.id) == col(ApiKey.unit_id), isouter=True)
+    if within is not None:
+        query = query.where(col(ApiKey.jurisdiction_id).in_(within))
+    return list(session.exec(query.order_by(col(ApiKey.id))).all())
 
 
-def revoke_key(*, session: Session, prefix: str) -> ApiKey:
+def find_key(*, session: Session, prefix: str) -> ApiKey:
     key = session.exec(select(ApiKey).where(ApiKey.prefix == prefix)).first()
     if key is None:
         raise NotFound(f"没有前缀为 {prefix} 的密钥 / no key with prefix {prefix!r}")
+    return key
+
+
+def revoke_key(*, session: Session, prefix: str) -> ApiKey:
+    key = find_key(session=session, prefix=prefix)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)

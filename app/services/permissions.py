@@ -6,6 +6,13 @@
   kept in the history and shown on the task, but they do not move its status.
 - An admin key (the rule-of-law office) may report on any task; its reports are corrections.
 - Anyone else is refused with 403, saying why.
+
+And before any of that, the jurisdiction boundary (`check_jurisdiction`, the one place it is
+decided, for every service that acts on a jurisdiction's data): a unit key acts only within its
+unit's jurisdiction and the levels above it (a township's unit reports on its county's plan through
+各乡镇; a county's unit on its prefecture's plan, where linked), never in a sibling or below; an admin
+key within its jurisdiction and everything below it; a platform admin key (no jurisdiction)
+everywhere. Crossing it is 403 `outside-jurisdiction`, naming both sides.
 """
 
 from __future__ import annotations
@@ -15,10 +22,61 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from app.errors import ProblemError
-from app.models import GroupMember, ReportKind, Responsibility, Role, Task, Unit
+from app.models import GroupMember, Plan, ReportKind, Responsibility, Role, Task, Unit
+from app.services import jurisdictions
 from app.services.keys import Principal
 
 OWNER_ROLES = (Role.lead, Role.responsible)
+
+
+class OutsideJurisdiction(ProblemError):
+    status = 403
+    code = "outside-jurisdiction"
+    title = "Forbidden"
+
+
+def key_scope(*, session: Session, principal: Principal) -> set[int] | None:
+    """The jurisdictions a key may act in; None for a platform-wide admin key."""
+    own = principal.jurisdiction_id
+    if own is None:
+        return None if principal.is_admin else set()
+    if not principal.is_admin:
+        unit_place = jurisdictions.get_by_id(session=session, jurisdiction_id=own)
+        return {own} | {j.id for j in jurisdictions.ancestors(session=session, jurisdiction=unit_place) if j.id}
+    return jurisdictions.subtree_ids(session=session, root_id=own)
+
+
+def check_jurisdiction(
+    *, session: Session, principal: Principal, jurisdiction_id: int | None, what: str = "数据"
+) -> None:
+    """The boundary: raises OutsideJurisdiction (403) unless the key may act in `jurisdiction_id`
+    (None: platform-wide objects, such as a platform admin key, which only a platform admin may touch).
+    `what` names the object in the message (任务, 单位, 密钥 …)."""
+    scope = key_scope(session=session, principal=principal)
+    if scope is None or jurisdiction_id in scope:
+        return
+    own_name = (
+        jurisdictions.get_by_id(session=session, jurisdiction_id=principal.jurisdiction_id).name
+        if principal.jurisdiction_id is not None
+        else "?"
+    )
+    if jurisdiction_id is None:
+        raise OutsideJurisdiction(
+            f"{own_name}的密钥不能操作全平台的{what} / key of {own_name} cannot act platform-wide",
+            boundary={"key_jurisdiction": own_name, "target_jurisdiction": None, "target_code": None},
+        )
+    target = jurisdictions.get_by_id(session=session, jurisdiction_id=jurisdiction_id)
+    own = (
+        jurisdictions.get_by_id(session=session, jurisdiction_id=principal.jurisdiction_id).name
+        if principal.jurisdiction_id is not None
+        else "?"
+    )
+    holder = f"{own}{principal.unit.name}" if principal.unit is not None else f"{own}管理"
+    raise OutsideJurisdiction(
+        f"{holder}的密钥不能操作 {target.name}({target.code})的{what}(超出本密钥的行政区划 {own})"
+        f" / key of {own} cannot act on {target.name}",
+        boundary={"key_jurisdiction": own, "target_jurisdiction": target.name, "target_code": target.code},
+    )
 
 
 class NotLinkedToTask(ProblemError):
@@ -70,6 +128,11 @@ class PermissionFacts:
     groups: set[int]
 
     def decide(self, task: Task) -> Permission:
+        plan = self.session.get(Plan, task.plan_id)  # in the session already: the caller loaded it
+        assert plan is not None
+        check_jurisdiction(
+            session=self.session, principal=self.principal, jurisdiction_id=plan.jurisdiction_id, what="任务"
+        )
         unit = self.principal.unit
         granted = permission(
             links=self.links.get(task.id or 0, []),
@@ -112,3 +175,20 @@ def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> 
 def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
     """The rule for one task: its grant, or NotLinkedToTask (403) saying why."""
     return load_facts(session=session, tasks=[task], principal=principal).decide(task)
+
+
+class AdminRequired(ProblemError):
+    status = 403
+    code = "admin-only"
+    title = "Forbidden"
+
+
+def authorize_admin(*, session: Session, principal: Principal, plan_id: int | None) -> None:
+    """The one check before a key administers a plan's supervision cycle (its schedule, reviews,
+    excusals, withdrawing another unit's report): an admin key whose jurisdiction holds the plan."""
+    if not principal.is_admin:
+        raise AdminRequired(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
+    if plan_id is not None:
+        plan = session.get(Plan, plan_id)
+        if plan is not None:
+            check_jurisdiction(session=session, principal=principal, jurisdiction_id=plan.jurisdiction_id, what="方案")

@@ -1,17 +1,16 @@
-"""Progress reports: the rules a report must meet, how a task's state is derived from them, and
-reading the history. Writing them is `app/services/submission.py`.
+"""Progress reports: combining the owner slots' states into a task's state, and reading the history.
+Writing them is `app/services/submission.py`.
 
-Derived state is maintained on write: `task_unit_state` holds each owner unit's latest report and
-`task.status/progress/updated_at` the overall result, so reads never scan the history.
+Which report counts and which period gives an owner its state (versions, withdrawal, review, latest
+period rather than latest arrival, admin corrections) is stated in `app/services/cycle.py`; the
+derived state (`task_unit_state`, `task.status/progress`) is kept by `app/services/derivation.py`,
+so reads never scan the history.
 
-How a task's overall status is derived (the one rule; `derive_task_state`):
-- Each lead/responsible link of the task is an owner *slot*. A slot's state is the latest status
-  report from the unit itself or, for a group link (各乡镇), from any of its members.
-- No slot reported → `not_started`. Any slot `delayed` → `delayed`. Every slot reported and all
-  `completed` → `completed`; all `completed` or `ongoing` (常态化) → `ongoing`. Otherwise, once any
-  slot has moved past `not_started` → `in_progress`.
-- `progress` is the mean of the slots' percents, a slot that has not reported counting 0.
-- An admin correction sets status and progress directly; the next owner report derives them anew.
+How the slots combine (`derive_task_state`): each lead/responsible link of the task is an owner
+*slot*. No slot reported → `not_started`. Any slot `delayed` → `delayed`. Every slot reported and
+all `completed` → `completed`; all `completed` or `ongoing` (常态化) → `ongoing`. Otherwise, once any
+slot has moved past `not_started` → `in_progress`. `progress` is the mean of the slots' percents, a
+slot that has not reported counting 0.
 """
 
 from __future__ import annotations
@@ -21,18 +20,18 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import FieldError, ProblemError
+from app.errors import ProblemError
 from app.models import (
     ApiKey,
     Plan,
     ProgressReport,
     ReportKind,
+    ReviewState,
     Task,
     TaskStatus,
-    TaskUnitState,
     Unit,
 )
-from app.schemas.progress import ProgressCreate, ProgressOut
+from app.schemas.progress import ProgressOut, ReviewOut
 from app.schemas.unit import UnitRef
 
 
@@ -66,38 +65,6 @@ def derive_task_state(slots: list[int], latest: dict[int, SlotState]) -> tuple[T
     return TaskStatus.in_progress, progress
 
 
-def check_period(plan: Plan, data: ProgressCreate) -> None:
-    # Reports run through the plan's period, plus the year after for the final evaluation.
-    year = data.period_year()
-    if not plan.period_start <= year <= plan.period_end + 1:
-        raise ReportRejected(
-            f"报告期 {data.period} 不在方案实施期 {plan.period_start}–{plan.period_end}(及次年终期评估)内 / "
-            "period outside the plan",
-            errors=[
-                FieldError(
-                    field="body.period",
-                    message=f"应在 {plan.period_start} 至 {plan.period_end + 1} 年之间",
-                    type="period_out_of_range",
-                )
-            ],
-        )
-
-
-def slot_states(session: Session, task_ids: list[int]) -> dict[int, dict[int, SlotState]]:
-    """Per task, each owner slot's latest state (the newest report through that slot wins)."""
-    latest: dict[int, dict[int, SlotState]] = {}
-    # Plain columns, not entities: states loaded earlier in this session would come back from the
-    # identity map as they were then, hiding a report another writer committed meanwhile.
-    rows = session.exec(
-        select(TaskUnitState.task_id, TaskUnitState.via_unit_id, TaskUnitState.status, TaskUnitState.percent)
-        .where(col(TaskUnitState.task_id).in_(task_ids))
-        .order_by(col(TaskUnitState.report_id))
-    )
-    for task_id, via_unit_id, status, percent in rows:
-        latest.setdefault(task_id, {})[via_unit_id] = SlotState(TaskStatus(status), percent)
-    return latest
-
-
 def list_reports(
     *,
     session: Session,
@@ -105,11 +72,17 @@ def list_reports(
     unit_id: int | None = None,
     period: str | None = None,
     kind: ReportKind | None = None,
+    review: ReviewState | None = None,
+    plan_id: int | None = None,
     before_id: int | None = None,
     limit: int = 50,
 ) -> list[ProgressReport]:
     """Newest first; `before_id` is the keyset cursor."""
     query = select(ProgressReport)
+    if plan_id is not None:
+        query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == plan_id)
+    if review is not None:
+        query = query.where(ProgressReport.review_state == review)
     if task_id is not None:
         query = query.where(ProgressReport.task_id == task_id)
     if unit_id is not None:
@@ -165,4 +138,10 @@ def report_out(
         period=report.period,
         evidence=json.loads(report.evidence),
         created_at=report.created_at,
+        supersedes=report.supersedes_id,
+        superseded_by=report.superseded_by_id,
+        current=report.superseded_by_id is None and report.withdrawn_at is None,
+        withdrawn_at=report.withdrawn_at,
+        withdrawn_reason=report.withdrawn_reason,
+        review=ReviewOut(state=report.review_state, reviewed_at=report.reviewed_at, reason=report.review_reason),
     )

@@ -3,11 +3,14 @@
 A single report is a batch of one, so both paths obey the same rules in the same order:
 
 1. the tasks are locked, in id order (two batches can never deadlock on them);
-2. per report: an `idempotency_key` seen before replays the original answer; otherwise the
-   precondition (If-Match), the permission rule and the period are checked — a report that fails
-   gets its problem and writes nothing;
-3. the accepted reports are written together: one INSERT of the reports, one upsert of the owner
-   units' states, one status derivation per task (`progress.derive_task_state`), their events.
+2. per report: an `idempotency_key` seen before replays the original answer (and creates no
+   version); otherwise the precondition (If-Match), the permission rule and the period
+   (`schedule.check_report_period`) are checked — a report that fails gets its problem and writes
+   nothing;
+3. the accepted reports are written together: one INSERT of the reports (`pending` when the
+   schedule asks for review, except admin corrections), their links to the versions they supersede
+   (`_link_versions`), one re-derivation of the touched tasks by the rule in `app/services/cycle.py`
+   (`derivation.rederive`), their events.
 
 Flushes only; the caller commits (or rolls back an all-or-nothing batch).
 """
@@ -18,17 +21,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
-from app.db import dialect_insert
 from app.errors import NotFound, ProblemError
-from app.models import Plan, ProgressReport, ReportKind, Task, TaskStatus, TaskUnitState, Unit
+from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, Unit
 from app.schemas.progress import ProgressCreate, ProgressOut
-from app.services import idempotency
+from app.services import derivation, idempotency
 from app.services.feed import record_event
 from app.services.keys import Principal
 from app.services.permissions import Permission, load_facts
-from app.services.progress import check_period, derive_task_state, report_out, slot_states
+from app.services.progress import report_out
+from app.services.schedule import check_report_period, get_schedule
 
 
 @dataclass
@@ -37,6 +41,7 @@ class Submission:
     code: str
     data: ProgressCreate
     idempotency_key: str | None = None
+    path: str = "body"  # where the report sits in the request body, for field paths (`body.items.3`)
 
 
 @dataclass
@@ -66,6 +71,7 @@ def submit(
     precondition: Callable[[Task], None] | None = None,
 ) -> list[Outcome]:
     outcomes = [Outcome(index=s.index, code=s.code) for s in submissions]
+    schedule = get_schedule(session=session, plan=plan)
     tasks = _lock_tasks(session, plan, {s.code for s in submissions})
     facts = load_facts(session=session, tasks=list(tasks.values()), principal=principal)
     assert principal.key.id is not None
@@ -107,7 +113,9 @@ def submit(
             if precondition is not None:
                 precondition(task)
             granted = facts.decide(task)
-            check_period(plan, submission.data)
+            check_report_period(
+                plan=plan, schedule=schedule, period=submission.data.period, field=f"{submission.path}.period"
+            )
             accepted.append((_Accepted(submission, task, granted, claim), outcome))
         except ProblemError as exc:
             outcome.problem = exc
@@ -116,7 +124,7 @@ def submit(
 
     idempotency.release(session=session, claims=refused)
     if accepted:
-        _write(session, plan, principal, accepted, remote_addr)
+        _write(session, plan, principal, accepted, remote_addr, reviewed=schedule.review_required)
     for index, original in repeats.items():
         outcome, answer = by_index[index], by_index[original.index]
         if hashes[index] != hashes[original.index]:
@@ -137,7 +145,13 @@ def _lock_tasks(session: Session, plan: Plan, codes: set[str]) -> dict[str, Task
 
 
 def _write(
-    session: Session, plan: Plan, principal: Principal, accepted: list[tuple[_Accepted, Outcome]], remote: str | None
+    session: Session,
+    plan: Plan,
+    principal: Principal,
+    accepted: list[tuple[_Accepted, Outcome]],
+    remote: str | None,
+    *,
+    reviewed: bool,
 ) -> None:
     unit_id = principal.unit.id if principal.unit is not None else None
     assert principal.key.id is not None
@@ -153,16 +167,30 @@ def _write(
             summary=item.submission.data.summary,
             period=item.submission.data.period,
             evidence=json.dumps(item.submission.data.evidence, ensure_ascii=False),
+            review_state=(
+                ReviewState.pending
+                if reviewed and item.granted.kind != ReportKind.correction
+                else ReviewState.not_required
+            ),
         )
         for item, _ in accepted
     ]
     session.add_all(reports)
     session.flush()  # one multi-row INSERT … RETURNING id
+    _link_versions(session, reports)
 
     tasks = {item.task.id: item.task for item, _ in accepted}
-    before = {task_id: (task.status, task.progress) for task_id, task in tasks.items()}
-    _record_unit_states(session, [(item, report) for (item, _), report in zip(accepted, reports, strict=True)])
-    _settle_tasks(session, [(item, report) for (item, _), report in zip(accepted, reports, strict=True)])
+    moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
+    changes, _ = derivation.rederive(
+        session,
+        [item.task for item in moving.values()],
+        slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items() if task_id is not None},
+    )
+    for report in reports:
+        if report.kind != ReportKind.contribution:
+            task = tasks[report.task_id]
+            task.updated_at = report.created_at
+            session.add(task)
 
     vias = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_({r.via_unit_id for r in reports})))}
     last_report: dict[int | None, ProgressReport] = {}
@@ -194,63 +222,81 @@ def _write(
                 "status": report.status,
                 "percent": report.percent,
                 "period": report.period,
+                "supersedes": report.supersedes_id,
+                "review": report.review_state,
             },
         )
     idempotency.complete(session=session, answers=answers)
-    for task_id, task in tasks.items():
-        if (task.status, task.progress) != before[task_id]:
-            record_event(
-                session=session,
-                principal=principal,
-                remote_addr=remote,
-                plan_id=plan.id,
-                type="task.status_changed",
-                task_id=task_id,
-                report_id=last_report[task_id].id,
-                data={"task": task.code, "from": before[task_id][0], "to": task.status, "progress": task.progress},
-            )
-
-
-def _record_unit_states(session: Session, written: list[tuple[_Accepted, ProgressReport]]) -> None:
-    """Each owner unit's latest state per task, as one multi-row upsert (the last report wins)."""
-    latest: dict[tuple[int, int], dict[str, object]] = {}
-    for item, report in written:
-        if item.granted.kind == ReportKind.status:
-            assert report.unit_id is not None
-            latest[(report.task_id, report.unit_id)] = {
-                "task_id": report.task_id,
-                "unit_id": report.unit_id,
-                "via_unit_id": report.via_unit_id,
-                "status": report.status,
-                "percent": report.percent,
-                "period": report.period,
-                "report_id": report.id,
-                "updated_at": report.created_at,
-            }
-    if not latest:
-        return
-    upsert = dialect_insert(session)(TaskUnitState).values(list(latest.values()))
-    changed = ("via_unit_id", "status", "percent", "period", "report_id", "updated_at")
-    session.exec(
-        upsert.on_conflict_do_update(
-            index_elements=["task_id", "unit_id"], set_={name: upsert.excluded[name] for name in changed}
-        )
+    record_status_changes(
+        session=session,
+        plan=plan,
+        principal=principal,
+        remote_addr=remote,
+        changes=changes,
+        report_ids={task_id: r.id for task_id, r in last_report.items()},
     )
 
 
-def _settle_tasks(session: Session, written: list[tuple[_Accepted, ProgressReport]]) -> None:
-    """Each touched task takes the state its last status-moving report gives it: derived from the
-    owners' states, or set by an admin correction."""
-    last: dict[int, tuple[_Accepted, ProgressReport]] = {}
-    for item, report in written:
-        if item.granted.kind != ReportKind.contribution:
-            last[report.task_id] = (item, report)
-    states = slot_states(session, list(last))
-    for task_id, (item, report) in last.items():
-        task = item.task
-        if item.granted.kind == ReportKind.correction:
-            task.status, task.progress = TaskStatus(item.submission.data.status), item.submission.data.percent
+def record_status_changes(
+    *,
+    session: Session,
+    plan: Plan,
+    principal: Principal | None,
+    remote_addr: str | None,
+    changes: list[derivation.Change],
+    report_ids: dict[int | None, int | None],
+) -> None:
+    """A `task.status_changed` event for each task whose status or progress moved."""
+    for change in changes:
+        task = change.task
+        record_event(
+            session=session,
+            principal=principal,
+            remote_addr=remote_addr,
+            plan_id=plan.id,
+            type="task.status_changed",
+            task_id=task.id,
+            report_id=report_ids.get(task.id),
+            data={"task": task.code, "from": change.before[0], "to": task.status, "progress": task.progress},
+        )
+
+
+def _link_versions(session: Session, reports: list[ProgressReport]) -> None:
+    """Each new report supersedes the head of its (task, unit, period) — the unit's earlier report, or
+    for admin corrections the earlier correction — whether stored before or earlier in this batch.
+    One query for the stored heads, one executemany for them, one for the new reports."""
+    keys = {(r.task_id, r.unit_id, r.period) for r in reports}
+    new_ids = {r.id for r in reports}
+    stored = session.exec(
+        select(ProgressReport.id, ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.period).where(
+            col(ProgressReport.task_id).in_({k[0] for k in keys}),
+            col(ProgressReport.period).in_({k[2] for k in keys}),
+            col(ProgressReport.superseded_by_id).is_(None),
+            col(ProgressReport.id).not_in(new_ids),
+        )
+    )
+    heads: dict[tuple[int, int | None, str], int] = {}
+    for report_id, task_id, unit_id, period in stored:
+        key = (task_id, unit_id, period)
+        if key in keys and report_id is not None and report_id > heads.get(key, 0):
+            heads[key] = report_id
+    superseded: list[dict[str, object]] = []
+    for report in reports:  # in arrival order: a later one in the batch supersedes an earlier one
+        key = (report.task_id, report.unit_id, report.period)
+        previous = heads.get(key)
+        assert report.id is not None
+        heads[key] = report.id
+        if previous is None:
+            continue
+        report.supersedes_id = previous
+        if previous in new_ids:
+            next(r for r in reports if r.id == previous).superseded_by_id = report.id
         else:
-            task.status, task.progress = derive_task_state(list(item.granted.owner_slots), states.get(task_id, {}))
-        task.updated_at = report.created_at
-        session.add(task)
+            superseded.append({"old_id": previous, "new_id": report.id})
+    if superseded:
+        table = ProgressReport.__table__  # type: ignore[attr-defined]
+        session.execute(
+            update(table).where(table.c.id == bindparam("old_id")).values(superseded_by_id=bindparam("new_id")),
+            superseded,
+        )
+    session.flush()

@@ -14,9 +14,11 @@ from sqlalchemy import ColumnElement, and_, func, or_, tuple_
 from sqlalchemy import select as sa_select  # more than four columns, which sqlmodel's select does not type
 from sqlmodel import Session, col, select
 
+from app.core.config import Settings, get_settings
 from app.errors import InvalidParameter, NotFound
 from app.models import (
     GroupMember,
+    Jurisdiction,
     Plan,
     Responsibility,
     Role,
@@ -27,6 +29,10 @@ from app.models import (
     Unit,
     UnitKind,
 )
+from app.services.cycle import end_of_day
+from app.services.lights import Light, LightReason
+from app.services.supervision import pictures
+from app.services.supervision_facts import load_facts
 from app.services.units import ResolvedUnit
 
 
@@ -43,6 +49,7 @@ class TaskSort(StrEnum):
 class TaskFilter:
     as_of: date
     plan_id: int | None = None
+    jurisdiction_ids: frozenset[int] | None = None  # plans of these jurisdictions only (a subtree)
     unit: ResolvedUnit | None = None
     include_groups: bool = False
     role: Role | None = None
@@ -52,12 +59,37 @@ class TaskFilter:
     due_after: date | None = None
     overdue: bool | None = None
     q: str | None = None
+    lights: tuple[Light, ...] = ()
+    today: date | None = None  # None: date.today(); `as_of` before it reads the past
+
+    def reads_past(self) -> bool:
+        return self.as_of < (self.today or date.today())
+
+    def computed(self) -> bool:
+        """Filters judged in Python after computing each candidate's picture (not in SQL)."""
+        return bool(self.lights) or (self.reads_past() and (bool(self.statuses) or self.overdue is not None))
+
+    def matches(self, view: TaskView) -> bool:
+        if self.lights and view.light not in self.lights:
+            return False
+        if self.reads_past():
+            if self.statuses and view.status not in self.statuses:
+                return False
+            if self.overdue is not None and view.overdue != self.overdue:
+                return False
+        return True
+
+
+class JurisdictionLabel(NamedTuple):
+    code: str
+    name: str
 
 
 class UnitLabel(NamedTuple):
     id: int
     name: str
     kind: UnitKind
+    jurisdiction: JurisdictionLabel
 
 
 class SectionLabel(NamedTuple):
@@ -75,6 +107,7 @@ class LinkRow(NamedTuple):
 class StateRow(NamedTuple):
     status: TaskStatus
     percent: int
+    period: str
     report_id: int
     updated_at: datetime
     unit: UnitLabel
@@ -95,6 +128,11 @@ class TaskView:
     matched_unit: ResolvedUnit | None = None
     unit_states: list[StateRow] = field(default_factory=list)
     overdue: bool = False
+    # As of the requested date: today's maintained columns, or reconstructed from the reports then.
+    status: TaskStatus = TaskStatus.not_started
+    progress: int = 0
+    light: Light = Light.green
+    light_reasons: list[LightReason] = field(default_factory=list)
 
 
 @dataclass
@@ -106,7 +144,11 @@ class TaskPage:
 
 def is_overdue(task: Task, as_of: date) -> bool:
     """Past due and not completed. `ongoing` counts as not completed: the plan set a date for it too."""
-    return task.due < as_of and task.status != TaskStatus.completed
+    return overdue_on(task.due, TaskStatus(task.status), as_of)
+
+
+def overdue_on(due: date, status: TaskStatus, as_of: date) -> bool:
+    return due < as_of and status != TaskStatus.completed
 
 
 def _overdue_clause(as_of: date) -> ColumnElement[bool]:
@@ -126,6 +168,10 @@ def _where(session: Session, flt: TaskFilter) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     if flt.plan_id is not None:
         clauses.append(col(Task.plan_id) == flt.plan_id)
+    if flt.jurisdiction_ids is not None:
+        clauses.append(
+            col(Task.plan_id).in_(select(Plan.id).where(col(Plan.jurisdiction_id).in_(flt.jurisdiction_ids)))
+        )
     if flt.unit is not None or flt.role is not None:
         linked = select(Responsibility.task_id)
         if flt.unit is not None:
@@ -136,15 +182,16 @@ def _where(session: Session, flt: TaskFilter) -> list[ColumnElement[bool]]:
         clauses.append(col(Task.id).in_(linked))
     if flt.section:
         clauses.append(col(Task.code).startswith(flt.section + "."))
-    if flt.statuses:
+    past = flt.reads_past()  # then status and overdue are the past date's, judged in Python
+    if flt.statuses and not past:
         clauses.append(col(Task.status).in_(flt.statuses))
     if flt.due_before is not None:
         clauses.append(col(Task.due) <= flt.due_before)
     if flt.due_after is not None:
         clauses.append(col(Task.due) >= flt.due_after)
-    if flt.overdue is True:
+    if flt.overdue is True and not past:
         clauses.append(_overdue_clause(flt.as_of))
-    elif flt.overdue is False:
+    elif flt.overdue is False and not past:
         clauses.append(~_overdue_clause(flt.as_of))
     if flt.q:
         # LIKE is a plain substring match for Chinese on both engines (no tokenizer needed).
@@ -205,6 +252,8 @@ def query_tasks(
     cursor: str | None = None,
     count: bool = False,
 ) -> TaskPage:
+    if flt.computed():
+        return _query_computed(session=session, flt=flt, sort=sort, limit=limit, cursor=cursor, count=count)
     where = _where(session, flt)
     columns = _sort_columns(sort)
     descending = sort.value.startswith("-")
@@ -219,15 +268,64 @@ def query_tasks(
     total = None
     if count:
         total = session.exec(select(func.count()).select_from(Task).where(*where)).one()
-    views = hydrate(session=session, tasks=tasks[:limit], as_of=flt.as_of)
+    views = hydrate(session=session, tasks=tasks[:limit], as_of=flt.as_of, today=flt.today)
     if flt.unit is not None:
         _attach_matches(session, views, flt)
     return TaskPage(items=views, next_cursor=next_cursor, total=total)
 
 
-def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[TaskView]:
+COMPUTED_CHUNK = 200
+
+
+def _query_computed(
+    *, session: Session, flt: TaskFilter, sort: TaskSort, limit: int, cursor: str | None, count: bool
+) -> TaskPage:
+    """Light (and, for a past `as_of`, status and overdue) are computed: candidates are read in the
+    page's order, in chunks, their pictures computed, and kept while they match. The cursor is the
+    sort key of the last task returned, so the next page resumes right after it."""
+    where = _where(session, flt)
+    columns = _sort_columns(sort)
+    descending = sort.value.startswith("-")
+    order = [c.desc() if descending else c.asc() for c in columns]
+    after = _decode_cursor(sort, cursor) if cursor else None
+    matched: list[TaskView] = []
+    while len(matched) <= limit:
+        stmt = select(Task).where(*where)
+        if after is not None:
+            key, bound = tuple_(*columns), tuple_(*after)
+            stmt = stmt.where(key < bound if descending else key > bound)
+        batch = list(session.exec(stmt.order_by(*order).limit(COMPUTED_CHUNK)))
+        views = hydrate(session=session, tasks=batch, as_of=flt.as_of, today=flt.today)
+        matched += [v for v in views if flt.matches(v)]
+        if len(batch) < COMPUTED_CHUNK:
+            break
+        after = [getattr(batch[-1], c.key) for c in columns]
+    next_cursor = _encode_cursor(sort, matched[limit - 1].task) if len(matched) > limit else None
+    total = None
+    if count:
+        every = list(session.exec(select(Task).where(*where)))
+        total = sum(flt.matches(v) for v in hydrate(session=session, tasks=every, as_of=flt.as_of, today=flt.today))
+    views = matched[:limit]
+    if flt.unit is not None:
+        _attach_matches(session, views, flt)
+    return TaskPage(items=views, next_cursor=next_cursor, total=total)
+
+
+def hydrate(
+    *,
+    session: Session,
+    tasks: Sequence[Task],
+    as_of: date,
+    today: date | None = None,
+    settings: Settings | None = None,
+) -> list[TaskView]:
+    """Views of `tasks` as of the end of the local day `as_of`: for today (or later) status, progress
+    and owner states are the maintained columns; for a past date they are reconstructed from the
+    reports that existed then (`app/services/supervision.py`). Lights are evaluated for `as_of`."""
     if not tasks:
         return []
+    settings = settings or get_settings()
+    past = as_of < (today or date.today())
     task_ids = [t.id for t in tasks]
     plan_ids = {t.plan_id for t in tasks}
     slugs = dict(session.exec(select(Plan.id, Plan.slug).where(col(Plan.id).in_(plan_ids))).all())
@@ -245,10 +343,10 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
 
     units: dict[int, UnitLabel] = {}
 
-    def label(unit_id: int, name: str, kind: str) -> UnitLabel:
+    def label(unit_id: int, name: str, kind: str, j_code: str, j_name: str) -> UnitLabel:
         found = units.get(unit_id)
         if found is None:
-            found = units[unit_id] = UnitLabel(unit_id, name, UnitKind(kind))
+            found = units[unit_id] = UnitLabel(unit_id, name, UnitKind(kind), JurisdictionLabel(j_code, j_name))
         return found
 
     links: dict[int, list[LinkRow]] = {tid: [] for tid in task_ids if tid is not None}
@@ -261,44 +359,81 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
             col(Unit.id),
             col(Unit.name),
             col(Unit.kind),
+            col(Jurisdiction.code),
+            col(Jurisdiction.name),
         )
         .join(Unit, col(Unit.id) == col(Responsibility.unit_id))
+        .join(Jurisdiction, col(Jurisdiction.id) == col(Unit.jurisdiction_id))
         .where(col(Responsibility.task_id).in_(task_ids))
     )
-    for task_id, role, as_written, position, unit_id, name, kind in link_rows:
-        links[task_id].append(LinkRow(Role(role), as_written, position, label(unit_id, name, kind)))
+    for task_id, role, as_written, position, *unit_row in link_rows:
+        links[task_id].append(LinkRow(Role(role), as_written, position, label(*unit_row)))
 
-    state_rows = session.execute(
-        sa_select(
-            col(TaskUnitState.task_id),
-            col(TaskUnitState.via_unit_id),
-            col(TaskUnitState.status),
-            col(TaskUnitState.percent),
-            col(TaskUnitState.report_id),
-            col(TaskUnitState.updated_at),
-            col(Unit.id),
-            col(Unit.name),
-            col(Unit.kind),
-        )
-        .join(Unit, col(Unit.id) == col(TaskUnitState.unit_id))
-        .where(col(TaskUnitState.task_id).in_(task_ids))
-        .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
-    ).all()
-    # A state's link may have gone in a corrected re-import; its unit is still shown.
-    missing = {row[1] for row in state_rows} - set(units)
-    for unit in session.exec(select(Unit).where(col(Unit.id).in_(missing))):
-        label(unit.id or 0, unit.name, unit.kind)
     states: dict[int, list[StateRow]] = {tid: [] for tid in links}
-    for task_id, via_id, status, percent, report_id, updated_at, unit_id, name, kind in state_rows:
-        states[task_id].append(
-            StateRow(TaskStatus(status), percent, report_id, updated_at, label(unit_id, name, kind), units[via_id])
-        )
+    facts = load_facts(
+        session=session,
+        cutoff=end_of_day(as_of, settings.timezone),
+        plan_ids=plan_ids,
+        task_ids={tid for tid in task_ids if tid is not None},
+    )
+    if not past:
+        state_rows = session.execute(
+            sa_select(
+                col(TaskUnitState.task_id),
+                col(TaskUnitState.via_unit_id),
+                col(TaskUnitState.status),
+                col(TaskUnitState.percent),
+                col(TaskUnitState.period),
+                col(TaskUnitState.report_id),
+                col(TaskUnitState.updated_at),
+                col(Unit.id),
+                col(Unit.name),
+                col(Unit.kind),
+                col(Jurisdiction.code),
+                col(Jurisdiction.name),
+            )
+            .join(Unit, col(Unit.id) == col(TaskUnitState.unit_id))
+            .join(Jurisdiction, col(Jurisdiction.id) == col(Unit.jurisdiction_id))
+            .where(col(TaskUnitState.task_id).in_(task_ids))
+            .order_by(col(TaskUnitState.task_id), col(TaskUnitState.unit_id))
+        ).all()
+        # A state's link may have gone in a corrected re-import; its unit is still shown.
+        missing = {row[1] for row in state_rows} - set(units)
+        for unit in session.exec(select(Unit).where(col(Unit.id).in_(missing))):
+            label(unit.id or 0, unit.name, unit.kind, unit.jurisdiction.code, unit.jurisdiction.name)
+        for task_id, via_id, status, percent, period, report_id, updated_at, *unit_row in state_rows:
+            states[task_id].append(
+                StateRow(
+                    TaskStatus(status),
+                    percent,
+                    period,
+                    report_id,
+                    updated_at,
+                    label(*unit_row),
+                    units[via_id],
+                )
+            )
+        current = {tid: [(row.unit.id, row.status) for row in rows] for tid, rows in states.items()}
+        pics = pictures(facts, as_of=as_of, settings=settings, current=current)
+    else:
+        pics = pictures(facts, as_of=as_of, settings=settings)
+        wanted = {u for p in pics.values() for s in p.states or [] for u in (s.unit_id, s.via_unit_id)}
+        for unit in session.exec(select(Unit).where(col(Unit.id).in_(wanted - set(units)))):
+            label(unit.id or 0, unit.name, unit.kind, unit.jurisdiction.code, unit.jurisdiction.name)
+        for task_id, pic in pics.items():
+            states[task_id] = [
+                StateRow(
+                    s.status, s.percent, s.period, s.report_id, s.updated_at, units[s.unit_id], units[s.via_unit_id]
+                )
+                for s in pic.states or []
+            ]
 
     role_order = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
     views = []
     for task in tasks:
         assert task.id is not None
         section = sections_by_id[task.section_id]
+        pic = pics[task.id]
         views.append(
             TaskView(
                 task=task,
@@ -306,8 +441,12 @@ def hydrate(*, session: Session, tasks: Sequence[Task], as_of: date) -> list[Tas
                 chapter=chapters[(task.plan_id, section.code.split(".")[0])],
                 section=section,
                 links=sorted(links[task.id], key=lambda link: (role_order[link.role], link.position)),
-                overdue=is_overdue(task, as_of),
+                overdue=overdue_on(task.due, pic.status, as_of),
                 unit_states=states[task.id],
+                status=pic.status,
+                progress=pic.progress,
+                light=pic.light,
+                light_reasons=pic.reasons,
             )
         )
     return views
@@ -339,6 +478,7 @@ def find_task(*, session: Session, plan: Plan, code: str) -> Task:
 
 
 def get_task(*, session: Session, plan: Plan, code: str, as_of: date) -> TaskView:
+    """One task as of the end of the local day `as_of`."""
     return hydrate(session=session, tasks=[find_task(session=session, plan=plan, code=code)], as_of=as_of)[0]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
@@ -57,6 +58,22 @@ def test_under_review_only_accepted_heads_count_from_acceptance_on() -> None:
     states = unit_states([ok, returned, pending], None)
     assert list(states) == [(1, 10)] and states[(1, 10)] == ok
     assert unit_states([ok], T0 + timedelta(days=1)) == {}
+
+
+def test_a_correction_waiting_for_review_leaves_the_accepted_version_standing() -> None:
+    accepted = report(
+        10, "2023-Q4", "in_progress", 60, review_state=ReviewState.accepted, reviewed_at=T0 + timedelta(hours=1)
+    )
+    pending = report(10, "2023-Q4", "in_progress", 80, hours=2, review_state=ReviewState.pending)
+    assert unit_states([accepted, pending], None)[(1, 10)] == accepted
+    returned = replace(pending, review_state=ReviewState.returned)
+    assert unit_states([accepted, returned], None)[(1, 10)] == accepted
+    taken = replace(pending, review_state=ReviewState.accepted, reviewed_at=T0 + timedelta(hours=3))
+    assert unit_states([accepted, taken], None)[(1, 10)] == taken
+    assert unit_states([accepted, taken], T0 + timedelta(hours=2, minutes=30))[(1, 10)] == accepted
+    # Withdrawing the head (even a pending one) withdraws the unit's report on that period.
+    gone = replace(pending, withdrawn_at=T0 + timedelta(hours=4))
+    assert unit_states([accepted, gone], None) == {}
 
 
 def test_an_admin_correction_stands_until_an_owner_report_counts_after_it() -> None:

@@ -1,0 +1,147 @@
+"""Review (审核) by the rule-of-law office, and withdrawing a report: acting on stored reports."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from app.api.deps import AdminDep, WriterDep, WriteSessionDep, client_address
+from app.api.openapi import WRITE_RESPONSES
+from app.api.paths import PlanSlug, ReportId
+from app.errors import Problem, ProblemError, field_errors, problem_body
+from app.models import ProgressReport, ReviewState
+from app.routers.progress import HistoryCursor, HistoryLimit, history_page
+from app.schemas.common import Page
+from app.schemas.cycle import ReviewBatchIn, ReviewBatchOut, ReviewIn, ReviewItem, ReviewResult, WithdrawIn
+from app.schemas.progress import ProgressOut
+from app.services import plans as plan_service
+from app.services import progress as progress_service
+from app.services import review as review_service
+from app.services.permissions import authorize_admin
+
+router = APIRouter(responses=WRITE_RESPONSES, tags=["review"])
+
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"model": Problem, "description": "不是现行版本、已撤回或已审核 / not the current head, or decided"}
+}
+
+
+def _present(session: Session, report: ProgressReport) -> ProgressOut:
+    return progress_service.present_reports(session=session, reports=[report])[0]
+
+
+@router.post("/progress/{report_id}/withdraw", response_model=ProgressOut, responses=CONFLICT)
+def withdraw_report(
+    request: Request, report_id: ReportId, body: WithdrawIn, principal: WriterDep, session: WriteSessionDep
+) -> ProgressOut:
+    """撤回一条报告(报送单位或管理密钥)/ Withdraw a report (its own unit, or an admin).
+
+    只能撤回现行版本;撤回后该单位此任务此报告期不再有计入的报告,直至重新报送。
+    Only the current head can be withdrawn; nothing counts for that period until the unit reports again.
+    """
+    report = review_service.withdraw(
+        session=session,
+        report_id=report_id,
+        reason=body.reason,
+        principal=principal,
+        remote_addr=client_address(request),
+    )
+    session.commit()
+    return _present(session, report)
+
+
+@router.post("/progress/{report_id}/review", response_model=ProgressOut, responses=CONFLICT)
+def review_report(
+    request: Request, report_id: ReportId, body: ReviewIn, admin: AdminDep, session: WriteSessionDep
+) -> ProgressOut:
+    """审核一条待审核报告:通过或退回(管理密钥)/ Accept or return a pending report (admin)."""
+    [outcome] = review_service.decide(
+        session=session,
+        plan=None,
+        decisions=[review_service.Decision(0, report_id, body.decision, body.reason)],
+        principal=admin,
+        remote_addr=client_address(request),
+    )
+    if outcome.problem is not None:
+        raise outcome.problem
+    assert outcome.report is not None
+    session.commit()
+    return _present(session, outcome.report)
+
+
+def _parse_item(index: int, raw: dict[str, Any]) -> review_service.Decision:
+    try:
+        item = ReviewItem.model_validate(raw)
+    except ValidationError as exc:
+        raise progress_service.ReportRejected(
+            f"第 {index} 条审核内容校验未通过 / item {index} is invalid",
+            errors=field_errors(exc.errors(), ("body", "items", index)),
+        ) from None
+    return review_service.Decision(index, item.report, item.decision, item.reason)
+
+
+@router.post("/plans/{plan}/reviews:batch", response_model=ReviewBatchOut)
+def review_batch(
+    request: Request, plan: PlanSlug, body: ReviewBatchIn, admin: AdminDep, session: WriteSessionDep
+) -> Response:
+    """批量审核(最多 500 条),逐条答复 / Decide up to 500 pending reports; answered per item."""
+    row = plan_service.get_plan(session=session, slug=plan)
+    authorize_admin(session=session, principal=admin, plan_id=row.id)
+    results: dict[int, ReviewResult] = {}
+    decisions: list[review_service.Decision] = []
+    for index, raw in enumerate(body.items):
+        try:
+            decisions.append(_parse_item(index, raw))
+        except ProblemError as exc:
+            report_id = raw.get("report") if isinstance(raw.get("report"), int) else None
+            results[index] = ReviewResult(index=index, report_id=report_id, outcome="error", problem=problem_body(exc))
+    outcomes = (
+        review_service.decide(
+            session=session, plan=row, decisions=decisions, principal=admin, remote_addr=client_address(request)
+        )
+        if decisions
+        else []
+    )
+    session.commit()
+    done = [o.report for o in outcomes if o.report is not None]
+    presented = {r.id: r for r in progress_service.present_reports(session=session, reports=done)}
+    for outcome in outcomes:
+        if outcome.problem is not None:
+            results[outcome.index] = ReviewResult(
+                index=outcome.index, report_id=outcome.report_id, outcome="error", problem=problem_body(outcome.problem)
+            )
+        else:
+            out = presented[outcome.report_id]
+            results[outcome.index] = ReviewResult(
+                index=outcome.index, report_id=outcome.report_id, outcome=out.review.state, report=out
+            )
+    ordered = [results[i] for i in sorted(results)]
+    out_body = ReviewBatchOut(
+        accepted=sum(r.outcome == "accepted" for r in ordered),
+        returned=sum(r.outcome == "returned" for r in ordered),
+        failed=sum(r.outcome == "error" for r in ordered),
+        results=ordered,
+    )
+    return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
+
+
+@router.get("/plans/{plan}/reviews", response_model=Page[ProgressOut])
+def list_reviews(
+    request: Request,
+    plan: PlanSlug,
+    admin: AdminDep,
+    session: WriteSessionDep,
+    state: Annotated[
+        ReviewState, Query(description="pending 待审核(默认)/ accepted 已通过 / returned 已退回")
+    ] = ReviewState.pending,
+    limit: HistoryLimit = 50,
+    cursor: HistoryCursor = None,
+) -> Response:
+    """审核队列:方案中某审核状态的报告,最新在前(管理密钥)/ The review queue, newest first (admin)."""
+    row = plan_service.get_plan(session=session, slug=plan)
+    authorize_admin(session=session, principal=admin, plan_id=row.id)
+    return history_page(session, request, limit, cursor, plan_id=row.id, review=state)

@@ -1,0 +1,145 @@
+"""Keeps the derived state — `task_unit_state` and `task.status/progress` — equal to what the rule in
+`app/services/cycle.py` gives from the reports, for the tasks a write touched. The one place every
+write path (reports, withdrawals, reviews, re-imports) re-derives through; flushes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from app.models import ProgressReport, ReportKind, Responsibility, ReviewState, Task, TaskStatus, TaskUnitState
+from app.services import cycle
+from app.services.permissions import OWNER_ROLES
+
+
+@dataclass(frozen=True)
+class Change:
+    """A task whose status or progress moved."""
+
+    task: Task
+    before: tuple[TaskStatus, int]
+
+
+def load_reports(session: Session, task_ids: Iterable[int]) -> dict[int, list[cycle.ReportFacts]]:
+    """Every report of these tasks as `ReportFacts`, in one query of plain columns (so a row another
+    writer committed meanwhile is never hidden behind the identity map)."""
+    ids = sorted(set(task_ids))
+    facts: dict[int, list[cycle.ReportFacts]] = {task_id: [] for task_id in ids}
+    if not ids:
+        return facts
+    rows = session.execute(
+        sa_select(
+            col(ProgressReport.id),
+            col(ProgressReport.task_id),
+            col(ProgressReport.unit_id),
+            col(ProgressReport.via_unit_id),
+            col(ProgressReport.kind),
+            col(ProgressReport.period),
+            col(ProgressReport.status),
+            col(ProgressReport.percent),
+            col(ProgressReport.created_at),
+            col(ProgressReport.withdrawn_at),
+            col(ProgressReport.review_state),
+            col(ProgressReport.reviewed_at),
+        )
+        .where(col(ProgressReport.task_id).in_(ids))
+        .order_by(col(ProgressReport.id))
+    ).all()
+    for rid, task_id, unit_id, via, kind, period, status, percent, created, withdrawn, review, reviewed in rows:
+        assert rid is not None
+        facts[task_id].append(
+            cycle.ReportFacts(
+                id=rid,
+                task_id=task_id,
+                unit_id=unit_id,
+                via_unit_id=via,
+                kind=ReportKind(kind),
+                period=period,
+                status=TaskStatus(status),
+                percent=percent,
+                created_at=created,
+                withdrawn_at=withdrawn,
+                review_state=ReviewState(review),
+                reviewed_at=reviewed,
+            )
+        )
+    return facts
+
+
+def owner_slots(session: Session, task_ids: Iterable[int]) -> dict[int, list[int]]:
+    """Each task's lead/responsible units (its owner slots), in one query."""
+    ids = sorted(set(task_ids))
+    slots: dict[int, set[int]] = {task_id: set() for task_id in ids}
+    rows = session.exec(
+        select(Responsibility.task_id, Responsibility.unit_id).where(
+            col(Responsibility.task_id).in_(ids), col(Responsibility.role).in_(OWNER_ROLES)
+        )
+    )
+    for task_id, unit_id in rows:
+        slots[task_id].add(unit_id)
+    return {task_id: sorted(units) for task_id, units in slots.items()}
+
+
+def rederive(
+    session: Session,
+    tasks: Iterable[Task],
+    *,
+    slots: dict[int, list[int]] | None = None,
+    skip_unreported: bool = False,
+) -> tuple[list[Change], dict[int, list[cycle.ReportFacts]]]:
+    """Re-derive these tasks (already locked by the caller) now; returns the tasks whose status or
+    progress changed, and the reports loaded. `slots`: each task's owner units when the caller has
+    them (the permission facts), else loaded. A task with no counting report goes back to
+    `not_started`, unless `skip_unreported` and it has no reports at all (a re-import leaves it)."""
+    by_id = {task.id: task for task in tasks if task.id is not None}
+    if not by_id:
+        return [], {}
+    reports = load_reports(session, by_id)
+    if slots is None or not set(by_id) <= set(slots):
+        slots = owner_slots(session, by_id)
+    # Core statements, not entities: a state loaded earlier in this session must not linger in the
+    # identity map beside the row that replaces it.
+    session.execute(delete(TaskUnitState).where(col(TaskUnitState.task_id).in_(list(by_id))))
+    rows: list[dict[str, object]] = []
+    changes: list[Change] = []
+    for task_id, task in by_id.items():
+        if skip_unreported and not reports[task_id]:
+            continue
+        state = cycle.task_state(owner_slots=slots[task_id], reports=reports[task_id], at=None)
+        status, progress, states = state if state is not None else (TaskStatus.not_started, 0, [])
+        for head in states:
+            assert head.unit_id is not None and head.via_unit_id is not None
+            rows.append(
+                {
+                    "task_id": task_id,
+                    "unit_id": head.unit_id,
+                    "via_unit_id": head.via_unit_id,
+                    "status": str(head.status),
+                    "percent": head.percent,
+                    "period": head.period,
+                    "report_id": head.id,
+                    "updated_at": head.counting_since(),
+                }
+            )
+        before = (TaskStatus(task.status), task.progress)
+        if before != (status, progress):
+            task.status, task.progress = status, progress
+            session.add(task)
+            changes.append(Change(task=task, before=before))
+    if rows:
+        session.execute(insert(TaskUnitState).values(rows))
+    session.flush()
+    return changes, reports
+
+
+def rederive_plan(session: Session, plan_id: int) -> list[Change]:
+    """Every task of a plan, derived anew (`plan-api rederive`): for a database whose derived state
+    predates the rule, or was changed behind the service's back."""
+    tasks = list(session.exec(select(Task).where(Task.plan_id == plan_id).order_by(col(Task.id)).with_for_update()))
+    changes, _ = rederive(session, tasks, skip_unreported=True)
+    return changes

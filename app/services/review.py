@@ -1,0 +1,196 @@
+"""Acting on a stored report: its unit (or an admin) withdraws it, the office reviews it (审核).
+
+What withdrawal and review mean for which report counts is stated in `app/services/cycle.py`; both
+act only on the current head of a report's versions, lock the tasks first (in id order, as the
+submission path does), re-derive through `derivation.rederive`, and record their events. Flushes only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from app.errors import Conflict, NotFound, ProblemError
+from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, utcnow
+from app.services import derivation
+from app.services.feed import record_event
+from app.services.keys import Principal
+from app.services.permissions import authorize_admin
+from app.services.submission import record_status_changes
+
+
+class NotYourReport(ProblemError):
+    status = 403
+    code = "not-your-report"
+    title = "Forbidden"
+
+
+@dataclass
+class Decision:
+    index: int
+    report_id: int
+    decision: Literal["accept", "return"]
+    reason: str | None
+
+
+@dataclass
+class DecisionOutcome:
+    index: int
+    report_id: int
+    report: ProgressReport | None = None
+    problem: ProblemError | None = None
+
+
+def _lock(session: Session, report_ids: list[int]) -> tuple[dict[int, ProgressReport], dict[int, Task]]:
+    """The reports' tasks locked in id order, then the reports read afresh (another writer may have
+    superseded, withdrawn or decided one while we waited)."""
+    task_ids = set(session.exec(select(ProgressReport.task_id).where(col(ProgressReport.id).in_(report_ids))).all())
+    tasks = {
+        t.id: t
+        for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)).order_by(col(Task.id)).with_for_update())
+        if t.id is not None
+    }
+    reports = session.exec(
+        select(ProgressReport).where(col(ProgressReport.id).in_(report_ids)).execution_options(populate_existing=True)
+    )
+    return {r.id: r for r in reports if r.id is not None}, tasks
+
+
+def _not_found(report_id: int) -> NotFound:
+    return NotFound(f"没有编号为 {report_id} 的进展报告 / no report {report_id}")
+
+
+def _not_head(report: ProgressReport, action: str) -> Conflict | None:
+    if report.superseded_by_id is not None:
+        return Conflict(
+            f"报告 {report.id} 已被第 {report.superseded_by_id} 号报告取代,只能{action}现行版本"
+            f" / report {report.id} was superseded by {report.superseded_by_id}"
+        )
+    if report.withdrawn_at is not None:
+        return Conflict(
+            f"报告 {report.id} 已于 {report.withdrawn_at:%Y-%m-%d %H:%M} (UTC) 撤回 / report {report.id} was withdrawn"
+        )
+    return None
+
+
+def withdraw(
+    *, session: Session, report_id: int, reason: str, principal: Principal, remote_addr: str | None
+) -> ProgressReport:
+    """The report's own unit, or an admin, withdraws the current head; nothing counts for that
+    (task, unit, period) until the unit reports again."""
+    reports, tasks = _lock(session, [report_id])
+    report = reports.get(report_id)
+    if report is None:
+        raise _not_found(report_id)
+    task = tasks[report.task_id]
+    own = principal.unit is not None and report.unit_id is not None and principal.unit.id == report.unit_id
+    if not own:
+        if not principal.is_admin:
+            raise NotYourReport(
+                f"报告 {report_id} 不是{principal.name}报送的,只有报送单位或依法治县办可以撤回 / not your report"
+            )
+        authorize_admin(session=session, principal=principal, plan_id=task.plan_id)
+    problem = _not_head(report, "撤回")
+    if problem is not None:
+        raise problem
+    report.withdrawn_at, report.withdrawn_reason = utcnow(), reason
+    session.add(report)
+    session.flush()
+    plan = session.get(Plan, task.plan_id)
+    assert plan is not None
+    record_event(
+        session=session,
+        type="report.withdrawn",
+        principal=principal,
+        remote_addr=remote_addr,
+        plan_id=plan.id,
+        task_id=task.id,
+        unit_id=report.unit_id,
+        report_id=report.id,
+        data={"task": task.code, "kind": report.kind, "period": report.period, "reason": reason},
+    )
+    _rederive(session, plan, principal, remote_addr, [report], report.withdrawn_at)
+    return report
+
+
+def decide(
+    *, session: Session, plan: Plan | None, decisions: list[Decision], principal: Principal, remote_addr: str | None
+) -> list[DecisionOutcome]:
+    """The office accepts or returns pending heads, answered per decision; `plan` None: each report's
+    own plan (the single-report endpoint). Only a pending head can be decided (409 otherwise)."""
+    outcomes = [DecisionOutcome(index=d.index, report_id=d.report_id) for d in decisions]
+    reports, tasks = _lock(session, sorted({d.report_id for d in decisions}))
+    plans: dict[int, Plan] = {}
+    decided: list[ProgressReport] = []
+    now = utcnow()
+    for decision, outcome in zip(decisions, outcomes, strict=True):
+        try:
+            report = reports.get(decision.report_id)
+            if report is None or (plan is not None and tasks[report.task_id].plan_id != plan.id):
+                raise _not_found(decision.report_id)
+            task = tasks[report.task_id]
+            authorize_admin(session=session, principal=principal, plan_id=task.plan_id)
+            problem = _not_head(report, "审核")
+            if problem is not None:
+                raise problem
+            if report.review_state != ReviewState.pending:
+                raise Conflict(
+                    f"报告 {report.id} 的审核状态为 {report.review_state},只有待审核(pending)的报告可以审核"
+                    f" / report {report.id} is {report.review_state}, not pending"
+                )
+            accepted = decision.decision == "accept"
+            report.review_state = ReviewState.accepted if accepted else ReviewState.returned
+            report.reviewed_at, report.review_reason, report.reviewed_by_key_id = now, decision.reason, principal.key.id
+            session.add(report)
+            outcome.report = report
+            decided.append(report)
+            found = plan or plans.get(task.plan_id) or session.get(Plan, task.plan_id)
+            assert found is not None
+            plans[task.plan_id] = found
+            record_event(
+                session=session,
+                type="report.accepted" if accepted else "report.returned",
+                principal=principal,
+                remote_addr=remote_addr,
+                plan_id=found.id,
+                task_id=task.id,
+                unit_id=report.unit_id,
+                report_id=report.id,
+                data={"task": task.code, "period": report.period, "reason": decision.reason},
+            )
+        except ProblemError as exc:
+            outcome.problem = exc
+    session.flush()
+    for plan_id, found in plans.items():
+        touched = [r for r in decided if tasks[r.task_id].plan_id == plan_id and r.review_state == ReviewState.accepted]
+        _rederive(session, found, principal, remote_addr, touched, now)
+    return outcomes
+
+
+def _rederive(
+    session: Session,
+    plan: Plan,
+    principal: Principal,
+    remote_addr: str | None,
+    reports: list[ProgressReport],
+    when: datetime,
+) -> None:
+    moving = {r.task_id: r for r in reports if r.kind != ReportKind.contribution}
+    if not moving:
+        return
+    tasks = [t for t in session.exec(select(Task).where(col(Task.id).in_(list(moving))))]
+    changes, _ = derivation.rederive(session, tasks)
+    for change in changes:
+        change.task.updated_at = when
+        session.add(change.task)
+    record_status_changes(
+        session=session,
+        plan=plan,
+        principal=principal,
+        remote_addr=remote_addr,
+        changes=changes,
+        report_ids={task_id: r.id for task_id, r in moving.items()},
+    )

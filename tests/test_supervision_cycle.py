@@ -59,7 +59,10 @@ def office(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         with Session(engine) as session:
             seed_if_empty(session=session, settings=get_settings())
             session.commit()
-            keys = {name: make_key(session, unit=name) for name in ("县司法局", "县委宣传部", "县人大办", "县政府办")}
+            keys = {
+                name: make_key(session, unit=name)
+                for name in ("县司法局", "县委宣传部", "县人大办", "县政府办", "团县委")
+            }
             keys["admin"] = make_key(session, admin=True)
         engine.dispose()
         monkeypatch.setenv("DATABASE_URL", url)
@@ -168,6 +171,8 @@ class Script:
         for s in sent:
             s.decisions.append(("accept", moment))
 
+    """The year. Units: 县司法局 (J), 县委宣传部 (P), 县人大办 (R), 县政府办 (G, silent all year), 团县委 (for 各人民团体)."""
+
 
 def run_2023(script: Script) -> None:
     """The year. Units: 县司法局 (J), 县委宣传部 (P), 县人大办 (R), 县政府办 (G, silent all year)."""
@@ -187,6 +192,9 @@ def run_2023(script: Script) -> None:
     s.review("2023-07-04", p2, "accept")
     j2 = s.report("2023-07-05", "2.3.3", "县司法局", "2023-Q2", "in_progress", 40)
     s.review("2023-07-06", j2, "return", "佐证材料不全")
+    # 5.3.1 belongs to the group 各人民团体: its member 团县委 reports for it, 县工商联 never does.
+    y2 = s.report("2023-07-06", "5.3.1", "团县委", "2023-Q2", "in_progress", 35)
+    s.review("2023-07-07", y2, "accept")
     r2 = s.report("2023-07-09", "3.1.1", "县人大办", "2023-Q2", "delayed", 15)
     s.review("2023-07-10", r2, "accept")
     j2b = s.report("2023-07-12", "2.3.3", "县司法局", "2023-Q2", "in_progress", 45)
@@ -490,5 +498,9 @@ def test_the_office_year_matches_the_oracle(office: Office) -> None:
         task = get(http, f"{PLAN}/tasks/3.1.1")
         assert final[("3.1.1", "县人大办", "2023-Q3")] == "late"  # half past midnight, local time
         assert (task["status"], task["progress"]) == ("delayed", round((20 + 70) / 2))  # Q4 kept over the Q2 back-fill
+        assert final[("5.3.1", "团县委", "2023-Q2")] == "submitted"
+        assert final[("5.3.1", "县工商联", "2023-Q2")] == "missing"  # a group owes through each member
+        group_task = get(http, f"{PLAN}/tasks/5.3.1", as_of="2023-07-31")
+        assert (group_task["status"], group_task["progress"]) == ("in_progress", 35)
         returned = get(http, f"{PLAN}/tasks/2.3.3", as_of="2023-07-08")
         assert "returned_unresolved" in [r["rule"] for r in returned["light_reasons"]]

@@ -349,7 +349,7 @@ class Oracle:
                 rules.append("overdue")
             if "delayed" in owners.values():
                 rules.append("owner_delayed")
-            if closed:
+            if closed and status != "completed":
                 deadline = quarter_bounds(closed[-1])[1] + timedelta(days=DEADLINE_DAYS)
                 if (as_of - deadline).days > MISSING_DAYS and any(
                     duties.get((info.code, u, closed[-1])) == "missing" for u in info.owers

@@ -277,3 +277,20 @@ def test_a_group_owes_through_each_member(client: TestClient, db: Session) -> No
         task = get(client, f"{PLAN}/tasks/5.3.1", as_of="2023-04-30")
         assert (task["status"], task["progress"]) == ("in_progress", 30)
         assert [s["via"]["name"] for s in task["unit_states"]] == ["各人民团体"]
+
+
+def test_overdue_with_a_past_as_of_judges_the_status_of_that_day(client: TestClient, db: Session) -> None:
+    # 5.2.5 is due 2023-12-31; 县司法局 reports it completed only on 2024-03-01.
+    justice = make_key(db, unit="县司法局")
+    with at("2024-03-01"):
+        send(client, justice, "5.2.5", "2024-Q1", status="completed", percent=100)
+    with at("2024-04-01"):
+        assert get(client, f"{PLAN}/tasks", overdue="true", as_of="2024-02-01", fields="code")["items"] == [
+            {"code": "5.2.5"}
+        ]
+        assert get(client, f"{PLAN}/tasks", overdue="true", as_of="2024-03-02", fields="code")["items"] == []
+        late = get(client, f"{PLAN}/tasks/5.2.5", as_of="2024-02-01")
+        assert late["overdue"] and late["light"] == "red" and late["light_reasons"][0]["rule"] == "overdue"
+        assert late["light_reasons"][0]["figures"]["days_overdue"] == 32
+        done = get(client, f"{PLAN}/tasks/5.2.5")
+        assert (done["status"], done["overdue"], done["light"]) == ("completed", False, "green")

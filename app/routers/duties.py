@@ -192,7 +192,7 @@ class ComplianceSort(StrEnum):
     name = "name"
 
 
-def _sorted(facts: SupervisionFacts, rows: list[ComplianceOut], sort: ComplianceSort) -> list[ComplianceOut]:
+def _sorted(rows: list[ComplianceOut], sort: ComplianceSort) -> list[ComplianceOut]:
     def name(row: ComplianceOut) -> tuple[str, int]:
         assert row.unit is not None
         return (row.unit.name, row.unit.id)
@@ -231,7 +231,7 @@ async def get_compliance(
         row = plan_service.get_plan(session=session, slug=plan)
         facts, found = duty_service.plan_duties(session=session, plan=row, as_of=day, settings=settings, period=period)
         per_unit, total = duty_service.compliance(found)
-        items = _sorted(facts, [compliance_out(facts, c) for c in per_unit.values()], sort)
+        items = _sorted([compliance_out(facts, c) for c in per_unit.values()], sort)
         report = ComplianceReport(
             plan=row.slug, as_of=day, period=period, items=items, totals=compliance_out(facts, total)
         )

@@ -10,8 +10,9 @@ Red (any of):
   `ongoing` counts as not completed);
 - `owner_delayed`: an owner unit's current state is `delayed`;
 - `duty_missing`: a duty of the most recent period whose deadline has passed is `missing` more than
-  `LIGHT_MISSING_DAYS` days after that deadline. Only that period is judged: an older gap is history
-  the 通报 already dealt with, and the latest period is what the task's state now rests on.
+  `LIGHT_MISSING_DAYS` days after that deadline, and the task is not `completed`. Only that period
+  is judged: an older gap is history the 通报 already dealt with, and the latest period is what the
+  task's state now rests on; once the task is completed the gap stays in compliance, not in its light.
 Yellow (any of):
 - `behind_schedule`: progress lags the expected progress by more than `LIGHT_LAG_TOLERANCE` points;
   expected = the elapsed share of the time from the plan's start (1 January of its first year) to the
@@ -118,6 +119,8 @@ def evaluate(
             )
         )
     late = [m for m in missing if (as_of - m.deadline).days > thresholds.missing_days]
+    if status == TaskStatus.completed:
+        late = []
     if late:
         days = max((as_of - m.deadline).days for m in late)
         units = [m.unit for m in late]

@@ -48,6 +48,8 @@ def test_red_rules() -> None:
     assert judge(missing=[gap], as_of=date(2023, 4, 20)) == (Light.green, [])  # 10 days: not more than N
     light, rules = judge(missing=[gap], as_of=date(2023, 4, 21))
     assert (light, rules) == (Light.red, ["duty_missing"])
+    done = judge(missing=[gap], as_of=date(2023, 4, 21), status=TaskStatus.completed, progress=100)
+    assert done == (Light.green, [])  # the gap stays in compliance, not in a completed task's light
 
 
 def test_yellow_rules_and_the_worst_light_wins() -> None:

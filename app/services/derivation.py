@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, insert
 from sqlalchemy import select as sa_select
@@ -25,33 +26,45 @@ class Change:
     before: tuple[TaskStatus, int]
 
 
-def load_reports(session: Session, task_ids: Iterable[int]) -> dict[int, list[cycle.ReportFacts]]:
-    """Every report of these tasks as `ReportFacts`, in one query of plain columns (so a row another
-    writer committed meanwhile is never hidden behind the identity map)."""
+def load_reports(
+    session: Session, task_ids: Iterable[int], *, cutoff: datetime | None = None
+) -> dict[int, list[cycle.ReportFacts]]:
+    """Every report of these tasks (sent by `cutoff`, if given) as `ReportFacts`, in one query of
+    plain columns (so a row another writer committed meanwhile is never hidden behind the identity map)."""
     ids = sorted(set(task_ids))
     facts: dict[int, list[cycle.ReportFacts]] = {task_id: [] for task_id in ids}
     if not ids:
         return facts
-    rows = session.execute(
-        sa_select(
-            col(ProgressReport.id),
-            col(ProgressReport.task_id),
-            col(ProgressReport.unit_id),
-            col(ProgressReport.via_unit_id),
-            col(ProgressReport.kind),
-            col(ProgressReport.period),
-            col(ProgressReport.status),
-            col(ProgressReport.percent),
-            col(ProgressReport.created_at),
-            col(ProgressReport.withdrawn_at),
-            col(ProgressReport.review_state),
-            col(ProgressReport.reviewed_at),
-        )
-        .where(col(ProgressReport.task_id).in_(ids))
-        .order_by(col(ProgressReport.id))
-    ).all()
-    for rid, task_id, unit_id, via, kind, period, status, percent, created, withdrawn, review, reviewed in rows:
-        assert rid is not None
+    query = sa_select(
+        col(ProgressReport.id),
+        col(ProgressReport.task_id),
+        col(ProgressReport.unit_id),
+        col(ProgressReport.via_unit_id),
+        col(ProgressReport.kind),
+        col(ProgressReport.period),
+        col(ProgressReport.status),
+        col(ProgressReport.percent),
+        col(ProgressReport.created_at),
+        col(ProgressReport.withdrawn_at),
+        col(ProgressReport.review_state),
+        col(ProgressReport.reviewed_at),
+    ).where(col(ProgressReport.task_id).in_(ids))
+    if cutoff is not None:
+        query = query.where(col(ProgressReport.created_at) <= cutoff)
+    for (
+        rid,
+        task_id,
+        unit_id,
+        via,
+        kind,
+        period,
+        status,
+        percent,
+        created,
+        withdrawn,
+        review,
+        reviewed,
+    ) in session.execute(query.order_by(col(ProgressReport.id))):
         facts[task_id].append(
             cycle.ReportFacts(
                 id=rid,

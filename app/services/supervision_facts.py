@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
@@ -26,11 +26,8 @@ from app.models import (
     GroupMember,
     Jurisdiction,
     Plan,
-    ProgressReport,
     ReportingSchedule,
-    ReportKind,
     Responsibility,
-    ReviewState,
     Role,
     Task,
     TaskStatus,
@@ -38,6 +35,7 @@ from app.models import (
     UnitKind,
 )
 from app.services.cycle import ReportFacts
+from app.services.derivation import load_reports
 
 
 class UnitFacts(NamedTuple):
@@ -115,24 +113,6 @@ class SupervisionFacts:
         return sorted({u for u, role in self.links.get(task_id, []) if role != Role.cooperating})
 
 
-def _report_facts(row: Any) -> ReportFacts:
-    rid, task_id, unit_id, via, kind, period, status, percent, created, withdrawn, review, reviewed = row
-    return ReportFacts(
-        id=rid,
-        task_id=task_id,
-        unit_id=unit_id,
-        via_unit_id=via,
-        kind=ReportKind(kind),
-        period=period,
-        status=TaskStatus(status),
-        percent=percent,
-        created_at=created,
-        withdrawn_at=withdrawn,
-        review_state=ReviewState(review),
-        reviewed_at=reviewed,
-    )
-
-
 def load_facts(
     *, session: Session, cutoff: datetime, plan_ids: set[int], task_ids: set[int] | None
 ) -> SupervisionFacts:
@@ -190,27 +170,7 @@ def load_facts(
             .where(col(Unit.id).in_(unit_ids))
         )
     }
-    reports: dict[int, list[ReportFacts]] = defaultdict(list)
-    for row in session.execute(
-        sa_select(
-            col(ProgressReport.id),
-            col(ProgressReport.task_id),
-            col(ProgressReport.unit_id),
-            col(ProgressReport.via_unit_id),
-            col(ProgressReport.kind),
-            col(ProgressReport.period),
-            col(ProgressReport.status),
-            col(ProgressReport.percent),
-            col(ProgressReport.created_at),
-            col(ProgressReport.withdrawn_at),
-            col(ProgressReport.review_state),
-            col(ProgressReport.reviewed_at),
-        )
-        .where(col(ProgressReport.task_id).in_(ids), col(ProgressReport.created_at) <= cutoff)
-        .order_by(col(ProgressReport.id))
-    ):
-        facts = _report_facts(row)
-        reports[facts.task_id].append(facts)
+    reports = {task_id: found for task_id, found in load_reports(session, ids, cutoff=cutoff).items() if found}
     excusals = [
         ExcusalFacts(e.id or 0, e.task_id, e.unit_id, e.period, e.reason, e.created_at, e.revoked_at)
         for e in session.exec(

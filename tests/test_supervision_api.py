@@ -294,3 +294,56 @@ def test_overdue_with_a_past_as_of_judges_the_status_of_that_day(client: TestCli
         assert late["light_reasons"][0]["figures"]["days_overdue"] == 32
         done = get(client, f"{PLAN}/tasks/5.2.5")
         assert (done["status"], done["overdue"], done["light"]) == ("completed", False, "green")
+
+
+def test_todays_lights_read_only_the_reports_they_judge_and_agree_with_a_full_rebuild(
+    client: TestClient, db: Session
+) -> None:
+    """Today's list loads only the latest closed period's report groups, groups with a returned report
+    and the history of tasks completed before that period (duties.load_facts_for_today); read again
+    later as of the same day, every task is rebuilt from all its reports. The two must agree."""
+    admin = make_key(db, admin=True)
+    justice = make_key(db, unit="县司法局")
+    publicity = make_key(db, unit="县委宣传部")
+    review_on = {
+        "cadence": "quarterly",
+        "deadline_days": 10,
+        "cooperating_units_report": False,
+        "review_required": True,
+    }
+    assert client.put(f"{PLAN}/schedule", json=review_on, headers={"Authorization": admin}).status_code == 200
+    seen: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def decide(report_id: int, decision: str) -> None:
+        body = {"decision": decision, **({"reason": "佐证不足"} if decision == "return" else {})}
+        answer = client.post(f"/api/v1/progress/{report_id}/review", json=body, headers={"Authorization": admin})
+        assert answer.status_code == 200, answer.text
+
+    def look(day: str) -> None:
+        seen[day] = {t["code"]: picture(t) for t in get(client, f"{PLAN}/tasks", limit=500)["items"]}
+
+    with at("2023-04-05"):
+        decide(send(client, justice, "2.3.3", "2023-Q1", status="completed", percent=100), "accept")
+        decide(send(client, justice, "2.1.4", "2023-Q1", percent=20), "return")  # returned, not resubmitted
+        for q in range(1, 30):  # many versions of one period: today's read must not depend on them
+            send(client, publicity, "2.1.1", "2023-Q1", percent=q)
+        look("2023-04-05")
+    with at("2023-07-20"):
+        decide(send(client, justice, "2.1.4", "2023-Q1", percent=25), "accept")  # resubmitted late
+        look("2023-07-20")
+    with at("2023-10-25"):
+        # 2.3.3 was completed before Q3 began, so it owes no Q3 report, though a Q4 report reopens it now.
+        decide(send(client, justice, "2.3.3", "2023-Q4", percent=90), "accept")
+        look("2023-10-25")
+    with at("2024-03-01"):
+        for day, today in seen.items():
+            rebuilt = {t["code"]: picture(t) for t in get(client, f"{PLAN}/tasks", limit=500, as_of=day)["items"]}
+            assert rebuilt == today, day
+
+    def rules(day: str, code: str) -> set[str]:
+        return {r["rule"] for r in seen[day][code]["light_reasons"]}
+
+    assert "returned_unresolved" in rules("2023-04-05", "2.1.4")
+    assert "returned_unresolved" not in rules("2023-07-20", "2.1.4")
+    assert seen["2023-10-25"]["2.3.3"]["status"] == "in_progress"
+    assert "duty_missing" not in rules("2023-10-25", "2.3.3") and "duty_missing" in rules("2023-10-25", "2.1.4")

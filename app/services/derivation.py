@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, insert
+from sqlalchemy import ColumnElement, delete, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -27,10 +27,15 @@ class Change:
 
 
 def load_reports(
-    session: Session, task_ids: Iterable[int], *, cutoff: datetime | None = None
+    session: Session,
+    task_ids: Iterable[int],
+    *,
+    cutoff: datetime | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> dict[int, list[cycle.ReportFacts]]:
-    """Every report of these tasks (sent by `cutoff`, if given) as `ReportFacts`, in one query of
-    plain columns (so a row another writer committed meanwhile is never hidden behind the identity map)."""
+    """Every report of these tasks (sent by `cutoff`, and matching `where`, if given) as `ReportFacts`,
+    in one query of plain columns (so a row another writer committed meanwhile is never hidden behind
+    the identity map)."""
     ids = sorted(set(task_ids))
     facts: dict[int, list[cycle.ReportFacts]] = {task_id: [] for task_id in ids}
     if not ids:
@@ -51,6 +56,8 @@ def load_reports(
     ).where(col(ProgressReport.task_id).in_(ids))
     if cutoff is not None:
         query = query.where(col(ProgressReport.created_at) <= cutoff)
+    if where is not None:
+        query = query.where(where)
     for (
         rid,
         task_id,

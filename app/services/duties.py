@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
+from sqlalchemy import tuple_
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
@@ -39,6 +40,7 @@ from app.errors import InvalidParameter
 from app.models import (
     GroupMember,
     Plan,
+    ProgressReport,
     ReportKind,
     Responsibility,
     ReviewState,
@@ -49,6 +51,7 @@ from app.models import (
     UnitKind,
 )
 from app.services.cycle import ReportFacts, counting_versions, end_of_day, local_date, task_state
+from app.services.derivation import load_reports
 from app.services.periods import Period, PeriodError, calendar, label_for, parse_period
 from app.services.schedule import CADENCE_ZH
 from app.services.supervision_facts import ExcusalFacts, SupervisionFacts, load_facts
@@ -240,6 +243,52 @@ def latest_closed_period(facts: SupervisionFacts, plan_id: int, as_of: date) -> 
 
 
 # --- Loading (the only part that queries) --------------------------------------------------------
+
+
+def load_facts_for_today(
+    *, session: Session, cutoff: datetime, plan_ids: set[int], task_ids: set[int] | None, as_of: date, tz: str
+) -> SupervisionFacts:
+    """The facts today's lights need, without reading each task's whole history (which a unit
+    re-sending one period a thousand times would make long). Each report group loaded — a
+    (task, unit, period) with all its versions — is loaded whole, so the rules see it as it is:
+    - the latest closed period's groups (its duties: `duty_missing`);
+    - every group holding a returned report (`returned_unresolved`);
+    - for "completed before the period began", the reports up to then of the few tasks with a
+      `completed` report by that moment (no other task can have been completed).
+    Today's status and owner states come from the maintained columns, not from reports."""
+    facts = load_facts(session=session, cutoff=cutoff, plan_ids=plan_ids, task_ids=task_ids, with_reports=False)
+    ids = list(facts.tasks)
+    loaded: dict[int, ReportFacts] = {}
+
+    def add(found: dict[int, list[ReportFacts]]) -> None:
+        loaded.update((r.id, r) for reports in found.values() for r in reports)
+
+    closed = [p for plan_id in facts.plans if (p := latest_closed_period(facts, plan_id, as_of)) is not None]
+    if ids and closed:
+        add(load_reports(session, ids, cutoff=cutoff, where=col(ProgressReport.period).in_({p.label for p in closed})))
+        began = max(end_of_day(p.start - timedelta(days=1), tz) for p in closed)
+        completed = session.exec(
+            select(ProgressReport.task_id)
+            .where(
+                col(ProgressReport.task_id).in_(ids),
+                col(ProgressReport.status) == TaskStatus.completed,
+                col(ProgressReport.created_at) <= began,
+            )
+            .distinct()
+        )
+        if candidates := set(completed):
+            add(load_reports(session, candidates, cutoff=began))
+    if ids:
+        returned = select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.period).where(
+            col(ProgressReport.task_id).in_(ids), col(ProgressReport.review_state) == ReviewState.returned
+        )
+        group = tuple_(col(ProgressReport.task_id), col(ProgressReport.unit_id), col(ProgressReport.period))
+        add(load_reports(session, ids, cutoff=cutoff, where=group.in_(returned)))
+    by_task: dict[int, list[ReportFacts]] = defaultdict(list)
+    for report in sorted(loaded.values(), key=lambda r: r.id):
+        by_task[report.task_id].append(report)
+    facts.reports = dict(by_task)
+    return facts
 
 
 def plan_duties(

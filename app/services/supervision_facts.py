@@ -114,9 +114,10 @@ class SupervisionFacts:
 
 
 def load_facts(
-    *, session: Session, cutoff: datetime, plan_ids: set[int], task_ids: set[int] | None
+    *, session: Session, cutoff: datetime, plan_ids: set[int], task_ids: set[int] | None, with_reports: bool = True
 ) -> SupervisionFacts:
-    """Facts of `task_ids` (None: every task of the plans) as they stood at `cutoff`. Seven queries."""
+    """Facts of `task_ids` (None: every task of the plans) as they stood at `cutoff`. Seven queries.
+    `with_reports=False` leaves the reports out, for a caller that loads only those it needs."""
     plans = {
         p.id: PlanTerm(p.id, p.slug, p.period_start, p.period_end)
         for p in session.exec(select(Plan).where(col(Plan.id).in_(plan_ids)))
@@ -170,7 +171,8 @@ def load_facts(
             .where(col(Unit.id).in_(unit_ids))
         )
     }
-    reports = {task_id: found for task_id, found in load_reports(session, ids, cutoff=cutoff).items() if found}
+    loaded = load_reports(session, ids, cutoff=cutoff) if with_reports else {}
+    reports = {task_id: found for task_id, found in loaded.items() if found}
     excusals = [
         ExcusalFacts(e.id or 0, e.task_id, e.unit_id, e.period, e.reason, e.created_at, e.revoked_at)
         for e in session.exec(

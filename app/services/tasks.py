@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, and_, func, or_, tuple_
@@ -30,6 +31,7 @@ from app.models import (
     UnitKind,
 )
 from app.services.cycle import end_of_day
+from app.services.duties import load_facts_for_today
 from app.services.lights import Light, LightReason
 from app.services.supervision import pictures
 from app.services.supervision_facts import load_facts
@@ -370,7 +372,10 @@ def hydrate(
         links[task_id].append(LinkRow(Role(role), as_written, position, label(*unit_row)))
 
     states: dict[int, list[StateRow]] = {tid: [] for tid in links}
-    facts = load_facts(
+    # Today: status and owner states are the maintained columns, and the lights read only the few
+    # reports they judge; a past day is rebuilt from every report that existed then.
+    load = load_facts if past else partial(load_facts_for_today, as_of=as_of, tz=settings.timezone)
+    facts = load(
         session=session,
         cutoff=end_of_day(as_of, settings.timezone),
         plan_ids=plan_ids,

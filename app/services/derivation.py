@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, delete, insert
+from sqlalchemy import ColumnElement, delete, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -105,6 +105,25 @@ def owner_slots(session: Session, task_ids: Iterable[int]) -> dict[int, list[int
     return {task_id: sorted(units) for task_id, units in slots.items()}
 
 
+def _may_count_now(task_ids: list[int]) -> ColumnElement[bool]:
+    """The only versions the rule can pick now, per (task, unit, period): the newest (whose
+    withdrawal empties the period) and the newest not withdrawn and not awaiting or refused review.
+    Ids order a group's versions as time does: its task's row lock serializes them. So a unit that
+    re-sends one period a thousand times does not make every later write read a thousand rows."""
+    group = (col(ProgressReport.task_id), col(ProgressReport.unit_id), col(ProgressReport.period))
+    newest = select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(task_ids)).group_by(*group)
+    counting = (
+        select(func.max(ProgressReport.id))
+        .where(
+            col(ProgressReport.task_id).in_(task_ids),
+            col(ProgressReport.withdrawn_at).is_(None),
+            col(ProgressReport.review_state).in_([ReviewState.not_required, ReviewState.accepted]),
+        )
+        .group_by(*group)
+    )
+    return or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting))
+
+
 def rederive(
     session: Session,
     tasks: Iterable[Task],
@@ -119,7 +138,7 @@ def rederive(
     by_id = {task.id: task for task in tasks if task.id is not None}
     if not by_id:
         return [], {}
-    reports = load_reports(session, by_id)
+    reports = load_reports(session, by_id, where=_may_count_now(list(by_id)))
     if slots is None or not set(by_id) <= set(slots):
         slots = owner_slots(session, by_id)
     # Core statements, not entities: a state loaded earlier in this session must not linger in the

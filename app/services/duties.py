@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import tuple_
+from sqlalchemy import and_, or_, text
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
@@ -50,6 +50,7 @@ from app.models import (
     Unit,
     UnitKind,
 )
+from app.models.progress import RETURNED
 from app.services.cycle import ReportFacts, counting_versions, end_of_day, local_date, task_state
 from app.services.derivation import load_reports
 from app.services.periods import Period, PeriodError, calendar, label_for, parse_period
@@ -279,11 +280,18 @@ def load_facts_for_today(
         if candidates := set(completed):
             add(load_reports(session, candidates, cutoff=began))
     if ids:
-        returned = select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.period).where(
-            col(ProgressReport.task_id).in_(ids), col(ProgressReport.review_state) == ReviewState.returned
-        )
-        group = tuple_(col(ProgressReport.task_id), col(ProgressReport.unit_id), col(ProgressReport.period))
-        add(load_reports(session, ids, cutoff=cutoff, where=group.in_(returned)))
+        # Spelled as the partial index's own predicate, so both engines answer from that index.
+        returned = session.exec(
+            select(ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.period)
+            .where(col(ProgressReport.task_id).in_(ids), text(RETURNED))
+            .distinct()
+        ).all()
+        if returned:
+            groups = [
+                and_(col(ProgressReport.unit_id) == unit_id, col(ProgressReport.period) == period)
+                for _, unit_id, period in returned
+            ]
+            add(load_reports(session, {task_id for task_id, _, _ in returned}, cutoff=cutoff, where=or_(*groups)))
     by_task: dict[int, list[ReportFacts]] = defaultdict(list)
     for report in sorted(loaded.values(), key=lambda r: r.id):
         by_task[report.task_id].append(report)

@@ -24,8 +24,9 @@ class ReviewState(StrEnum):
     returned = "returned"  # 已退回: never counts; the unit resubmits (a new version) to fulfil its duty
 
 
-# The partial index's predicate, and the one queries spell it with so that the index applies.
+# The partial indexes' predicates, which queries spell the same way so that the indexes apply.
 RETURNED = "review_state = 'returned'"
+COMPLETED = "status = 'completed'"
 
 
 class ApiKey(SQLModel, table=True):
@@ -49,9 +50,11 @@ class ProgressReport(SQLModel, table=True):
     __table_args__ = (
         Index("ix_progress_report_task_id_id", "task_id", "id"),
         Index("ix_progress_report_unit_id_id", "unit_id", "id"),
-        Index("ix_progress_report_task_id_unit_id_period", "task_id", "unit_id", "period"),
-        # Returned reports are few and a task list asks for them on every read: a partial index, covering
-        # the lookup (so SQLite picks it even without statistics), keeps it independent of history.
+        # Period before unit: a task's reports on one period (a closed period's duties) are a seek.
+        Index("ix_progress_report_task_id_period_unit_id", "task_id", "period", "unit_id"),
+        # Returned and completed reports are few, and a task list asks for them on every read: partial
+        # indexes covering those lookups (so SQLite picks them even without statistics) keep a list's
+        # cost independent of how many reports its tasks hold.
         Index(
             "ix_progress_report_returned",
             "task_id",
@@ -59,6 +62,13 @@ class ProgressReport(SQLModel, table=True):
             "period",
             sqlite_where=text(RETURNED),
             postgresql_where=text(RETURNED),
+        ),
+        Index(
+            "ix_progress_report_completed",
+            "task_id",
+            "created_at",
+            sqlite_where=text(COMPLETED),
+            postgresql_where=text(COMPLETED),
         ),
     )
 

@@ -50,7 +50,7 @@ from app.models import (
     Unit,
     UnitKind,
 )
-from app.models.progress import RETURNED
+from app.models.progress import COMPLETED, RETURNED
 from app.services.cycle import ReportFacts, counting_versions, end_of_day, local_date, task_state
 from app.services.derivation import load_reports
 from app.services.periods import Period, PeriodError, calendar, label_for, parse_period
@@ -272,7 +272,7 @@ def load_facts_for_today(
             select(ProgressReport.task_id)
             .where(
                 col(ProgressReport.task_id).in_(ids),
-                col(ProgressReport.status) == TaskStatus.completed,
+                text(COMPLETED),
                 col(ProgressReport.created_at) <= began,
             )
             .distinct()

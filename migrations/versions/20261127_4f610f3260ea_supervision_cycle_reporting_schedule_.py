@@ -76,7 +76,22 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("review_reason", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("reviewed_by_key_id", sa.Integer(), nullable=True))
         batch_op.create_index(
-            "ix_progress_report_task_id_unit_id_period", ["task_id", "unit_id", "period"], unique=False
+            "ix_progress_report_task_id_period_unit_id", ["task_id", "period", "unit_id"], unique=False
+        )
+        # Partial indexes: returned and completed reports are few, and every task list looks them up.
+        batch_op.create_index(
+            "ix_progress_report_returned",
+            ["task_id", "unit_id", "period"],
+            unique=False,
+            sqlite_where=sa.text("review_state = 'returned'"),
+            postgresql_where=sa.text("review_state = 'returned'"),
+        )
+        batch_op.create_index(
+            "ix_progress_report_completed",
+            ["task_id", "created_at"],
+            unique=False,
+            sqlite_where=sa.text("status = 'completed'"),
+            postgresql_where=sa.text("status = 'completed'"),
         )
         batch_op.create_foreign_key(
             batch_op.f("fk_progress_report_reviewed_by_key_id_api_key"), "api_key", ["reviewed_by_key_id"], ["id"]
@@ -144,7 +159,9 @@ def downgrade() -> None:
         batch_op.drop_constraint(batch_op.f("fk_progress_report_supersedes_id_progress_report"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_progress_report_superseded_by_id_progress_report"), type_="foreignkey")
         batch_op.drop_constraint(batch_op.f("fk_progress_report_reviewed_by_key_id_api_key"), type_="foreignkey")
-        batch_op.drop_index("ix_progress_report_task_id_unit_id_period")
+        batch_op.drop_index("ix_progress_report_completed")
+        batch_op.drop_index("ix_progress_report_returned")
+        batch_op.drop_index("ix_progress_report_task_id_period_unit_id")
         batch_op.drop_column("reviewed_by_key_id")
         batch_op.drop_column("review_reason")
         batch_op.drop_column("reviewed_at")

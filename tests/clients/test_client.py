@@ -10,8 +10,7 @@ from plan_api_client import PlanAPI, PlanAPIError, idempotency_key
 from plan_api_client.sheets import STATUS_LABELS
 
 from app.models import TaskStatus
-from tests.clients.conftest import Live
-from tests.factories import SEED_SLUG
+from tests.factories import SEED_SLUG, Live
 
 SFJ = "县司法局"
 

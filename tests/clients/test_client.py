@@ -194,3 +194,10 @@ def test_idempotency_keys_follow_the_content() -> None:
     assert len({key(), key(percent=41), key(period="2023-Q2"), key(summary="另一摘要"), key(evidence=[])}) == 5
     assert key() != idempotency_key(who="县公安局", plan=SEED_SLUG, task="2.3.3", report=report())
     assert len(key(summary="长" * 2000)) <= 200
+    assert key().isascii() and key(period="2024年").isascii()  # it travels in an HTTP header
+
+
+def test_a_chinese_unit_name_makes_a_valid_header() -> None:
+    stub = Stub(CREATED)
+    stub_client(stub, []).submit("2.3.3", report(), plan=SEED_SLUG, unit="县司法局")
+    assert stub.requests[0].headers["Idempotency-Key"].startswith(f"pac1--{SEED_SLUG}-2.3.3-2023-Q1-")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -54,14 +55,16 @@ def report_body(report: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def idempotency_key(*, who: str, plan: str, task: str, report: Mapping[str, Any]) -> str:
-    """`pac1-<who>-<plan>-<task>-<period>-<hash>` (≤200 chars): the same data always gives the same key,
-    changed content another one. Only the content hash is needed for safety; the rest makes logs readable."""
+    """`pac1-<who>-<plan>-<task>-<period>-<hash>` (ASCII, ≤200 chars: it travels in a header): the same
+    data always gives the same key, changed content another one. The hash (over who, plan, task and the
+    whole report) carries the safety; the readable part, ASCII only, is for logs."""
     body = report_body(report)
-    digest = hashlib.sha256(
-        json.dumps([who, plan, task, body], ensure_ascii=False, sort_keys=True).encode()
-    ).hexdigest()[:32]
-    readable = f"pac1-{who}-{plan}-{task}-{body.get('period', '')}"[:160]
-    return f"{readable}-{digest}"
+    digest = hashlib.sha256(json.dumps([who, plan, task, body], ensure_ascii=False, sort_keys=True).encode())
+    readable = "-".join(_ASCII_UNSAFE.sub("", str(part)) for part in (who, plan, task, body.get("period", "")))
+    return f"pac1-{readable[:150]}-{digest.hexdigest()[:40]}"
+
+
+_ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -4,10 +4,15 @@ retry logic (backoff, Retry-After) against a stub transport."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 from plan_api_client import PlanAPI, PlanAPIError, idempotency_key
+from plan_api_client import cli as client_cli
 from plan_api_client.sheets import STATUS_LABELS
+from typer.testing import CliRunner
 
 from app.models import TaskStatus
 from tests.factories import SEED_SLUG, Live
@@ -114,6 +119,31 @@ def test_submit_many_answers_per_report_across_batches(live: Live, sfj_key: str)
     assert results[1].error is not None and results[1].error.status == 403
     assert [r.outcome for r in again] == ["replayed", "error", "replayed"]
     assert [r.report["id"] for r in again if r.report] == [r.report["id"] for r in results if r.report]
+
+
+def test_the_department_commands_against_the_server(live: Live, sfj_key: str, tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"PLAN_API_URL": live.base_url, "PLAN_API_KEY": sfj_key}
+    listed = runner.invoke(client_cli.app, ["tasks", "--unit", SFJ, "--plan", SEED_SLUG], env=env)
+    assert listed.exit_code == 0, listed.output
+    lines = {line.split("\t")[1]: line.split("\t") for line in listed.output.splitlines()}
+    assert lines["2.2.5"][2] == "责任" and lines["2.3.3"][2] == "牵头、配合"
+    assert "2.1.3" not in lines
+
+    sheet = tmp_path / "q3.json"
+    sheet.write_text(json.dumps([{"task": "2.4.1", **report(30, period="2023-Q3")}]), encoding="utf-8")
+    refused = runner.invoke(
+        client_cli.app, ["submit", str(sheet), "--plan", SEED_SLUG, "--key", "pa_00000000_x"], env=env
+    )
+    assert refused.exit_code == 1
+    assert "401" in refused.output
+    assert "第 1 条\t2.4.1\t2023-Q3\t失败" in refused.output
+    assert "失败" in (tmp_path / "q3.results.csv").read_text(encoding="utf-8-sig")
+    with PlanAPI(live.base_url) as api:
+        assert list(api.history("2.4.1", plan=SEED_SLUG, period="2023-Q3")) == []
+    sent = runner.invoke(client_cli.app, ["submit", str(sheet), "--plan", SEED_SLUG], env=env)
+    assert sent.exit_code == 0, sent.output
+    assert "新增 1 / 更正 0 / 已存在 0 / 失败 0" in sent.output
 
 
 # --- the client's own retry logic, against a stub transport -------------------------------------

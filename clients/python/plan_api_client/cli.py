@@ -161,7 +161,12 @@ def submit_command(
                         reports, plan=plan, on_chunk=lambda done, total: bar.update(done - bar.pos)
                     )
             except PlanAPIError as exc:
-                _die(f"报送失败 / submission refused:\n{exc}", 1)
+                # The whole batch was refused (a bad key, say): every row failed, with that reason. Batches
+                # sent before it are stored; sending the file again after the fix reports them 已存在.
+                typer.echo(f"报送被拒绝 / submission refused:\n{exc}", err=True)
+                results = [
+                    SubmitResult(index=i, task=r["task"], outcome="error", error=exc) for i, r in enumerate(reports)
+                ]
             except httpx.TransportError as exc:
                 _die(f"无法连接服务 / cannot reach the server: {exc}", 1)
         for (number, report), result in zip(parsed.reports, results, strict=True):

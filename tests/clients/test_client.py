@@ -84,6 +84,23 @@ def test_a_changed_report_supersedes_the_earlier_one(live: Live, sfj_key: str) -
     assert [(r["percent"], r["current"]) for r in history] == [(60, True), (40, False)]
 
 
+def test_going_back_to_earlier_content_is_a_new_version(live: Live, sfj_key: str) -> None:
+    with PlanAPI(live.base_url, sfj_key) as api:
+        a = api.submit("2.4.1", report(40, period="2024-Q2"), plan=SEED_SLUG)
+        b = api.submit("2.4.1", report(60, period="2024-Q2"), plan=SEED_SLUG)
+        back = api.submit("2.4.1", report(40, period="2024-Q2"), plan=SEED_SLUG)  # A's key replays A, replaced by B
+        once_more = api.submit("2.4.1", report(40, period="2024-Q2"), plan=SEED_SLUG)
+        many = api.submit_many([{"task": "2.4.1", **report(60, period="2024-Q2")}], plan=SEED_SLUG)  # B again
+        many_again = api.submit_many([{"task": "2.4.1", **report(60, period="2024-Q2")}], plan=SEED_SLUG)
+        history = list(api.history("2.4.1", plan=SEED_SLUG, period="2024-Q2"))
+    assert a.report and b.report and back.report and once_more.report and many[0].report and many_again[0].report
+    assert back.outcome == "created" and back.report["supersedes"] == b.report["id"]
+    assert once_more.outcome == "replayed" and once_more.report["id"] == back.report["id"]
+    assert many[0].outcome == "created" and many[0].report["supersedes"] == back.report["id"]
+    assert many_again[0].outcome == "replayed" and many_again[0].report["id"] == many[0].report["id"]
+    assert [(r["percent"], r["current"]) for r in history] == [(60, True), (40, False), (60, False), (40, False)]
+
+
 def test_a_refusal_raises_the_typed_problem(live: Live, sfj_key: str) -> None:
     with PlanAPI(live.base_url, sfj_key) as api:
         with pytest.raises(PlanAPIError) as refused:

@@ -26,7 +26,8 @@ from plan_api_client.errors import PlanAPIError, RetryableStatus
 
 BATCH_LIMIT = 500  # the server's batch size limit
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After is capped, not trusted blindly
+MAX_RETRY_AFTER = 120.0
+MAX_ROUNDS = 10  # later versions followed when re-sent content had been replaced (see PlanAPI._replaced)  # seconds: a longer Retry-After is capped, not trusted blindly
 
 Outcome = Literal["created", "replayed", "error"]
 
@@ -61,7 +62,7 @@ def idempotency_key(*, who: str, plan: str, task: str, report: Mapping[str, Any]
     body = report_body(report)
     digest = hashlib.sha256(json.dumps([who, plan, task, body], ensure_ascii=False, sort_keys=True).encode())
     readable = "-".join(_ASCII_UNSAFE.sub("", str(part)) for part in (who, plan, task, body.get("period", "")))
-    return f"pac1-{readable[:150]}-{digest.hexdigest()[:40]}"
+    return f"pac1-{readable[:120]}-{digest.hexdigest()[:40]}"
 
 
 _ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -219,20 +220,42 @@ class PlanAPI:
             return self._key[3:].split("_", 1)[0]  # the key's public prefix, never the secret
         return "anon"
 
+    def _replaced(self, report: Mapping[str, Any]) -> str | None:
+        """For a replayed report: None while it still stands; else what replaced it (`s<id>` of the later
+        version, `w<id>` for a withdrawal). Sending content A, then B, then A again replays A's first
+        report, which B superseded: the A sent last must become a new version, under a key salted with
+        that, so that it too is replayed, not duplicated, when sent once more."""
+        fresh = self.request("GET", f"/progress/{report['id']}").json()
+        if fresh.get("superseded_by") is not None:
+            return f"s{fresh['superseded_by']}"
+        if fresh.get("withdrawn_at"):
+            return f"w{fresh['id']}"
+        return None
+
     def submit(
         self, task: str, report: Mapping[str, Any], *, plan: str, unit: str | None = None, key: str | None = None
     ) -> SubmitResult:
         """Submit one report (`status`, `percent`, `summary`, `period`, `evidence`). Raises `PlanAPIError`
         when the server refuses it."""
-        key = key or idempotency_key(who=self._who(unit), plan=plan, task=task, report=report)
-        response = self.request(
-            "POST",
-            f"/plans/{plan}/tasks/{task}/progress",
-            json=report_body(report),
-            headers={"Idempotency-Key": key},
+        base = key or idempotency_key(who=self._who(unit), plan=plan, task=task, report=report)
+        key = base
+        for _ in range(MAX_ROUNDS):
+            response = self.request(
+                "POST",
+                f"/plans/{plan}/tasks/{task}/progress",
+                json=report_body(report),
+                headers={"Idempotency-Key": key},
+            )
+            answer = response.json()
+            if response.headers.get("Idempotent-Replayed") != "true":
+                return SubmitResult(index=0, task=task, outcome="created", report=answer)
+            salt = self._replaced(answer)
+            if salt is None:
+                return SubmitResult(index=0, task=task, outcome="replayed", report=answer)
+            key = f"{base}-{salt}"
+        raise PlanAPIError(
+            status=0, code="too-many-versions", detail="报告版本过多,无法确定现行版本 / too many versions"
         )
-        replayed = response.headers.get("Idempotent-Replayed") == "true"
-        return SubmitResult(index=0, task=task, outcome="replayed" if replayed else "created", report=response.json())
 
     def submit_many(
         self,
@@ -248,34 +271,44 @@ class PlanAPI:
         items = list(reports)
         chunk_size = max(1, min(chunk_size, BATCH_LIMIT))
         who = self._who(unit)
+        bases = [
+            item.get("idempotency_key") or idempotency_key(who=who, plan=plan, task=item["task"], report=item)
+            for item in items
+        ]
+        pending = [(i, bases[i]) for i in range(len(items))]
         results: list[SubmitResult] = []
-        for start in range(0, len(items), chunk_size):
-            chunk = items[start : start + chunk_size]
-            body = {
-                "items": [
-                    {
-                        "task": item["task"],
-                        "idempotency_key": item.get("idempotency_key")
-                        or idempotency_key(who=who, plan=plan, task=item["task"], report=item),
-                        **report_body(item),
-                    }
-                    for item in chunk
-                ]
-            }
-            answer = self.request("POST", f"/plans/{plan}/progress:batch", json=body).json()
-            for result in answer["results"]:
-                index = start + int(result["index"])
-                task = str(chunk[int(result["index"])]["task"])
-                if result["outcome"] in ("created", "replayed"):
-                    results.append(
-                        SubmitResult(index=index, task=task, outcome=result["outcome"], report=result["report"])
-                    )
-                else:
-                    problem = result.get("problem") or {"status": 422, "code": result["outcome"], "detail": ""}
-                    results.append(
-                        SubmitResult(index=index, task=task, outcome="error", error=PlanAPIError.from_problem(problem))
-                    )
-            if on_chunk is not None:
-                on_chunk(min(start + chunk_size, len(items)), len(items))
+        for round_ in range(MAX_ROUNDS):
+            again: list[tuple[int, str]] = []
+            for start in range(0, len(pending), chunk_size):
+                chunk = pending[start : start + chunk_size]
+                body = {
+                    "items": [
+                        {"task": items[i]["task"], "idempotency_key": k, **report_body(items[i])} for i, k in chunk
+                    ]
+                }
+                answer = self.request("POST", f"/plans/{plan}/progress:batch", json=body).json()
+                for result in answer["results"]:
+                    index = chunk[int(result["index"])][0]
+                    task = str(items[index]["task"])
+                    if result["outcome"] == "replayed" and (salt := self._replaced(result["report"])) is not None:
+                        again.append((index, f"{bases[index]}-{salt}"))  # content sent before, since replaced
+                    elif result["outcome"] in ("created", "replayed"):
+                        results.append(
+                            SubmitResult(index=index, task=task, outcome=result["outcome"], report=result["report"])
+                        )
+                    else:
+                        problem = result.get("problem") or {"status": 422, "code": result["outcome"], "detail": ""}
+                        error = PlanAPIError.from_problem(problem)
+                        results.append(SubmitResult(index=index, task=task, outcome="error", error=error))
+                if on_chunk is not None and round_ == 0:
+                    on_chunk(min(start + chunk_size, len(pending)), len(pending))
+            pending = again
+            if not pending:
+                break
+        for index, _ in pending:
+            error = PlanAPIError(
+                status=0, code="too-many-versions", detail="报告版本过多,无法确定现行版本 / too many versions"
+            )
+            results.append(SubmitResult(index=index, task=str(items[index]["task"]), outcome="error", error=error))
         results.sort(key=lambda r: r.index)
         return results

@@ -14,6 +14,8 @@ RUN pip install -r requirements/base.txt
 
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
+# The department client ships in the server's distribution (plan-api submit/template/tasks).
+COPY clients/python/plan_api_client ./clients/python/plan_api_client
 COPY migrations ./migrations
 COPY seed ./seed
 # Editable: the app finds migrations/ and seed/ next to its package.

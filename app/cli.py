@@ -1,4 +1,5 @@
-"""`plan-api`: serve, migrate, import, version, keys, schedule, rederive."""
+"""`plan-api`: serve, migrate, import, version, keys, schedule, rederive; and the department commands
+(`tasks`, `template`, `submit`) of the client package, which talk to a server over HTTP."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from plan_api_client import cli as client_cli
 from sqlmodel import Session, col, select
 
 from app import __version__
@@ -433,3 +435,6 @@ def jurisdictions_add(
     typer.echo(
         f"已添加 / added: {row.name} {row.code} ({row.level})" + (f" ⊂ {above.name} {above.code}" if above else "")
     )
+
+
+client_cli.mount(app)  # tasks, template, submit: HTTP clients of a running server (PLAN_API_URL / PLAN_API_KEY)

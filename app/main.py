@@ -16,7 +16,20 @@ from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
-from app.routers import admin, changes, duties, health, jurisdictions, plans, progress, review, schedule, tasks, units
+from app.routers import (
+    admin,
+    changes,
+    duties,
+    health,
+    jurisdictions,
+    plans,
+    progress,
+    review,
+    schedule,
+    tasks,
+    templates,
+    units,
+)
 
 API_PREFIX = "/api/v1"
 
@@ -42,6 +55,7 @@ TAGS = [
     {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
     {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
     {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
+    {"name": "toolkit", "description": "部门报送工具:填报模板(XLSX/CSV)/ departments' toolkit: fill-in templates"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -74,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(plans.router)
     api.include_router(tasks.router)
     api.include_router(units.router)
+    api.include_router(templates.router)
     api.include_router(progress.router)
     api.include_router(changes.router)
     api.include_router(admin.router)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +165,35 @@ def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_ST
     except BaseException:
         server.stop()
         raise
+
+
+@dataclass
+class Live:
+    """A running server, its database and the operator's working directory (for `plan-api keys`)."""
+
+    base_url: str
+    database_url: str
+    workdir: Path
+
+    def key(self, unit: str) -> str:
+        """A new key of `unit`: the secret, as `keys create` prints it on its last line."""
+        result = run_plan_api("keys", "create", "--unit", unit, database_url=self.database_url, cwd=self.workdir)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
+
+
+def live_server(backend: str, tmp_path: Path) -> Iterator[Live]:
+    """A fresh database of `backend` and `plan-api serve` on it (migrated, seeded); stopped and dropped after."""
+    from tests.conftest import fresh_database_url
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    for url in fresh_database_url(backend, tmp_path):
+        server = start_server(url, workdir)
+        try:
+            yield Live(base_url=server.base_url, database_url=url, workdir=workdir)
+        finally:
+            server.stop()
 
 
 # --- A second county: 渠县 (511725, 四川省达州市), the seed plan under its own header -------------

@@ -260,12 +260,7 @@ async def list_unit_duties(
 
     def build() -> Rendered:
         unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
-        plan_row = None
-        if plan:
-            try:
-                plan_row = plan_service.get_plan(session=session, slug=plan)
-            except NotFound:
-                raise InvalidParameter("plan", f"方案 {plan} 不存在") from None
+        plan_row = plan_service.plan_param(session=session, slug=plan)
         facts, found = duty_service.unit_duties(
             session=session, unit=unit, as_of=day, settings=settings, period=period, plan=plan_row
         )

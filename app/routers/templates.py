@@ -12,7 +12,6 @@ from app.api.params import UnitJurisdictionParam
 from app.api.paths import UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import CSV, Rendered
-from app.errors import InvalidParameter, NotFound
 from app.services import plans as plan_service
 from app.services import templates as template_service
 from app.services import units as unit_service
@@ -30,13 +29,9 @@ def _build(
     session: SessionDep, unit_ref: str, jurisdiction: str | None, plan: str | None, period: str | None, fmt: str
 ) -> Rendered:
     unit = unit_service.get_unit_in(session=session, ref=unit_ref, jurisdiction=jurisdiction)
-    plan_row = None
-    if plan:
-        try:
-            plan_row = plan_service.get_plan(session=session, slug=plan)
-        except NotFound:
-            raise InvalidParameter("plan", f"方案 {plan} 不存在") from None
-    plan_row, rows = template_service.template_rows(session=session, unit=unit, plan=plan_row, period=period)
+    plan_row, rows = template_service.template_rows(
+        session=session, unit=unit, plan=plan_service.plan_param(session=session, slug=plan), period=period
+    )
     filename = f"{plan_row.slug}-{unit.name}-template.{fmt}"
     disposition = f"attachment; filename=\"template.{fmt}\"; filename*=UTF-8''{quote(filename)}"
     if fmt == "csv":

@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
 from app.core.config import get_settings
-from app.errors import NotFound
+from app.errors import InvalidParameter, NotFound
 from app.models import Jurisdiction, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
 from app.schemas.duty import compliance_out
 from app.schemas.jurisdiction import JurisdictionRef
@@ -46,6 +46,16 @@ def get_plan(*, session: Session, slug: str) -> Plan:
     if plan is None:
         raise NotFound(f"方案 {slug} 不存在 / no plan with slug {slug!r}")
     return plan
+
+
+def plan_param(*, session: Session, slug: str | None) -> Plan | None:
+    """The plan a `plan=` query parameter names (None when absent); an unknown slug is a 400 on it."""
+    if not slug:
+        return None
+    try:
+        return get_plan(session=session, slug=slug)
+    except NotFound:
+        raise InvalidParameter("plan", f"方案 {slug} 不存在(见 /api/v1/plans)") from None
 
 
 def plan_counts(*, session: Session, plan: Plan) -> PlanCounts:

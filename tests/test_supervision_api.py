@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -347,3 +347,15 @@ def test_todays_lights_read_only_the_reports_they_judge_and_agree_with_a_full_re
     assert "returned_unresolved" not in rules("2023-07-20", "2.1.4")
     assert seen["2023-10-25"]["2.3.3"]["status"] == "in_progress"
     assert "duty_missing" not in rules("2023-10-25", "2.3.3") and "duty_missing" in rules("2023-10-25", "2.1.4")
+
+
+def test_today_is_the_countys_calendar_day_not_the_servers(client: TestClient) -> None:
+    """At 00:30 on 11 January in Xiji (16:30 UTC on the 10th) the 2023-Q4 deadline (10 January) has
+    passed: with no `as_of`, a silent unit's duty is already missing."""
+    # Destinations in UTC: a ZoneInfo destination would make time-machine move the process's own zone.
+    with time_machine.travel(datetime(2024, 1, 10, 16, 30, tzinfo=UTC), tick=False):
+        found = get(client, f"{PLAN}/duties", period="2023-Q4", unit="县司法局", limit=1)
+    assert found["items"][0]["state"] == "missing"
+    with time_machine.travel(datetime(2024, 1, 10, 15, 30, tzinfo=UTC), tick=False):
+        found = get(client, f"{PLAN}/duties", period="2023-Q4", unit="县司法局", limit=1)
+    assert found["items"][0]["state"] == "due"

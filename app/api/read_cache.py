@@ -13,7 +13,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -22,6 +21,7 @@ from sqlmodel import Session
 
 from app.api.deps import SessionDep
 from app.api.responses import Rendered, send
+from app.core.clock import county_today
 
 MAX_ENTRIES = 512
 
@@ -75,7 +75,7 @@ def read_cache(request: Request, session: SessionDep) -> ReadCache:
         request.url.query,
         request.headers.get("accept", ""),
         data_version(session),
-        date.today(),  # `overdue` and the default `as_of` move with the calendar
+        county_today(),  # `overdue` and the default `as_of` move with the calendar
     )
     return ReadCache(request=request, key=key, store=store, hit=store.get(key))
 

@@ -10,6 +10,7 @@ from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
+from app.core.clock import county_today
 from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
@@ -184,7 +185,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         due_before=due_before,
         due_after=due_after,
         overdue=overdue,
-        as_of=as_of or date.today(),
+        as_of=as_of or county_today(),
         lights=tuple(dict.fromkeys(lights)),
         q=q,
         sort=sort,

@@ -15,6 +15,7 @@ from app.api.params import UnitJurisdictionParam
 from app.api.paths import PlanSlug, UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
+from app.core.clock import county_today
 from app.errors import InvalidParameter, NotFound
 from app.models import Role, UnitKind
 from app.schemas.common import Page
@@ -143,7 +144,7 @@ async def list_duties(
     """报送义务:每个报告期每个责任单位对每项任务的报送情况 / Duties: each owner's report per period, and its state."""
     states = _states(state)
     after = _decode(cursor) if cursor else None
-    day = as_of or date.today()
+    day = as_of or county_today()
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
@@ -225,7 +226,7 @@ async def get_compliance(
     ] = ComplianceSort.rate,
 ) -> Response:
     """各单位报送合规情况(应报、按时、逾期、未报、免报、按时率)及合计 / Compliance per unit and plan-wide."""
-    day = as_of or date.today()
+    day = as_of or county_today()
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
@@ -256,7 +257,7 @@ async def list_unit_duties(
 
     组(如 各乡镇)本身不报送:对组查询返回其各成员的待办 / for a group, what its members owe.
     """
-    day = as_of or date.today()
+    day = as_of or county_today()
 
     def build() -> Rendered:
         unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)

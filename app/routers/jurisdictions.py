@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from app.api.deps import SessionDep
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
+from app.core.clock import county_today
 from app.schemas.common import Page
 from app.schemas.jurisdiction import JurisdictionNode
 from app.schemas.plan import JurisdictionStats
@@ -45,7 +46,7 @@ async def get_jurisdiction_stats(
     def build() -> Rendered:
         row = jurisdiction_service.resolve(session=session, ref=code)
         return render_json(
-            plan_service.jurisdiction_stats(session=session, jurisdiction=row, as_of=as_of or date.today())
+            plan_service.jurisdiction_stats(session=session, jurisdiction=row, as_of=as_of or county_today())
         )
 
     return await cache.respond(build)

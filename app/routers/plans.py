@@ -12,6 +12,7 @@ from app.api.params import JurisdictionParam
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
+from app.core.clock import county_today
 from app.schemas.common import Page
 from app.schemas.plan import PlanDetail, PlanSource, PlanStats, PlanSummary, SectionNode
 from app.services import jurisdictions as jurisdiction_service
@@ -86,7 +87,7 @@ async def get_stats(
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
-        stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or date.today(), period=period)
+        stats = plan_service.plan_stats(session=session, plan=row, as_of=as_of or county_today(), period=period)
         return render_json(stats)
 
     return await cache.respond(build)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -17,6 +16,7 @@ from app.api.params import UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
+from app.core.clock import county_today
 from app.errors import FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
 from app.models import ProgressReport, ReportKind, ReviewState, Task
 from app.schemas.common import Page
@@ -54,7 +54,7 @@ def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
     """The precondition of a correction: the task is still as the caller last read it."""
 
     def check(task: Task) -> None:
-        view = task_service.hydrate(session=session, tasks=[task], as_of=date.today())[0]
+        view = task_service.hydrate(session=session, tasks=[task], as_of=county_today())[0]
         if not etag_matches(if_match, etag_of(task_detail_bytes(view))):
             raise StaleETag(
                 f"任务 {task.code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"

@@ -12,6 +12,7 @@ from app.api.paths import PlanSlug, TaskCode
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
 from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
+from app.core.clock import county_today
 from app.schemas.common import Page
 from app.schemas.task import TaskOut
 from app.services import plans as plan_service
@@ -65,7 +66,7 @@ async def get_task(
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
-        view = task_service.get_task(session=session, plan=row, code=code, as_of=as_of or date.today())
+        view = task_service.get_task(session=session, plan=row, code=code, as_of=as_of or county_today())
         return Rendered(task_detail_bytes(view))
 
     return await cache.respond(build)

@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import and_, case, func
 from sqlmodel import Session, col, select
 
+from app.core.clock import county_today
 from app.core.config import get_settings
 from app.errors import InvalidParameter, NotFound
 from app.models import Jurisdiction, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
@@ -112,7 +113,7 @@ def plan_stats(*, session: Session, plan: Plan, as_of: date, period: str | None 
         closed = latest_closed_period(facts, plan.id, as_of)
         period = closed.label if closed is not None else None
     current = None
-    if as_of >= date.today():
+    if as_of >= county_today():
         current = current_owner_states(session=session, task_ids=list(facts.tasks))
     pics = pictures(facts, as_of=as_of, settings=settings, current=current)
     tasks = sorted(facts.tasks.values(), key=lambda t: t.position)
@@ -222,7 +223,7 @@ def jurisdiction_stats(*, session: Session, jurisdiction: Jurisdiction, as_of: d
     within = frozenset(subtree_ids(session=session, root_id=jurisdiction.id or 0))
     plans = {p.id: p for p in list_plans(session=session, jurisdiction_ids=within)}
     per_plan: dict[int, Counter[str]] = defaultdict(Counter)
-    if as_of >= date.today():
+    if as_of >= county_today():
         # Today: the maintained status columns, one grouped query however many plans.
         overdue = case((and_(col(Task.due) < as_of, col(Task.status) != TaskStatus.completed), 1), else_=0)
         rows = session.exec(

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, tuple_
 from sqlalchemy import select as sa_select  # more than four columns, which sqlmodel's select does not type
 from sqlmodel import Session, col, select
 
+from app.core.clock import county_today
 from app.core.config import Settings, get_settings
 from app.errors import InvalidParameter, NotFound
 from app.models import (
@@ -62,10 +63,10 @@ class TaskFilter:
     overdue: bool | None = None
     q: str | None = None
     lights: tuple[Light, ...] = ()
-    today: date | None = None  # None: date.today(); `as_of` before it reads the past
+    today: date | None = None  # None: county_today(); `as_of` before it reads the past
 
     def reads_past(self) -> bool:
-        return self.as_of < (self.today or date.today())
+        return self.as_of < (self.today or county_today())
 
     def computed(self) -> bool:
         """Filters judged in Python after computing each candidate's picture (not in SQL)."""
@@ -327,7 +328,7 @@ def hydrate(
     if not tasks:
         return []
     settings = settings or get_settings()
-    past = as_of < (today or date.today())
+    past = as_of < (today or county_today())
     task_ids = [t.id for t in tasks]
     plan_ids = {t.plan_id for t in tasks}
     slugs = dict(session.exec(select(Plan.id, Plan.slug).where(col(Plan.id).in_(plan_ids))).all())

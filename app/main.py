@@ -18,6 +18,7 @@ from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
 from app.routers import (
     admin,
+    briefing,
     changes,
     duties,
     health,
@@ -57,6 +58,10 @@ TAGS = [
     {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
     {"name": "toolkit", "description": "部门报送工具:填报模板(XLSX/CSV)/ departments' toolkit: fill-in templates"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
+    {
+        "name": "briefing",
+        "description": "通报:按报告期从数据起草(Markdown / Word)/ the periodic 通报, drafted from the data",
+    },
 ]
 
 
@@ -95,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(schedule.router)
     api.include_router(review.router)
     api.include_router(duties.router)
+    api.include_router(briefing.router)
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
@@ -15,11 +16,13 @@ from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
+from app.dashboard import STATIC_DIR, STATIC_URL
 from app.errors import install_problem_handlers
 from app.routers import (
     admin,
     briefing,
     changes,
+    dashboard,
     duties,
     health,
     jurisdictions,
@@ -103,6 +106,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(briefing.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     install_openapi(app)
     app.state.response_cache = ResponseCache()
     return app

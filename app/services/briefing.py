@@ -41,6 +41,7 @@ from app.schemas.progress import ProgressOut
 from app.services import duties as duty_service
 from app.services import plans as plan_service
 from app.services import progress as progress_service
+from app.services import schedule as schedule_service
 from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.cycle import end_of_day
@@ -126,6 +127,7 @@ class PeriodPicture:
     notable: list[ProgressOut]  # the period's notable reports (通报)
     sources: Sources
     unit_ids: set[int] | None = None
+    periods: list[str] = field(default_factory=list)  # the plan's periods begun by as_of (the filter's choices)
     standings: dict[Standing, list[ComplianceOut]] = field(default_factory=dict)
 
     @property
@@ -256,6 +258,12 @@ def period_picture(
         sources=sources,
         unit_ids=unit_ids,
     )
+    schedule = schedule_service.get_schedule(session=session, plan=plan)
+    picture.periods = [
+        r.period.label
+        for r in schedule_service.calendar(plan=plan, schedule=schedule, as_of=as_of)
+        if r.period.start <= as_of
+    ]
     for row in compliance_rows:
         picture.standings.setdefault(standing(row), []).append(row)
     return picture

@@ -294,6 +294,7 @@ class Block:
     text: str = ""
     level: int = 2
     items: list[str] = field(default_factory=list)
+    item_refs: list[int] = field(default_factory=list)  # per bullet, when each cites its own request
     header: list[str] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     refs: list[int] = field(default_factory=list)
@@ -412,16 +413,16 @@ def draft_briefing(picture: PeriodPicture, *, base_url: str) -> Briefing:
         blocks.append(Block("paragraph", "本期无红灯任务。", refs=[red_ref]))
     heading("值得关注的报告")
     if picture.notable:
-        items = []
+        items, item_refs = [], []
         for r in picture.notable:
-            ref = cite(f"报告 {r.id}", Sources.report(r.id))
+            item_refs.append(cite(f"报告 {r.id}", Sources.report(r.id)))
             unit = r.unit.name if r.unit else r.submitted_by
             if r.review.state == ReviewState.returned:
                 what = f"被退回({r.review.reason or '未说明理由'})"
             else:
                 what = f"报告{r.status.label}(进度 {r.percent}%)"
-            items.append(f"{unit} 任务 {r.task} {what}:{r.summary} [{ref}]")
-        blocks.append(Block("bullets", items=items))
+            items.append(f"报告 {r.id}:{unit} 任务 {r.task} {what}:{r.summary}")
+        blocks.append(Block("bullets", items=items, item_refs=item_refs))
     else:
         blocks.append(Block("paragraph", "本期无报告已完成、滞后或被退回的任务。"))
     scope = f"({picture.unit.unit.name})" if picture.unit else ""
@@ -437,6 +438,11 @@ def task_title(view: TaskView) -> str:
     return short_title(view.task)
 
 
+def _with_refs(block: Block) -> list[tuple[str, int]]:
+    refs = block.item_refs or [0] * len(block.items)
+    return list(zip(block.items, refs, strict=True))
+
+
 def briefing_markdown(briefing: Briefing) -> str:
     def refs(block: Block) -> str:
         return "".join(f"[^{n}]" for n in block.refs)
@@ -448,7 +454,7 @@ def briefing_markdown(briefing: Briefing) -> str:
         elif block.kind == "paragraph":
             lines += [block.text + refs(block), ""]
         elif block.kind == "bullets":
-            lines += [f"- {item}" for item in block.items]
+            lines += [f"- {item}" + (f"[^{n}]" if n else "") for item, n in _with_refs(block)]
             if block.refs:
                 lines.append(f"\n(数据来源{refs(block)})")
             lines.append("")
@@ -480,8 +486,8 @@ def briefing_docx(briefing: Briefing) -> bytes:
         elif block.kind == "paragraph":
             document.add_paragraph(block.text + marks(block))
         elif block.kind == "bullets":
-            for item in block.items:
-                document.add_paragraph(item, style="List Bullet")
+            for item, n in _with_refs(block):
+                document.add_paragraph(item + (f"[{n}]" if n else ""), style="List Bullet")
             if block.refs:
                 document.add_paragraph(f"(数据来源 {marks(block)})")
         elif block.kind == "table":

@@ -119,3 +119,16 @@ def test_package_data_ships_the_templates_and_assets() -> None:
     needed = {p for base in (TEMPLATES_DIR, STATIC_DIR) for p in base.rglob("*") if p.is_file()}
     assert needed and needed <= shipped, sorted(str(p.relative_to(package)) for p in needed - shipped)
     assert "COPY app ./app" in (ROOT / "Dockerfile").read_text(encoding="utf-8")
+
+
+def test_before_any_deadline_there_is_no_period_yet(client: TestClient) -> None:
+    page = client.get(PAGE, params={"as_of": "2021-02-01"}).text
+    assert 'data-period=""' in page and "尚无已过报送期限的报告期" in page
+    assert 'data-figure="compliance.rate"' not in page and 'id="chart-compliance"' not in page
+
+
+def test_the_page_has_an_etag_and_revalidates(client: TestClient) -> None:
+    first = client.get(PAGE, params={"as_of": "2024-02-01"})
+    etag = first.headers["etag"]
+    again = client.get(PAGE, params={"as_of": "2024-02-01"}, headers={"If-None-Match": etag})
+    assert again.status_code == 304

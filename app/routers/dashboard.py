@@ -18,11 +18,15 @@ from typing import Annotated, Any, ClassVar
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlmodel import Session
 
 from app.api.deps import AuthorizationHeader, SessionDep, SettingsDep
 from app.api.params import reject_unknown_query_params
+from app.api.read_cache import ReadCacheDep
+from app.api.responses import Rendered
 from app.core.clock import county_today
+from app.core.config import Settings
 from app.dashboard import STATIC_URL, TEMPLATES_DIR
 from app.models import TaskStatus
 from app.services import briefing as briefing_service
@@ -67,9 +71,14 @@ router = APIRouter(
     include_in_schema=False,  # HTML for people; the API requests it shows are in the OpenAPI document
     dependencies=[Depends(reject_unknown_query_params), Depends(require_dashboard_reader)],
 )
-templates = Jinja2Templates(directory=TEMPLATES_DIR)
+templates = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=select_autoescape(), auto_reload=False)
+HTML = "text/html; charset=utf-8"
 STATUS_ORDER = briefing_service.STATUS_ORDER
 LIGHT_ORDER = (Light.red, Light.yellow, Light.green)
+
+
+def render(template: str, context: dict[str, Any]) -> Rendered:
+    return Rendered(templates.get_template(template).render(**context).encode(), HTML)
 
 
 @router.get("", response_class=HTMLResponse)
@@ -78,20 +87,28 @@ def dashboard_home(request: Request, session: SessionDep) -> Response:
     plans = plan_service.list_plans(session=session)
     if len(plans) == 1:
         return RedirectResponse(f"/dashboard/{plans[0].slug}", status_code=307)
-    return templates.TemplateResponse(request, "plans.html", {"plans": plans, "static": STATIC_URL})
+    page = render("plans.html", {"plans": plans, "static": STATIC_URL})
+    return Response(page.body, media_type=HTML)
 
 
 @router.get("/{plan}", response_class=HTMLResponse)
-def plan_dashboard(
+async def plan_dashboard(
     request: Request,
     plan: str,
     session: SessionDep,
     settings: SettingsDep,
+    cache: ReadCacheDep,
     period: Annotated[str | None, Query(description="合规统计的报告期 / compliance period")] = None,
     unit: Annotated[str | None, Query(description="只看某一单位 / one unit only")] = None,
     as_of: Annotated[date | None, Query(description="基准日,默认今天 / reference date")] = None,
 ) -> Response:
-    """一个方案的督查看板 / One plan's dashboard."""
+    """一个方案的督查看板 / One plan's dashboard (kept, with its ETag, until the data changes)."""
+    return await cache.respond(lambda: _page(session, settings, plan, period, unit, as_of))
+
+
+def _page(
+    session: Session, settings: Settings, plan: str, period: str | None, unit: str | None, as_of: date | None
+) -> Rendered:
     row = plan_service.get_plan(session=session, slug=plan)
     picture = briefing_service.period_picture(
         session=session,
@@ -118,7 +135,7 @@ def plan_dashboard(
         "charts": _charts(picture),
         "TaskStatus": TaskStatus,
     }
-    return templates.TemplateResponse(request, "dashboard.html", context)
+    return render("dashboard.html", context)
 
 
 def _charts(picture: briefing_service.PeriodPicture) -> dict[str, Any]:

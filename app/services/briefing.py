@@ -34,7 +34,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings
 from app.models import Plan, ReviewState, TaskStatus, Unit, UnitKind
-from app.schemas.duty import ComplianceOut, compliance_out, duty_out
+from app.schemas.duty import ComplianceOut, ComplianceSort, compliance_out, duty_out, sort_compliance
 from app.schemas.duty import DutyOut as DutyRow
 from app.schemas.plan import PlanStats, UnitLoad
 from app.schemas.progress import ProgressOut
@@ -184,16 +184,7 @@ def period_picture(
         compliance_rows = [
             compliance_out(facts, c) for uid, c in per_unit.items() if unit_ids is None or uid in unit_ids
         ]
-        # The compliance endpoint's default order (`sort=rate`): worst first, nothing judgeable last.
-        compliance_rows.sort(
-            key=lambda r: (
-                r.rate is None,
-                r.rate or 0,
-                -r.missing,
-                r.unit.name if r.unit else "",
-                r.unit.id if r.unit else 0,
-            )
-        )
+        compliance_rows = sort_compliance(compliance_rows, ComplianceSort.rate)  # the endpoint's default order
         missing = [
             duty_out(facts, d)
             for d in found

@@ -57,7 +57,7 @@ def expected_lines(http: httpx.Client, period: str) -> list[str]:
         *(f"{label} {stats['by_status'][status]} 项" for status, label in STATUS_LABELS.items()),
         f"已过期限未完成 {stats['overdue']} 项",
         f"红灯 {stats['by_light']['red']} 项、黄灯 {stats['by_light']['yellow']} 项、绿灯 {stats['by_light']['green']} 项",
-        f"本期应报 {t['owed']} 项:按时报送 {t['on_time']} 项、逾期报送 {t['late']} 项、未报送 {t['missing']} 项、"
+        f"全方案本期应报 {t['owed']} 项:按时报送 {t['on_time']} 项、逾期报送 {t['late']} 项、未报送 {t['missing']} 项、"
         f"待报送 {t['due']} 项、免报 {t['excused']} 项;按时报送率 {percent(t['rate'])},报送率 {percent(t['reported_rate'])}",
     ]
     for c in stats["by_chapter"]:

@@ -358,7 +358,7 @@ def draft_briefing(picture: PeriodPicture, *, base_url: str) -> Briefing:
         blocks.append(
             Block(
                 "paragraph",
-                f"本期应报 {t.owed} 项:按时报送 {t.on_time} 项、逾期报送 {t.late} 项、未报送 {t.missing} 项、"
+                f"全方案本期应报 {t.owed} 项:按时报送 {t.on_time} 项、逾期报送 {t.late} 项、未报送 {t.missing} 项、"
                 f"待报送 {t.due} 项、免报 {t.excused} 项;按时报送率 {percent(t.rate)},报送率 {percent(t.reported_rate)}。",
                 refs=[comp_ref],
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
 from app import __version__
@@ -15,10 +16,13 @@ from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
+from app.dashboard import STATIC_DIR, STATIC_URL
 from app.errors import install_problem_handlers
 from app.routers import (
     admin,
+    briefing,
     changes,
+    dashboard,
     duties,
     health,
     jurisdictions,
@@ -57,6 +61,10 @@ TAGS = [
     {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
     {"name": "toolkit", "description": "部门报送工具:填报模板(XLSX/CSV)/ departments' toolkit: fill-in templates"},
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
+    {
+        "name": "briefing",
+        "description": "通报:按报告期从数据起草(Markdown / Word)/ the periodic 通报, drafted from the data",
+    },
 ]
 
 
@@ -95,8 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(schedule.router)
     api.include_router(review.router)
     api.include_router(duties.router)
+    api.include_router(briefing.router)
     app.include_router(api)
     app.include_router(health.router)
+    app.include_router(dashboard.router)
+    app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     install_openapi(app)
     app.state.response_cache = ResponseCache()
     return app

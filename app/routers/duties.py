@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 from datetime import date
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -19,7 +18,7 @@ from app.core.clock import county_today
 from app.errors import InvalidParameter, NotFound
 from app.models import Role, UnitKind
 from app.schemas.common import Page
-from app.schemas.duty import ComplianceOut, ComplianceReport, DutyOut, compliance_out, duty_out
+from app.schemas.duty import ComplianceReport, ComplianceSort, DutyOut, compliance_out, duty_out, sort_compliance
 from app.services import duties as duty_service
 from app.services import plans as plan_service
 from app.services import tasks as task_service
@@ -185,29 +184,6 @@ async def list_duties(
     return await cache.respond(build)
 
 
-class ComplianceSort(StrEnum):
-    rate = "rate"
-    rate_desc = "-rate"
-    missing = "missing"
-    missing_desc = "-missing"
-    name = "name"
-
-
-def _sorted(rows: list[ComplianceOut], sort: ComplianceSort) -> list[ComplianceOut]:
-    def name(row: ComplianceOut) -> tuple[str, int]:
-        assert row.unit is not None
-        return (row.unit.name, row.unit.id)
-
-    if sort == ComplianceSort.name:
-        return sorted(rows, key=name)
-    if sort in (ComplianceSort.missing, ComplianceSort.missing_desc):
-        sign = -1 if sort == ComplianceSort.missing_desc else 1
-        return sorted(rows, key=lambda r: (sign * r.missing, name(r)))
-    sign = 1 if sort == ComplianceSort.rate else -1
-    # Units with nothing judgeable yet go last either way.
-    return sorted(rows, key=lambda r: (r.rate is None, sign * (r.rate or 0), -r.missing, name(r)))
-
-
 @router.get("/plans/{plan}/compliance", response_model=ComplianceReport)
 async def get_compliance(
     request: Request,
@@ -232,7 +208,7 @@ async def get_compliance(
         row = plan_service.get_plan(session=session, slug=plan)
         facts, found = duty_service.plan_duties(session=session, plan=row, as_of=day, settings=settings, period=period)
         per_unit, total = duty_service.compliance(found)
-        items = _sorted([compliance_out(facts, c) for c in per_unit.values()], sort)
+        items = sort_compliance([compliance_out(facts, c) for c in per_unit.values()], sort)
         report = ComplianceReport(
             plan=row.slug, as_of=day, period=period, items=items, totals=compliance_out(facts, total)
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -105,3 +106,28 @@ def compliance_out(facts: SupervisionFacts, row: Compliance) -> ComplianceOut:
         rate=row.rate,
         reported_rate=row.reported_rate,
     )
+
+
+class ComplianceSort(StrEnum):
+    rate = "rate"
+    rate_desc = "-rate"
+    missing = "missing"
+    missing_desc = "-missing"
+    name = "name"
+
+
+def sort_compliance(rows: list[ComplianceOut], sort: ComplianceSort) -> list[ComplianceOut]:
+    """The compliance list's order (`sort=`); the dashboard and the 通报 list units in the default one."""
+
+    def name(row: ComplianceOut) -> tuple[str, int]:
+        assert row.unit is not None
+        return (row.unit.name, row.unit.id)
+
+    if sort == ComplianceSort.name:
+        return sorted(rows, key=name)
+    if sort in (ComplianceSort.missing, ComplianceSort.missing_desc):
+        sign = -1 if sort == ComplianceSort.missing_desc else 1
+        return sorted(rows, key=lambda r: (sign * r.missing, name(r)))
+    sign = 1 if sort == ComplianceSort.rate else -1
+    # Units with nothing judgeable yet go last either way.
+    return sorted(rows, key=lambda r: (r.rate is None, sign * (r.rate or 0), -r.missing, name(r)))

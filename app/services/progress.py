@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session, col, select
 
@@ -75,9 +76,10 @@ def list_reports(
     review: ReviewState | None = None,
     plan_id: int | None = None,
     before_id: int | None = None,
+    until: datetime | None = None,
     limit: int = 50,
 ) -> list[ProgressReport]:
-    """Newest first; `before_id` is the keyset cursor."""
+    """Newest first; `before_id` is the keyset cursor; `until`: only reports sent by then."""
     query = select(ProgressReport)
     if plan_id is not None:
         query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == plan_id)
@@ -93,6 +95,8 @@ def list_reports(
         query = query.where(ProgressReport.kind == kind)
     if before_id is not None:
         query = query.where(col(ProgressReport.id) < before_id)
+    if until is not None:
+        query = query.where(col(ProgressReport.created_at) <= until)
     return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
 
 

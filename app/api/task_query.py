@@ -26,7 +26,7 @@ class TaskQueryParams:
     jurisdiction: str | None
     unit: str | None
     include_groups: bool
-    role: Role | None
+    roles: tuple[Role, ...]
     section: str | None
     statuses: tuple[TaskStatus, ...]
     due_before: date | None
@@ -45,6 +45,18 @@ class TaskQueryParams:
 
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.replace(",", ",").split(",") if v.strip()]
+
+
+def parse_roles(values: list[str] | None) -> tuple[Role, ...]:
+    """`role=lead,responsible` or `role=lead&role=responsible`: any of these roles."""
+    roles = []
+    for value in _split(values):
+        try:
+            roles.append(Role(value))
+        except ValueError:
+            allowed = "、".join(r.value for r in Role)
+            raise InvalidParameter("role", f"未知角色“{value}”,可选:{allowed}", kind="enum") from None
+    return tuple(dict.fromkeys(roles))
 
 
 async def task_query_params(  # async: pure parsing, no threadpool hop
@@ -72,11 +84,12 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         ),
     ] = False,
     role: Annotated[
-        Role | None,
+        list[str] | None,
         Query(
-            description="角色:lead 牵头、cooperating 配合、responsible 责任。与 unit 同用时为该单位的角色。"
-            " / With unit: the unit's role; alone: tasks having that role.",
-            examples=["lead"],
+            description="角色,可多值(任一):`role=lead,responsible` 或 `role=lead&role=responsible`;"
+            "取值 lead 牵头、cooperating 配合、responsible 责任。与 unit 同用时为该单位的角色。"
+            " / one or several roles (any of them): with unit, the unit's role; alone, tasks having that role.",
+            examples=["lead,responsible"],
         ),
     ] = None,
     section: Annotated[
@@ -161,6 +174,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         except ValueError:
             allowed = "、".join(s.value for s in TaskStatus)
             raise InvalidParameter("status", f"未知状态“{value}”,可选:{allowed}", kind="enum") from None
+    roles = parse_roles(role)
     lights = []
     for value in _split(light):
         try:
@@ -179,7 +193,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         jurisdiction=jurisdiction,
         unit=unit,
         include_groups=include_groups,
-        role=role,
+        roles=roles,
         section=section,
         statuses=tuple(statuses),
         due_before=due_before,
@@ -219,7 +233,7 @@ def to_filter(
         jurisdiction_ids=within,
         unit=unit,
         include_groups=params.include_groups,
-        role=params.role,
+        roles=params.roles,
         section=params.section,
         statuses=params.statuses,
         due_before=params.due_before,

@@ -13,7 +13,9 @@ from app.services.duties import Compliance, Duty, DutyState
 from app.services.supervision_facts import SupervisionFacts, UnitName
 
 
-class ExcusalOut(BaseModel):
+class DutyExcusalRef(BaseModel):
+    """The waiver behind an excused duty (its full record: `GET /plans/{plan}/excusals`)."""
+
     id: int = Field(description="免报记录 id / excusal id")
     reason: str = Field(description="免报理由 / why it was waived")
 
@@ -36,7 +38,7 @@ class DutyOut(BaseModel):
     sent_at: datetime | None = Field(
         description="报送时间(更正沿用被更正版本的时间)/ when the duty was met (a correction keeps its predecessor's time)"
     )
-    excusal: ExcusalOut | None = Field(description="免报信息 / the waiver, when excused")
+    excusal: DutyExcusalRef | None = Field(description="免报信息 / the waiver, when excused")
 
 
 class ComplianceOut(BaseModel):
@@ -89,7 +91,7 @@ def duty_out(facts: SupervisionFacts, duty: Duty) -> DutyOut:
         state=duty.state,
         report_id=duty.report_id,
         sent_at=duty.sent_at,
-        excusal=ExcusalOut(id=duty.excusal.id, reason=duty.excusal.reason) if duty.excusal else None,
+        excusal=DutyExcusalRef(id=duty.excusal.id, reason=duty.excusal.reason) if duty.excusal else None,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -24,11 +23,10 @@ from sqlmodel import Session, col, select
 from app.errors import InvalidParameter
 from app.models import GroupMember, Plan, Responsibility, Role, Task, TaskStatus, Unit
 from app.services import schedule as schedule_service
+from app.services.tasks import readable_title
 
 ROLE_LABELS = {Role.lead: "牵头", Role.responsible: "责任", Role.cooperating: "配合"}
 _ROLE_ORDER = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
-_CLAUSE_END = re.compile(r"[,。;:,;:!?!?]")
-TITLE_MAX = 40
 EXTRA_ROWS = 200  # validation reaches this far below the tasks, for rows a clerk inserts
 WIDTHS = {"任务编号": 10, "任务标题": 40, "本单位角色": 14, "当前状态": 10, "当前进度": 10, "报告期": 10,
           "状态": 10, "完成百分比": 12, "进展摘要": 60, "佐证材料": 40}  # fmt: skip
@@ -41,14 +39,6 @@ class TemplateRow:
     role: str
     status: TaskStatus
     progress: int
-
-
-def short_title(task: Task) -> str:
-    """The plan's title, or the text's first clause (cut to 40 characters) where it gives none."""
-    if task.title:
-        return task.title
-    first = _CLAUSE_END.split(task.text.strip(), maxsplit=1)[0].strip()
-    return first[:TITLE_MAX] + ("…" if len(first) > TITLE_MAX else "")
 
 
 def template_rows(
@@ -103,7 +93,7 @@ def template_rows(
         rows.append(
             TemplateRow(
                 code=task.code,
-                title=short_title(task),
+                title=readable_title(task),
                 role="、".join(labels),
                 status=TaskStatus(task.status),
                 progress=task.progress,

@@ -290,10 +290,45 @@ def test_csv_export(client: TestClient) -> None:
         assert response.headers["content-type"].startswith("text/csv")
         assert response.content.startswith("\ufeff".encode())
         rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
-        assert [r["code"] for r in rows] == JUSTICE_LEADS
-        row = next(r for r in rows if r["code"] == "2.2.2")
-        assert row["lead"] == "县法院、县委政法委、县司法局"
-        assert row["cooperating"] == "各乡镇、各部门(单位)"
+        assert [r["任务编号"] for r in rows] == JUSTICE_LEADS
+        row = next(r for r in rows if r["任务编号"] == "2.2.2")
+        assert row["牵头单位"] == "县法院、县委政法委、县司法局"
+        assert row["配合单位"] == "各乡镇、各部门(单位)"
+        assert row["匹配途径"] == "牵头(直接)" and row["状态"] == "未启动" and row["任务标题"]
+        assert "next_cursor" not in response.headers and "link" not in response.headers  # the whole list
+
+
+def read_csv(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.text
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def test_csv_honours_fields_and_pages_like_json(client: TestClient) -> None:
+    rows = read_csv(client.get(TASKS, params={"format": "csv", "fields": "code,title_derived,status"}))
+    assert list(rows[0]) == ["任务编号", "标题系推得", "状态"] and len(rows) == 76
+    json_items = client.get(TASKS, params={"limit": 500, "fields": "code,title_derived"}).json()["items"]
+    assert [(r["任务编号"], r["标题系推得"] == "是") for r in rows] == [
+        (t["code"], t["title_derived"]) for t in json_items
+    ]
+    # matched_via only where a unit was asked for, as in JSON; `responsibilities` is three columns.
+    rows = read_csv(client.get(TASKS, params={"format": "csv", "fields": "code,responsibilities,matched_via"}))
+    assert list(rows[0]) == ["任务编号", "牵头单位", "配合单位", "责任单位"]
+    # Paging: limit= pages, the next page is in Link (relative, rel="next") and X-Next-Cursor, total on count.
+    paged: list[str] = []
+    params: dict[str, Any] = {"format": "csv", "unit": "司法局", "limit": 4, "count": "true", "fields": "code"}
+    while True:
+        response = client.get(TASKS, params=params)
+        assert response.headers["x-total-count"] == str(len(JUSTICE_LEADS) + 8)  # lead, responsible, cooperating
+        paged += [r["任务编号"] for r in read_csv(response)]
+        if "link" not in response.headers:
+            assert "x-next-cursor" not in response.headers
+            break
+        link = response.headers["link"]
+        assert link.startswith(f"<{TASKS}?") and link.endswith('>; rel="next"')
+        assert f"cursor={response.headers['x-next-cursor']}" in link
+        params = {**params, "cursor": response.headers["x-next-cursor"]}
+    whole = client.get(TASKS, params={"unit": "司法局", "limit": 500, "fields": "code"}).json()["items"]
+    assert paged == [t["code"] for t in whole]
 
 
 def test_units(client: TestClient) -> None:

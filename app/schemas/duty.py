@@ -64,6 +64,10 @@ class ComplianceReport(BaseModel):
     as_of: date
     period: str | None = Field(description="报告期;null 表示截至 as_of 的全部报告期 / period, null: all begun by as_of")
     items: list[ComplianceOut] = Field(description="各单位 / per unit")
+    next_cursor: str | None = Field(
+        default=None, description="下一页游标;null 为最后一页 / next page, null on the last"
+    )
+    total: int | None = Field(default=None, description="单位总数,仅当 count=true / units in all, with count=true")
     totals: ComplianceOut = Field(description="全方案合计 / plan-wide totals")
 
 

@@ -190,8 +190,8 @@ class BatchResult(BaseModel):
 class BatchOut(BaseModel):
     dry_run: bool = Field(default=False, description="仅校验,未写入任何数据 / validated only, nothing written")
     atomic: bool
-    created: int
-    replayed: int
+    created: int = Field(description="新建条数(dry_run 时为将新建的条数)/ created (with dry_run: would be)")
+    replayed: int = Field(description="重放条数(dry_run 时为将重放的条数)/ replayed (with dry_run: would be)")
     failed: int
     results: list[BatchResult]
 

@@ -102,10 +102,14 @@ def test_dry_run_lists_the_errors_and_sends_nothing(tmp_path: Path) -> None:
     runner = CliRunner()
     good = write_csv(tmp_path / "good.csv", "2.3.3,标题,牵头,未启动,0,2024-Q1,推进中,60,开展培训,")
     bad = write_csv(tmp_path / "bad.csv", "2.3.3,标题,牵头,未启动,0,2024-Q1,推进中,160,开展培训,")
-    env = {"PLAN_API_URL": "http://127.0.0.1:9"}  # nothing listens there: a dry run must not call it
-    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env=env)
+    env = {"PLAN_API_URL": "http://127.0.0.1:9"}  # nothing listens there
+    # Without a server the dry run is the local check alone; with one, the server checks too (it is
+    # asked, so an unreachable server is an error, not a pass).
+    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env={"PLAN_API_URL": ""})
     assert done.exit_code == 0, done.output
     assert "校验通过,未报送" in done.output
+    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env=env)
+    assert done.exit_code == 1 and "无法连接服务" in done.output
     done = runner.invoke(client_cli.app, ["submit", str(bad), "--plan", "p", "--dry-run"], env=env)
     assert done.exit_code == 1
     assert "第 2 行:完成百分比应为 0–100 的整数" in done.output

@@ -134,6 +134,12 @@ def test_a_generated_client_lists_submits_and_reads_back(backend: str, tmp_path:
                 task="2.1.3", status=models.TaskStatus.IN_PROGRESS, percent=10, summary="配合", period="2024-Q1"
             ),
         ]
+        checked = submit_batch.sync(plan=SEED_SLUG, client=writer, body=models.BatchIn(items=items), dry_run=True)
+        assert isinstance(checked, models.BatchOut) and checked.dry_run
+        assert [r.outcome for r in checked.results] == [
+            models.BatchResultOutcome.WOULD_CREATE,
+            models.BatchResultOutcome.ERROR,
+        ]
         answer = submit_batch.sync(plan=SEED_SLUG, client=writer, body=models.BatchIn(items=items))
         assert isinstance(answer, models.BatchOut)
         assert (answer.created, answer.failed) == (1, 1)

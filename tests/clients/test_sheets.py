@@ -4,6 +4,8 @@ the client package imports none of the server's dependencies."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 from plan_api_client import cli as client_cli
-from plan_api_client.sheets import HEADERS, SheetError, parse_rows, read_rows, results_path
+from plan_api_client.sheets import HEADERS, SheetError, parse_rows, read_rows, results_path, write_results
 from typer.testing import CliRunner
 
 HEADER = ",".join(HEADERS)
@@ -131,3 +133,12 @@ def test_the_client_needs_none_of_the_servers_dependencies() -> None:
         [sys.executable, "-c", probe], cwd=client_dir, capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_results_file_keeps_formula_like_text_inert(tmp_path: Path) -> None:
+    out = tmp_path / "r.results.csv"
+    write_results(
+        out, [(2, "2.3.3", "2024-Q1", "失败", None, '=HYPERLINK("http://evil")'), (3, "2.3.4", "", "新增", 7, "")]
+    )
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    assert rows[1][-1] == '\'=HYPERLINK("http://evil")' and rows[2][1:] == ["2.3.4", "", "新增", "7", ""]

@@ -24,6 +24,7 @@ from app.routers import (
     changes,
     dashboard,
     duties,
+    exports,
     health,
     jurisdictions,
     plans,
@@ -59,7 +60,10 @@ TAGS = [
     {"name": "review", "description": "审核与撤回报告 / review and withdrawal of reports"},
     {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
     {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
-    {"name": "toolkit", "description": "部门报送工具:填报模板(XLSX/CSV)/ departments' toolkit: fill-in templates"},
+    {
+        "name": "toolkit",
+        "description": "部门报送工具:填报模板与导出(XLSX/CSV)/ departments' toolkit: fill-in templates, exports",
+    },
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
     {
         "name": "briefing",
@@ -97,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(tasks.router)
     api.include_router(units.router)
     api.include_router(templates.router)
+    api.include_router(exports.router)
     api.include_router(progress.router)
     api.include_router(changes.router)
     api.include_router(admin.router)

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.models import GroupMember, Task, TaskStatus, Unit, UnitKind
-from tests.factories import make_key, xiji_id
+from app.models import GroupMember, Plan, Task, TaskStatus, Unit, UnitKind
+from tests.factories import SEED_SLUG, make_key, xiji_id
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 TASKS = f"{PLAN}/tasks"
@@ -57,6 +57,19 @@ def test_unit_by_alias_and_role(client: TestClient) -> None:
     assert codes(client, unit="司法局", role="cooperating") == ["4.3.5", "4.3.6", "4.5.2", "5.5.1", "5.5.2"]
     unit_id = client.get("/api/v1/units/县司法局").json()["id"]
     assert codes(client, unit=str(unit_id), role="lead") == JUSTICE_LEADS
+
+
+def test_several_roles_like_several_statuses(client: TestClient) -> None:
+    """`role=lead,responsible` (or the parameter repeated) is any of them, as with `status=`."""
+    either = sorted([*JUSTICE_LEADS, "2.2.5", "4.4.2", "4.4.4"])
+    assert sorted(codes(client, unit="司法局", role="lead,responsible")) == either
+    assert sorted(codes(client, unit="司法局", role=["responsible", "lead"])) == either
+    assert codes(client, unit="司法局", role="lead, lead") == JUSTICE_LEADS
+    found = client.get(TASKS, params={"unit": "司法局", "role": "responsible,cooperating", "limit": 500}).json()
+    task = next(t for t in found["items"] if t["code"] == "4.4.2")
+    assert {link["role"] for link in task["matched_via"]["links"]} <= {"responsible", "cooperating"}
+    units = client.get("/api/v1/units/司法局/tasks", params={"role": "lead,responsible", "limit": 500}).json()
+    assert sorted(t["code"] for t in units["items"]) == either
 
 
 def test_direct_match_reports_how_it_matched(client: TestClient) -> None:
@@ -197,7 +210,8 @@ def test_task_detail(client: TestClient) -> None:
         ({"limit": "0"}, 422, "query.limit"),
         ({"limit": "501"}, 422, "query.limit"),
         ({"limit": "abc"}, 422, "query.limit"),
-        ({"role": "boss"}, 422, "query.role"),
+        ({"role": "boss"}, 400, "query.role"),
+        ({"role": "lead,boss"}, 400, "query.role"),
         ({"status": "done"}, 400, "query.status"),
         ({"section": "9"}, 400, "query.section"),
         ({"section": "abc"}, 422, "query.section"),
@@ -276,10 +290,45 @@ def test_csv_export(client: TestClient) -> None:
         assert response.headers["content-type"].startswith("text/csv")
         assert response.content.startswith("\ufeff".encode())
         rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
-        assert [r["code"] for r in rows] == JUSTICE_LEADS
-        row = next(r for r in rows if r["code"] == "2.2.2")
-        assert row["lead"] == "县法院、县委政法委、县司法局"
-        assert row["cooperating"] == "各乡镇、各部门(单位)"
+        assert [r["任务编号"] for r in rows] == JUSTICE_LEADS
+        row = next(r for r in rows if r["任务编号"] == "2.2.2")
+        assert row["牵头单位"] == "县法院、县委政法委、县司法局"
+        assert row["配合单位"] == "各乡镇、各部门(单位)"
+        assert row["匹配途径"] == "牵头(直接)" and row["状态"] == "未启动" and row["任务标题"]
+        assert "next_cursor" not in response.headers and "link" not in response.headers  # the whole list
+
+
+def read_csv(response: Any) -> list[dict[str, str]]:
+    assert response.status_code == 200, response.text
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def test_csv_honours_fields_and_pages_like_json(client: TestClient) -> None:
+    rows = read_csv(client.get(TASKS, params={"format": "csv", "fields": "code,title_derived,status"}))
+    assert list(rows[0]) == ["任务编号", "标题系推得", "状态"] and len(rows) == 76
+    json_items = client.get(TASKS, params={"limit": 500, "fields": "code,title_derived"}).json()["items"]
+    assert [(r["任务编号"], r["标题系推得"] == "是") for r in rows] == [
+        (t["code"], t["title_derived"]) for t in json_items
+    ]
+    # matched_via only where a unit was asked for, as in JSON; `responsibilities` is three columns.
+    rows = read_csv(client.get(TASKS, params={"format": "csv", "fields": "code,responsibilities,matched_via"}))
+    assert list(rows[0]) == ["任务编号", "牵头单位", "配合单位", "责任单位"]
+    # Paging: limit= pages, the next page is in Link (relative, rel="next") and X-Next-Cursor, total on count.
+    paged: list[str] = []
+    params: dict[str, Any] = {"format": "csv", "unit": "司法局", "limit": 4, "count": "true", "fields": "code"}
+    while True:
+        response = client.get(TASKS, params=params)
+        assert response.headers["x-total-count"] == str(len(JUSTICE_LEADS) + 8)  # lead, responsible, cooperating
+        paged += [r["任务编号"] for r in read_csv(response)]
+        if "link" not in response.headers:
+            assert "x-next-cursor" not in response.headers
+            break
+        link = response.headers["link"]
+        assert link.startswith(f"<{TASKS}?") and link.endswith('>; rel="next"')
+        assert f"cursor={response.headers['x-next-cursor']}" in link
+        params = {**params, "cursor": response.headers["x-next-cursor"]}
+    whole = client.get(TASKS, params={"unit": "司法局", "limit": 500, "fields": "code"}).json()["items"]
+    assert paged == [t["code"] for t in whole]
 
 
 def test_units(client: TestClient) -> None:
@@ -326,3 +375,19 @@ def test_plan_detail_sections_and_stats(client: TestClient) -> None:
     top = stats["by_unit"][0]
     assert top["unit"]["name"] == "县司法局"
     assert (top["lead"], top["responsible"], top["cooperating"], top["overdue"]) == (23, 3, 5, 1)
+
+
+def test_every_task_has_a_readable_title_and_says_when_it_was_derived(client: TestClient, db: Session) -> None:
+    tasks = client.get(TASKS, params={"limit": 500}).json()["items"]
+    assert len(tasks) == 76 and all(t["title"].strip() for t in tasks)
+    plan = db.exec(select(Plan).where(Plan.slug == SEED_SLUG)).one()
+    stored = {t.code: t.title for t in db.exec(select(Task).where(Task.plan_id == plan.id))}
+    for task in tasks:
+        assert task["title_derived"] == (stored[task["code"]] is None), task["code"]
+        if task["title_derived"]:  # the text's first clause, at most 40 characters and an ellipsis
+            assert task["text"].startswith(task["title"].removesuffix("…")) and len(task["title"]) <= 41
+        else:
+            assert task["title"] == stored[task["code"]]
+    assert sum(t["title_derived"] for t in tasks) == sum(title is None for title in stored.values()) > 0
+    only = client.get(TASKS, params={"fields": "code,title,title_derived", "limit": 1}).json()["items"][0]
+    assert set(only) == {"code", "title", "title_derived"}

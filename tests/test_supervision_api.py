@@ -211,7 +211,7 @@ def test_lights_with_reasons_and_the_light_filter_pages(client: TestClient, db: 
         assert paged == [t["code"] for t in whole] and len(paged) == len(set(paged))
         response = client.get(f"{PLAN}/tasks", params={"light": "red", "format": "csv"})
         rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-        light_col = rows[0].index("light")
+        light_col = rows[0].index("亮灯")
         assert {r[light_col] for r in rows[1:]} == {"红"}
 
 

@@ -127,8 +127,14 @@ def test_a_clerk_fills_the_template_and_submits_it(backend: str, tmp_path: Path)
         assert done.returncode == 1
         assert f"第 {row_of['2.3.4']} 行:状态“进行中”应为 未启动/推进中/已完成/滞后/常态化 之一" in done.stderr
         assert f"第 {row_of['2.4.1']} 行:完成百分比应为 0–100 的整数" in done.stderr
+        # … and the server's validate-only batch checked the rows that were valid locally: 2.1.3 is
+        # not 县司法局's task, 2.4.2 would be stored, 2.3.3 is already there.
+        assert f"第 {foreign} 行:" in done.stderr and "县司法局与任务 2.1.3 无关联" in done.stderr
+        assert f"第 {row_of['2.4.2']} 行\t2.4.2\t2024-Q1\t将报送" in done.stdout
+        assert f"第 {row_of['2.3.3']} 行\t2.3.3\t2024-Q1\t已存在" in done.stdout
+        assert "未写入任何数据" in done.stdout
         with PlanAPI(live.base_url) as api:
-            assert list(api.history("2.4.2", plan=SEED_SLUG)) == []  # --dry-run sent nothing
+            assert list(api.history("2.4.2", plan=SEED_SLUG)) == []  # --dry-run wrote nothing
 
         done = plan_api("submit", str(sheet_path), "--plan", SEED_SLUG)
         assert done.returncode == 1

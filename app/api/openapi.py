@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
 from app.errors import PROBLEM_JSON, Problem
+from app.schemas.common import DOCUMENTED_MODELS
 
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -45,6 +46,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
+            _documented_models(schema)
             _summaries_from_docstrings(schema)
             _errors_as_problem_json(schema)
             app.openapi_schema = schema
@@ -74,3 +76,13 @@ def _summaries_from_docstrings(schema: dict[str, Any]) -> None:
             if first:
                 operation["summary"] = first.strip()
                 operation["description"] = rest.strip()
+
+
+def _documented_models(schema: dict[str, Any]) -> None:
+    # Batch items are read as plain objects (validated one by one) but documented as their model.
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in DOCUMENTED_MODELS:
+        document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in document.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault(model.__name__, document)

@@ -6,17 +6,18 @@ an admin edit) and needs no version bookkeeping on the write path.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
-import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import Request, Response
 from pydantic import BaseModel
+
+from app.services import sheets
 
 # Data changes only when a report or import arrives: caches may keep it but must revalidate each time.
 CACHE_CONTROL = "no-cache"
@@ -79,14 +80,21 @@ def json_response(request: Request, model: BaseModel, *, include: Any = None, ex
     return send(request, render_json(model, include=include, exclude=exclude))
 
 
-def render_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], *, filename: str) -> Rendered:
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # BOM: Excel opens UTF-8 Chinese correctly only with it
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    disposition = ("Content-Disposition", f'attachment; filename="{filename}"')
-    return Rendered(buffer.getvalue().encode("utf-8"), CSV, (disposition,))
+def render_csv(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    filename: str,
+    headers: Sequence[tuple[str, str]] = (),
+) -> Rendered:
+    """A CSV download (cells a spreadsheet would run are neutralised: `sheets.csv_bytes`)."""
+    return Rendered(sheets.csv_bytes(header, rows), CSV, (attachment(filename), *headers))
+
+
+def attachment(filename: str) -> tuple[str, str]:
+    """Content-Disposition of a download: an ASCII fallback name and the real (Chinese) one, RFC 6266."""
+    fallback = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return ("Content-Disposition", f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}")
 
 
 def wants_csv(request: Request, format_param: str | None) -> bool:

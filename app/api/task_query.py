@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
@@ -17,8 +19,11 @@ from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, task_out
 from app.services import jurisdictions
 from app.services.lights import LIGHT_LABELS, Light
-from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks
+from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks, readable_title
+from app.services.templates import ROLE_LABELS
 from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
+
+DEFAULT_LIMIT = 50
 
 
 @dataclass
@@ -26,7 +31,7 @@ class TaskQueryParams:
     jurisdiction: str | None
     unit: str | None
     include_groups: bool
-    role: Role | None
+    roles: tuple[Role, ...]
     section: str | None
     statuses: tuple[TaskStatus, ...]
     due_before: date | None
@@ -36,15 +41,31 @@ class TaskQueryParams:
     lights: tuple[Light, ...]
     q: str | None
     sort: TaskSort
-    limit: int
+    limit: int | None  # None: not given (JSON pages by DEFAULT_LIMIT; CSV exports everything)
     cursor: str | None
     count: bool
     fields: tuple[str, ...] | None
     format: Literal["json", "csv"] | None
 
+    @property
+    def page_size(self) -> int:
+        return self.limit or DEFAULT_LIMIT
+
 
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for value in values or [] for v in value.replace(",", ",").split(",") if v.strip()]
+
+
+def parse_roles(values: list[str] | None) -> tuple[Role, ...]:
+    """`role=lead,responsible` or `role=lead&role=responsible`: any of these roles."""
+    roles = []
+    for value in _split(values):
+        try:
+            roles.append(Role(value))
+        except ValueError:
+            allowed = "、".join(r.value for r in Role)
+            raise InvalidParameter("role", f"未知角色“{value}”,可选:{allowed}", kind="enum") from None
+    return tuple(dict.fromkeys(roles))
 
 
 async def task_query_params(  # async: pure parsing, no threadpool hop
@@ -72,11 +93,12 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         ),
     ] = False,
     role: Annotated[
-        Role | None,
+        list[str] | None,
         Query(
-            description="角色:lead 牵头、cooperating 配合、responsible 责任。与 unit 同用时为该单位的角色。"
-            " / With unit: the unit's role; alone: tasks having that role.",
-            examples=["lead"],
+            description="角色,可多值(任一):`role=lead,responsible` 或 `role=lead&role=responsible`;"
+            "取值 lead 牵头、cooperating 配合、responsible 责任。与 unit 同用时为该单位的角色。"
+            " / one or several roles (any of them): with unit, the unit's role; alone, tasks having that role.",
+            examples=["lead,responsible"],
         ),
     ] = None,
     section: Annotated[
@@ -136,7 +158,17 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         TaskSort,
         Query(description="排序:code(方案顺序)、due、updated_at,前加 `-` 为倒序 / sort order"),
     ] = TaskSort.code,
-    limit: Annotated[int, Query(ge=1, le=500, description="每页条数(1–500)/ page size")] = 50,
+    limit: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=500,
+            description="每页条数(1–500),默认 50。CSV 默认导出整个列表;给出 limit 或 cursor 时分页,"
+            '下一页地址在 `Link: <…>; rel="next"` 头,游标在 `X-Next-Cursor` 头,count=true 的总数在 `X-Total-Count` 头'
+            " / page size (default 50); CSV exports the whole list unless limit or cursor is given, then pages"
+            " with the next page in a Link header (and X-Next-Cursor), the total in X-Total-Count",
+        ),
+    ] = None,
     cursor: Annotated[
         str | None,
         Query(description="上一页响应中的 next_cursor / the next_cursor of the previous page"),
@@ -161,6 +193,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         except ValueError:
             allowed = "、".join(s.value for s in TaskStatus)
             raise InvalidParameter("status", f"未知状态“{value}”,可选:{allowed}", kind="enum") from None
+    roles = parse_roles(role)
     lights = []
     for value in _split(light):
         try:
@@ -179,7 +212,7 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         jurisdiction=jurisdiction,
         unit=unit,
         include_groups=include_groups,
-        role=role,
+        roles=roles,
         section=section,
         statuses=tuple(statuses),
         due_before=due_before,
@@ -219,7 +252,7 @@ def to_filter(
         jurisdiction_ids=within,
         unit=unit,
         include_groups=params.include_groups,
-        role=params.role,
+        roles=params.roles,
         section=params.section,
         statuses=params.statuses,
         due_before=params.due_before,
@@ -230,68 +263,106 @@ def to_filter(
     )
 
 
-CSV_HEADER = (
-    "plan",
-    "code",
-    "chapter",
-    "section",
-    "title",
-    "text",
-    "due",
-    "status",
-    "progress",
-    "overdue",
-    "light",
-    "light_reasons",
-    "lead",
-    "cooperating",
-    "responsible",
-    "updated_at",
-)
+def _by_role(view: TaskView, role: Role) -> str:
+    return "、".join(link.unit.name for link in view.links if link.role == role)
+
+
+def _matched(view: TaskView) -> str:
+    return "、".join(
+        ROLE_LABELS[role] + (f"(经{group.name})" if group is not None else "(直接)")
+        for role, group in view.matched or []
+    )
+
+
+_Column = tuple[str, Callable[[TaskView], Any]]
+# The CSV's columns per field of `fields=`, headed in Chinese (a spreadsheet is read by people); values
+# are the JSON's, with statuses, lights and booleans in Chinese words.
+CSV_COLUMNS: dict[str, tuple[_Column, ...]] = {
+    "plan": (("方案", lambda v: v.plan_slug),),
+    "code": (("任务编号", lambda v: v.task.code),),
+    "title": (("任务标题", lambda v: readable_title(v.task)),),
+    "title_derived": (("标题系推得", lambda v: "否" if v.task.title else "是"),),
+    "text": (("任务内容", lambda v: v.task.text),),
+    "chapter": (("章", lambda v: f"{v.chapter.code} {v.chapter.title}"),),
+    "section": (("节", lambda v: f"{v.section.code} {v.section.title}"),),
+    "due": (("完成期限", lambda v: v.task.due.isoformat()),),
+    "status": (("状态", lambda v: TaskStatus(v.status).label),),
+    "progress": (("完成百分比", lambda v: v.progress),),
+    "overdue": (("已逾期", lambda v: "是" if v.overdue else "否"),),
+    "light": (("亮灯", lambda v: LIGHT_LABELS[v.light]),),
+    "light_reasons": (("亮灯原因", lambda v: ";".join(r.message for r in v.light_reasons)),),
+    "responsibilities": (
+        ("牵头单位", lambda v: _by_role(v, Role.lead)),
+        ("配合单位", lambda v: _by_role(v, Role.cooperating)),
+        ("责任单位", lambda v: _by_role(v, Role.responsible)),
+    ),
+    "unit_states": (
+        (
+            "各单位报告状态",
+            lambda v: ";".join(
+                f"{s.unit.name}:{TaskStatus(s.status).label} {s.percent}%" + (f"({s.period})" if s.period else "")
+                for s in v.unit_states
+            ),
+        ),
+    ),
+    "updated_at": (("更新时间", lambda v: v.task.updated_at.isoformat()),),
+    "provenance": (("原文行号", lambda v: v.task.source_line),),
+    "matched_via": (("匹配途径", _matched),),
+}
+assert set(CSV_COLUMNS) == set(TASK_FIELDS), "every field of the JSON has its CSV column(s)"
 CSV_MAX_ROWS = 10_000
+# CSV paging (when limit= or cursor= is given): the next page's URL and cursor, and count=true's total.
+NEXT_CURSOR_HEADER = "X-Next-Cursor"
+TOTAL_COUNT_HEADER = "X-Total-Count"
 
 
 def render_tasks(
     *, request: Request, session: Session, params: TaskQueryParams, flt: TaskFilter, filename: str
 ) -> Rendered:
+    fields: list[str] = list(params.fields or TASK_FIELDS)
+    if flt.unit is None:
+        fields = [f for f in fields if f != "matched_via"]
     if wants_csv(request, params.format):
-        # An export is the whole filtered list, not one page: spreadsheets do not paginate.
-        page = query_tasks(session=session, flt=flt, sort=params.sort, limit=CSV_MAX_ROWS)
-        return render_csv(CSV_HEADER, (_csv_row(v) for v in page.items), filename=filename)
+        return _render_csv(request=request, session=session, params=params, flt=flt, filename=filename, fields=fields)
     page = query_tasks(
-        session=session, flt=flt, sort=params.sort, limit=params.limit, cursor=params.cursor, count=params.count
+        session=session, flt=flt, sort=params.sort, limit=params.page_size, cursor=params.cursor, count=params.count
     )
     body = Page[TaskOut](items=[task_out(v) for v in page.items], next_cursor=page.next_cursor, total=page.total)
-    item_fields: set[str] = set(params.fields or TASK_FIELDS)
-    if flt.unit is None:
-        item_fields.discard("matched_via")
-    include: dict[str, Any] = {"items": {"__all__": item_fields}, "next_cursor": True}
+    include: dict[str, Any] = {"items": {"__all__": set(fields)}, "next_cursor": True}
     if params.count:
         include["total"] = True
     return render_json(body, include=include)
 
 
-def _csv_row(view: TaskView) -> list[Any]:
-    task = view.task
-    by_role = {role: "、".join(link.unit.name for link in view.links if link.role == role) for role in Role}
-    return [
-        view.plan_slug,
-        task.code,
-        f"{view.chapter.code} {view.chapter.title}",
-        f"{view.section.code} {view.section.title}",
-        task.title or "",
-        task.text,
-        task.due.isoformat(),
-        view.status,
-        view.progress,
-        "是" if view.overdue else "否",
-        LIGHT_LABELS[view.light],
-        ";".join(r.message for r in view.light_reasons),
-        by_role[Role.lead],
-        by_role[Role.cooperating],
-        by_role[Role.responsible],
-        task.updated_at.isoformat(),
-    ]
+def _render_csv(
+    *, request: Request, session: Session, params: TaskQueryParams, flt: TaskFilter, filename: str, fields: list[str]
+) -> Rendered:
+    # Without limit= or cursor= an export is the whole filtered list (spreadsheets do not paginate);
+    # with them, one page, and the next one's address in a Link header (RFC 8288) and X-Next-Cursor.
+    paged = params.limit is not None or params.cursor is not None
+    page = query_tasks(
+        session=session,
+        flt=flt,
+        sort=params.sort,
+        limit=params.page_size if paged else CSV_MAX_ROWS,
+        cursor=params.cursor,
+        count=params.count,
+    )
+    columns = [column for field in TASK_FIELDS if field in fields for column in CSV_COLUMNS[field]]
+    headers: list[tuple[str, str]] = []
+    if page.next_cursor is not None:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+        query.append(("cursor", page.next_cursor))
+        headers.append(("Link", f'<{request.url.path}?{urlencode(query)}>; rel="next"'))
+        headers.append((NEXT_CURSOR_HEADER, page.next_cursor))
+    if params.count and page.total is not None:
+        headers.append((TOTAL_COUNT_HEADER, str(page.total)))
+    return render_csv(
+        [name for name, _ in columns],
+        ([value(view) for _, value in columns] for view in page.items),
+        filename=filename,
+        headers=headers,
+    )
 
 
 def task_detail_bytes(view: TaskView) -> bytes:

@@ -10,10 +10,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import object_session
 
 from app.api.deps import AdminDep, WriteSessionDep, client_address
+from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import JurisdictionParam
 from app.api.paths import GroupRefPath, KeyPrefix, UnitRefPath
-from app.api.responses import json_response
+from app.api.responses import json_response, send
 from app.models import ApiKey, Jurisdiction, Unit
 from app.routers.changes import Since, parse_since
 from app.routers.units import unit_detail
@@ -94,10 +95,10 @@ def create_key(request: Request, body: KeyCreate, admin: AdminDep, session: Writ
 
 
 @router.get("/keys", response_model=Page[KeyOut])
-def list_keys(request: Request, admin: AdminDep, session: WriteSessionDep) -> Response:
+def list_keys(request: Request, admin: AdminDep, session: WriteSessionDep, page: ListParamsDep) -> Response:
     """列出密钥(不含明文)/ List keys (never the secrets)."""
     items = [_key_out(k, u) for k, u in administration.list_keys(session=session, admin=admin)]
-    return json_response(request, Page[KeyOut](items=items, next_cursor=None), exclude={"total"})
+    return send(request, render_slice(KeyOut, page_in_memory(items, page)))
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut)

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.lists import CountParam, ListParamsDep, Slice, page_in_memory, render_slice
 from app.api.params import UnitJurisdictionParam
 from app.api.paths import PlanSlug, UnitRefPath
 from app.api.read_cache import ReadCacheDep
@@ -135,6 +136,7 @@ async def list_duties(
     as_of: AsOfParam = None,
     limit: Annotated[int, Query(ge=1, le=500, description="每页条数(1–500)/ page size")] = 100,
     cursor: Annotated[str | None, Query(description="上一页的 next_cursor / the previous page's next_cursor")] = None,
+    count: CountParam = False,
     format: Annotated[
         Literal["json", "csv"] | None,
         Query(description="`csv` 导出(中文表头,UTF-8 带 BOM)/ export as CSV"),
@@ -174,12 +176,12 @@ async def list_duties(
         if wants_csv(request, format):
             rows = (_csv_row(facts, d) for d in selected)
             return render_csv(CSV_HEADER, rows, filename=f"{row.slug}-duties-{period or 'all'}.csv")
+        total = len(selected) if count else None
         if after is not None:
             selected = [d for d in selected if _key(facts, d) > after]
         page = selected[:limit]
         next_cursor = _encode(_key(facts, page[-1])) if len(selected) > limit else None
-        body = Page[DutyOut](items=[duty_out(facts, d) for d in page], next_cursor=next_cursor)
-        return render_json(body, exclude={"total"})
+        return render_slice(DutyOut, Slice([duty_out(facts, d) for d in page], next_cursor, total))
 
     return await cache.respond(build)
 
@@ -191,6 +193,7 @@ async def get_compliance(
     session: SessionDep,
     settings: SettingsDep,
     cache: ReadCacheDep,
+    page: ListParamsDep,
     period: PeriodParam = None,
     as_of: AsOfParam = None,
     sort: Annotated[
@@ -208,11 +211,17 @@ async def get_compliance(
         row = plan_service.get_plan(session=session, slug=plan)
         facts, found = duty_service.plan_duties(session=session, plan=row, as_of=day, settings=settings, period=period)
         per_unit, total = duty_service.compliance(found)
-        items = sort_compliance([compliance_out(facts, c) for c in per_unit.values()], sort)
+        items = page_in_memory(sort_compliance([compliance_out(facts, c) for c in per_unit.values()], sort), page)
         report = ComplianceReport(
-            plan=row.slug, as_of=day, period=period, items=items, totals=compliance_out(facts, total)
+            plan=row.slug,
+            as_of=day,
+            period=period,
+            items=items.items,
+            next_cursor=items.next_cursor,
+            total=items.total,
+            totals=compliance_out(facts, total),
         )
-        return render_json(report)
+        return render_json(report, exclude=None if page.count else {"total"})
 
     return await cache.respond(build)
 
@@ -224,6 +233,7 @@ async def list_unit_duties(
     session: SessionDep,
     settings: SettingsDep,
     cache: ReadCacheDep,
+    page: ListParamsDep,
     period: Annotated[str | None, Query(description="报告期,如 2023-Q4 / period", examples=["2023-Q4"])] = None,
     as_of: AsOfParam = None,
     plan: Annotated[str | None, Query(description="只看某一方案(slug)/ one plan only")] = None,
@@ -243,6 +253,6 @@ async def list_unit_duties(
         )
         todo = [d for d in found if d.state in (DutyState.missing, DutyState.due)]
         todo.sort(key=lambda d: (d.deadline, d.plan_id, facts.tasks[d.task_id].position))
-        return render_json(Page[DutyOut](items=[duty_out(facts, d) for d in todo], next_cursor=None), exclude={"total"})
+        return render_slice(DutyOut, page_in_memory([duty_out(facts, d) for d in todo], page))
 
     return await cache.respond(build)

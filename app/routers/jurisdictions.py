@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
 from app.core.clock import county_today
@@ -23,12 +24,14 @@ JurisdictionRefPath = Annotated[str, Path(description="区划代码或名称 / d
 
 
 @router.get("", response_model=Page[JurisdictionNode])
-async def list_jurisdictions(request: Request, session: SessionDep, cache: ReadCacheDep) -> Response:
+async def list_jurisdictions(
+    request: Request, session: SessionDep, cache: ReadCacheDep, page: ListParamsDep
+) -> Response:
     """行政区划树,每个节点含本级及下级的方案、单位、任务数 / The tree, with plans, units and tasks per node (incl. below)."""
 
     def build() -> Rendered:
         items = jurisdiction_service.tree(session=session)
-        return render_json(Page[JurisdictionNode](items=items, next_cursor=None), exclude={"total"})
+        return render_slice(JurisdictionNode, page_in_memory(items, page))
 
     return await cache.respond(build)
 

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.params import JurisdictionParam
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
@@ -23,14 +24,18 @@ router = APIRouter(prefix="/plans", tags=["plans"])
 
 @router.get("", response_model=Page[PlanSummary])
 async def list_plans(
-    request: Request, session: SessionDep, cache: ReadCacheDep, jurisdiction: JurisdictionParam = None
+    request: Request,
+    session: SessionDep,
+    cache: ReadCacheDep,
+    page: ListParamsDep,
+    jurisdiction: JurisdictionParam = None,
 ) -> Response:
     """列出方案(可按行政区划过滤)/ List plans, optionally of one jurisdiction and those below it."""
 
     def build() -> Rendered:
         within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
         items = [PlanSummary.from_plan(p) for p in plan_service.list_plans(session=session, jurisdiction_ids=within)]
-        return render_json(Page[PlanSummary](items=items, next_cursor=None), exclude={"total"})
+        return render_slice(PlanSummary, page_in_memory(items, page))
 
     return await cache.respond(build)
 
@@ -53,13 +58,15 @@ async def get_plan(request: Request, plan: PlanSlug, session: SessionDep, cache:
 
 
 @router.get("/{plan}/sections", response_model=Page[SectionNode])
-async def list_sections(request: Request, plan: PlanSlug, session: SessionDep, cache: ReadCacheDep) -> Response:
+async def list_sections(
+    request: Request, plan: PlanSlug, session: SessionDep, cache: ReadCacheDep, page: ListParamsDep
+) -> Response:
     """章节树:章、节及其标题和正文 / The chapter → subsection tree with titles and body text."""
 
     def build() -> Rendered:
         row = plan_service.get_plan(session=session, slug=plan)
         tree = plan_service.section_tree(session=session, plan=row)
-        return render_json(Page[SectionNode](items=tree, next_cursor=None), exclude={"total"})
+        return render_slice(SectionNode, page_in_memory(tree, page))
 
     return await cache.respond(build)
 

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
+from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
@@ -136,10 +137,18 @@ def submit_batch(
     principal: WriterDep,
     session: WriteSessionDep,
     atomic: Annotated[bool, Query(description="全部成功才写入,否则整批不写 / all-or-nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        Query(
+            description="仅校验:逐条执行全部检查(内容、权限、报告期与报送周期、幂等键),答复每条将会如何"
+            "(would_create / would_replay / error),不写入任何数据 / validate only: every check, nothing written"
+        ),
+    ] = False,
 ) -> Response:
     """批量报送(最多 500 条),逐条答复 / Submit up to 500 reports; answered per item.
 
     每条可带 `idempotency_key`,重试整批时已成功的条目会重放而非重复。`atomic=true` 时任一条失败则整批不写入(返回 422)。
+    `dry_run=true` 时只校验、不写入,答复同样逐条(失败时仍为 200)/ with dry_run=true nothing is written.
     """
     row = plan_service.get_plan(session=session, slug=plan)
     results: dict[int, BatchResult] = {}
@@ -164,6 +173,23 @@ def submit_batch(
     ordered = [results[i] for i in sorted(results)]
 
     failed = sum(r.outcome == "error" for r in ordered)
+    if dry_run:
+        # Every check ran exactly as for a real batch, writes included; undone, nothing is kept.
+        session.rollback()
+        for r in ordered:
+            if r.outcome == "created":
+                r.outcome, r.report = "would_create", None  # its id and time were never real
+            elif r.outcome == "replayed":
+                r.outcome = "would_replay"
+        out_body = BatchOut(
+            dry_run=True,
+            atomic=atomic,
+            created=sum(r.outcome == "would_create" for r in ordered),
+            replayed=sum(r.outcome == "would_replay" for r in ordered),
+            failed=failed,
+            results=ordered,
+        )
+        return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
     if atomic and failed:
         session.rollback()
         for r in ordered:
@@ -192,14 +218,18 @@ ReviewFilter = Annotated[
 ]
 
 
-def history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
+def history_page(
+    session: Session, request: Request, limit: int, cursor: str | None, count: bool = False, **filters: Any
+) -> Response:
     before_id = None
     if cursor is not None:
         before_id = parse_counter(cursor, "cursor")
     reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
     next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
     items = progress_service.present_reports(session=session, reports=reports[:limit])
-    return json_response(request, Page[ProgressOut](items=items, next_cursor=next_cursor), exclude={"total"})
+    total = progress_service.count_reports(session=session, **filters) if count else None
+    body = Page[ProgressOut](items=items, next_cursor=next_cursor, total=total)
+    return json_response(request, body, exclude=None if count else {"total"})
 
 
 @router.get("/plans/{plan}/tasks/{code}/progress", response_model=Page[ProgressOut])
@@ -214,6 +244,7 @@ def task_history(
     review: ReviewFilter = None,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
+    count: CountParam = False,
 ) -> Response:
     """任务的进展历史,最新在前 / A task's report history, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
@@ -225,7 +256,16 @@ def task_history(
         else None
     )
     return history_page(
-        session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind, review=review
+        session,
+        request,
+        limit,
+        cursor,
+        count,
+        task_id=task.id,
+        unit_id=unit_id,
+        period=period,
+        kind=kind,
+        review=review,
     )
 
 
@@ -239,6 +279,7 @@ def unit_history(
     review: ReviewFilter = None,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
+    count: CountParam = False,
     jurisdiction: UnitJurisdictionParam = None,
 ) -> Response:
     """单位自己报送的全部报告,最新在前 / The unit's own reports, newest first.
@@ -246,7 +287,9 @@ def unit_history(
     `review=returned` 列出被退回、需重新报送的报告 / lists the reports returned in review, to resubmit.
     """
     unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
-    return history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind, review=review)
+    return history_page(
+        session, request, limit, cursor, count, unit_id=unit.id, period=period, kind=kind, review=review
+    )
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import AdminDep, WriterDep, WriteSessionDep, client_address
+from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId
 from app.errors import Problem, ProblemError, field_errors, problem_body
@@ -140,8 +141,9 @@ def list_reviews(
     ] = ReviewState.pending,
     limit: HistoryLimit = 50,
     cursor: HistoryCursor = None,
+    count: CountParam = False,
 ) -> Response:
     """审核队列:方案中某审核状态的报告,最新在前(管理密钥)/ The review queue, newest first (admin)."""
     row = plan_service.get_plan(session=session, slug=plan)
     authorize_admin(session=session, principal=admin, plan_id=row.id)
-    return history_page(session, request, limit, cursor, plan_id=row.id, review=state)
+    return history_page(session, request, limit, cursor, count, plan_id=row.id, review=state)

@@ -10,9 +10,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep, client_address
+from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug
-from app.api.responses import json_response
+from app.api.responses import json_response, send
 from app.errors import Problem
 from app.models import Plan, ReportingSchedule
 from app.schemas.common import MAX_ID, Page
@@ -118,6 +119,7 @@ def list_excusals(
     request: Request,
     plan: PlanSlug,
     session: SessionDep,
+    page: ListParamsDep,
     period: Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2023-Q4"])] = None,
 ) -> Response:
     """方案的免报记录(含已撤销),最新在前 / The plan's excusals, revoked ones too, newest first."""
@@ -125,4 +127,4 @@ def list_excusals(
     items = excusals.present(
         session=session, plan=row, excusals=excusals.list_excusals(session=session, plan=row, period=period)
     )
-    return json_response(request, Page[ExcusalOut](items=items, next_cursor=None), exclude={"total"})
+    return send(request, render_slice(ExcusalOut, page_in_memory(items, page)))

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.params import JurisdictionParam, UnitJurisdictionParam
 from app.api.paths import UnitRefPath
 from app.api.read_cache import ReadCacheDep
@@ -41,6 +42,7 @@ async def list_units(
     request: Request,
     session: SessionDep,
     cache: ReadCacheDep,
+    page: ListParamsDep,
     kind: Annotated[UnitKind | None, Query(description="按类别过滤 / filter by kind", examples=["group"])] = None,
     jurisdiction: JurisdictionParam = None,
 ) -> Response:
@@ -52,7 +54,7 @@ async def list_units(
             session=session, kind=kind, jurisdiction_ids=set(within) if within is not None else None
         )
         items = [unit_detail(session, str(u.id)) for u in units]
-        return render_json(Page[UnitDetail](items=items, next_cursor=None), exclude={"total"})
+        return render_slice(UnitDetail, page_in_memory(items, page))
 
     return await cache.respond(build)
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from app.errors import Problem
 from app.models import Cadence
-from app.schemas.common import MAX_ID
+from app.schemas.common import MAX_ID, documented_as
 from app.schemas.progress import ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN
@@ -94,10 +95,13 @@ class ReviewItem(ReviewIn):
     report: int = Field(ge=1, le=MAX_ID, description="进展报告 id / report id")
 
 
+ReviewItemObject = Annotated[dict[str, Any], documented_as(ReviewItem)]
+
+
 class ReviewBatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[dict[str, Any]] = Field(
+    items: list[ReviewItemObject] = Field(
         min_length=1,
         max_length=500,
         description="最多 500 条,每条 `report`、`decision`、`reason` / up to 500 decisions",
@@ -108,9 +112,11 @@ class ReviewBatchIn(BaseModel):
 class ReviewResult(BaseModel):
     index: int
     report_id: int | None
-    outcome: str = Field(description="accepted 已通过 / returned 已退回 / error 出错")
+    outcome: Literal["accepted", "returned", "error"] = Field(
+        description="accepted 已通过 / returned 已退回 / error 出错"
+    )
     report: ProgressOut | None = None
-    problem: dict[str, Any] | None = Field(default=None, description="出错时的 problem+json / the item's problem")
+    problem: Problem | None = Field(default=None, description="出错时的 problem+json / the item's problem")
 
 
 class ReviewBatchOut(BaseModel):

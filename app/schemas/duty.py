@@ -14,7 +14,9 @@ from app.services.duties import Compliance, Duty, DutyState
 from app.services.supervision_facts import SupervisionFacts, UnitName
 
 
-class ExcusalOut(BaseModel):
+class DutyExcusalRef(BaseModel):
+    """The waiver behind an excused duty (its full record: `GET /plans/{plan}/excusals`)."""
+
     id: int = Field(description="免报记录 id / excusal id")
     reason: str = Field(description="免报理由 / why it was waived")
 
@@ -37,7 +39,7 @@ class DutyOut(BaseModel):
     sent_at: datetime | None = Field(
         description="报送时间(更正沿用被更正版本的时间)/ when the duty was met (a correction keeps its predecessor's time)"
     )
-    excusal: ExcusalOut | None = Field(description="免报信息 / the waiver, when excused")
+    excusal: DutyExcusalRef | None = Field(description="免报信息 / the waiver, when excused")
 
 
 class ComplianceOut(BaseModel):
@@ -63,6 +65,10 @@ class ComplianceReport(BaseModel):
     as_of: date
     period: str | None = Field(description="报告期;null 表示截至 as_of 的全部报告期 / period, null: all begun by as_of")
     items: list[ComplianceOut] = Field(description="各单位 / per unit")
+    next_cursor: str | None = Field(
+        default=None, description="下一页游标;null 为最后一页 / next page, null on the last"
+    )
+    total: int | None = Field(default=None, description="单位总数,仅当 count=true / units in all, with count=true")
     totals: ComplianceOut = Field(description="全方案合计 / plan-wide totals")
 
 
@@ -90,7 +96,7 @@ def duty_out(facts: SupervisionFacts, duty: Duty) -> DutyOut:
         state=duty.state,
         report_id=duty.report_id,
         sent_at=duty.sent_at,
-        excusal=ExcusalOut(id=duty.excusal.id, reason=duty.excusal.reason) if duty.excusal else None,
+        excusal=DutyExcusalRef(id=duty.excusal.id, reason=duty.excusal.reason) if duty.excusal else None,
     )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from app.errors import Problem
 from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
+from app.schemas.common import documented_as
 from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
@@ -126,6 +128,25 @@ class UnitState(BaseModel):
     updated_at: datetime
 
 
+class BatchItem(ProgressCreate):
+    """批量报送中的一条:单条报送的字段,另加任务编号和可选的幂等键 / one report of a batch."""
+
+    task: str = Field(min_length=1, max_length=16, description="任务编号 / task code", examples=["2.1.3"])
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="重试安全键:重发同一条时重放而非重复 / retry-safe key of this item",
+        examples=["jyt-2022-H2-2.1.3"],
+    )
+
+
+BatchOutcome = Literal["created", "replayed", "would_create", "would_replay", "error", "rolled_back"]
+
+
+BatchItemObject = Annotated[dict[str, Any], documented_as(BatchItem)]
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -147,7 +168,7 @@ class BatchIn(BaseModel):
         },
     )
 
-    items: list[dict[str, Any]] = Field(
+    items: list[BatchItemObject] = Field(
         min_length=1,
         max_length=500,
         description="最多 500 条;每条字段同单条报送,另加 `task`(任务编号)和可选的 `idempotency_key`"
@@ -156,17 +177,21 @@ class BatchIn(BaseModel):
 
 
 class BatchResult(BaseModel):
-    index: int
+    index: int = Field(description="在 items 中的序号(从 0 起)/ the item's index in items")
     task: str | None
-    outcome: str = Field(description="created 已创建 / replayed 重放 / error 出错 / rolled_back 因整批失败而回滚")
-    report: ProgressOut | None = None
-    problem: dict[str, Any] | None = Field(default=None, description="出错时的 problem+json / the item's problem")
+    outcome: BatchOutcome = Field(
+        description="created 已创建 / replayed 重放 / error 出错 / rolled_back 因整批失败而回滚;"
+        "dry_run 时为 would_create 将创建 / would_replay 将重放 / the item's fate"
+    )
+    report: ProgressOut | None = Field(default=None, description="created、replayed 时的报告 / the stored report")
+    problem: Problem | None = Field(default=None, description="出错时的 problem+json / the item's problem")
 
 
 class BatchOut(BaseModel):
+    dry_run: bool = Field(default=False, description="仅校验,未写入任何数据 / validated only, nothing written")
     atomic: bool
-    created: int
-    replayed: int
+    created: int = Field(description="新建条数(dry_run 时为将新建的条数)/ created (with dry_run: would be)")
+    replayed: int = Field(description="重放条数(dry_run 时为将重放的条数)/ replayed (with dry_run: would be)")
     failed: int
     results: list[BatchResult]
 

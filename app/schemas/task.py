@@ -11,7 +11,7 @@ from app.models import Role, TaskStatus
 from app.schemas.progress import UnitState
 from app.schemas.unit import UnitRef
 from app.services.lights import Light
-from app.services.tasks import TaskView
+from app.services.tasks import TaskView, readable_title
 
 
 class SectionRef(BaseModel):
@@ -62,7 +62,14 @@ class LightReasonOut(BaseModel):
 class TaskOut(BaseModel):
     plan: str = Field(description="所属方案 slug / plan slug", examples=["xiji-fzsh-2021-2025"])
     code: str = Field(description="方案内稳定编号 章.节.条 / stable code chapter.subsection.item", examples=["2.2.1"])
-    title: str | None = Field(description="原文给出的标题(若有)/ title where the source gives one")
+    title: str = Field(
+        description="标题:原文给出的标题;原文没有时取正文首句(最多 40 字),并以 title_derived 标明"
+        " / the source's title, else the text's first clause (title_derived=true)",
+        examples=["加强宪法宣传教育"],
+    )
+    title_derived: bool = Field(
+        description="标题由正文首句推得(原文未给标题)/ the title was derived from the text", examples=[False]
+    )
     text: str = Field(description="任务全文 / full text")
     chapter: SectionRef
     section: SectionRef
@@ -109,7 +116,8 @@ def task_out(view: TaskView) -> TaskOut:
     return TaskOut(
         plan=view.plan_slug,
         code=task.code,
-        title=task.title,
+        title=readable_title(task),
+        title_derived=not task.title,
         text=task.text,
         chapter=SectionRef(code=view.chapter.code, title=view.chapter.title),
         section=SectionRef(code=view.section.code, title=view.section.title),

@@ -47,8 +47,7 @@ from app.services import units as unit_service
 from app.services.cycle import end_of_day
 from app.services.duties import DutyState
 from app.services.lights import Light
-from app.services.tasks import TaskFilter, TaskView
-from app.services.templates import short_title
+from app.services.tasks import TaskFilter, TaskView, readable_title
 from app.services.units import ResolvedUnit
 
 API_PREFIX = "/api/v1"  # where app.main mounts the API; the links below name its requests
@@ -426,7 +425,7 @@ def draft_briefing(picture: PeriodPicture, *, base_url: str) -> Briefing:
 
 
 def task_title(view: TaskView) -> str:
-    return short_title(view.task)
+    return readable_title(view.task)
 
 
 def _with_refs(block: Block) -> list[tuple[str, int]]:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from app.errors import ProblemError
@@ -80,7 +82,55 @@ def list_reports(
     limit: int = 50,
 ) -> list[ProgressReport]:
     """Newest first; `before_id` is the keyset cursor; `until`: only reports sent by then."""
-    query = select(ProgressReport)
+    query = _filtered(
+        select(ProgressReport),
+        task_id=task_id,
+        unit_id=unit_id,
+        period=period,
+        kind=kind,
+        review=review,
+        plan_id=plan_id,
+    )
+    if before_id is not None:
+        query = query.where(col(ProgressReport.id) < before_id)
+    if until is not None:
+        query = query.where(col(ProgressReport.created_at) <= until)
+    return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
+
+
+def count_reports(
+    *,
+    session: Session,
+    task_id: int | None = None,
+    unit_id: int | None = None,
+    period: str | None = None,
+    kind: ReportKind | None = None,
+    review: ReviewState | None = None,
+    plan_id: int | None = None,
+) -> int:
+    """How many reports `list_reports` pages through with the same filters (`count=true`)."""
+    query = _filtered(
+        select(func.count(col(ProgressReport.id))),
+        task_id=task_id,
+        unit_id=unit_id,
+        period=period,
+        kind=kind,
+        review=review,
+        plan_id=plan_id,
+    )
+    return int(session.exec(query).one())
+
+
+def _filtered(
+    query: Any,
+    *,
+    task_id: int | None,
+    unit_id: int | None,
+    period: str | None,
+    kind: ReportKind | None,
+    review: ReviewState | None,
+    plan_id: int | None,
+) -> Any:
     if plan_id is not None:
         query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == plan_id)
     if review is not None:
@@ -93,11 +143,7 @@ def list_reports(
         query = query.where(ProgressReport.period == period)
     if kind is not None:
         query = query.where(ProgressReport.kind == kind)
-    if before_id is not None:
-        query = query.where(col(ProgressReport.id) < before_id)
-    if until is not None:
-        query = query.where(col(ProgressReport.created_at) <= until)
-    return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
+    return query
 
 
 def present_reports(*, session: Session, reports: list[ProgressReport]) -> list[ProgressOut]:

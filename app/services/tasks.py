@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -55,7 +56,7 @@ class TaskFilter:
     jurisdiction_ids: frozenset[int] | None = None  # plans of these jurisdictions only (a subtree)
     unit: ResolvedUnit | None = None
     include_groups: bool = False
-    role: Role | None = None
+    roles: tuple[Role, ...] = ()  # any of these roles
     section: str | None = None
     statuses: tuple[TaskStatus, ...] = ()
     due_before: date | None = None
@@ -175,13 +176,13 @@ def _where(session: Session, flt: TaskFilter) -> list[ColumnElement[bool]]:
         clauses.append(
             col(Task.plan_id).in_(select(Plan.id).where(col(Plan.jurisdiction_id).in_(flt.jurisdiction_ids)))
         )
-    if flt.unit is not None or flt.role is not None:
+    if flt.unit is not None or flt.roles:
         linked = select(Responsibility.task_id)
         if flt.unit is not None:
             scope = unit_scope(session, flt.unit.unit, flt.include_groups)
             linked = linked.where(col(Responsibility.unit_id).in_(scope))
-        if flt.role is not None:
-            linked = linked.where(Responsibility.role == flt.role)
+        if flt.roles:
+            linked = linked.where(col(Responsibility.role).in_(flt.roles))
         clauses.append(col(Task.id).in_(linked))
     if flt.section:
         clauses.append(col(Task.code).startswith(flt.section + "."))
@@ -472,8 +473,21 @@ def _attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) ->
         view.matched = [
             (link.role, None if link.unit.id == unit_id else groups[link.unit.id])
             for link in view.links
-            if link.unit.id in groups and (flt.role is None or link.role == flt.role)
+            if link.unit.id in groups and (not flt.roles or link.role in flt.roles)
         ]
+
+
+_CLAUSE_END = re.compile(r"[,。;:,;:!?!?]")
+TITLE_MAX = 40
+
+
+def readable_title(task: Task) -> str:
+    """The plan's title, or — where the plan gives none — the text's first clause, cut to 40 characters.
+    Derived when read (not stored), so a re-import or a better rule changes every title at once."""
+    if task.title:
+        return task.title
+    first = _CLAUSE_END.split(task.text.strip(), maxsplit=1)[0].strip()
+    return first[:TITLE_MAX] + ("…" if len(first) > TITLE_MAX else "")
 
 
 def find_task(*, session: Session, plan: Plan, code: str) -> Task:

@@ -9,9 +9,7 @@ status labels are the client's (`plan_api_client.sheets`), so the template and `
 
 from __future__ import annotations
 
-import csv
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -24,11 +22,11 @@ from sqlmodel import Session, col, select
 from app.errors import InvalidParameter
 from app.models import GroupMember, Plan, Responsibility, Role, Task, TaskStatus, Unit
 from app.services import schedule as schedule_service
+from app.services import sheets
+from app.services.tasks import readable_title
 
 ROLE_LABELS = {Role.lead: "牵头", Role.responsible: "责任", Role.cooperating: "配合"}
 _ROLE_ORDER = {Role.lead: 0, Role.responsible: 1, Role.cooperating: 2}
-_CLAUSE_END = re.compile(r"[,。;:,;:!?!?]")
-TITLE_MAX = 40
 EXTRA_ROWS = 200  # validation reaches this far below the tasks, for rows a clerk inserts
 WIDTHS = {"任务编号": 10, "任务标题": 40, "本单位角色": 14, "当前状态": 10, "当前进度": 10, "报告期": 10,
           "状态": 10, "完成百分比": 12, "进展摘要": 60, "佐证材料": 40}  # fmt: skip
@@ -41,14 +39,6 @@ class TemplateRow:
     role: str
     status: TaskStatus
     progress: int
-
-
-def short_title(task: Task) -> str:
-    """The plan's title, or the text's first clause (cut to 40 characters) where it gives none."""
-    if task.title:
-        return task.title
-    first = _CLAUSE_END.split(task.text.strip(), maxsplit=1)[0].strip()
-    return first[:TITLE_MAX] + ("…" if len(first) > TITLE_MAX else "")
 
 
 def template_rows(
@@ -103,7 +93,7 @@ def template_rows(
         rows.append(
             TemplateRow(
                 code=task.code,
-                title=short_title(task),
+                title=readable_title(task),
                 role="、".join(labels),
                 status=TaskStatus(task.status),
                 progress=task.progress,
@@ -116,21 +106,8 @@ def _cells(row: TemplateRow, period: str | None) -> list[object]:
     return [row.code, row.title, row.role, row.status.label, row.progress, period or "", "", None, "", ""]
 
 
-def _safe(value: object) -> object:
-    """A text a spreadsheet would run as a formula is written as text (CSV: a leading apostrophe)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
-
-
 def render_csv(rows: list[TemplateRow], *, period: str | None) -> bytes:
-    buffer = io.StringIO()
-    buffer.write("\ufeff")  # BOM: Excel opens UTF-8 Chinese correctly only with it
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(HEADERS)
-    for row in rows:
-        writer.writerow([_safe(c) if i == 1 else ("" if c is None else c) for i, c in enumerate(_cells(row, period))])
-    return buffer.getvalue().encode("utf-8")
+    return sheets.csv_bytes(HEADERS, (_cells(row, period) for row in rows))
 
 
 def render_xlsx(rows: list[TemplateRow], *, plan: Plan, unit: Unit, period: str | None) -> bytes:
@@ -140,8 +117,10 @@ def render_xlsx(rows: list[TemplateRow], *, plan: Plan, unit: Unit, period: str 
     sheet.title = "报送模板"
     sheet.append(list(HEADERS))
     for row in rows:
-        sheet.append(_cells(row, period))
-        sheet.cell(row=sheet.max_row, column=2).data_type = "s"  # a title is never a formula
+        sheet.append([sheets.neutralise(cell) for cell in _cells(row, period)])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # a title is never a formula
     header_fill = PatternFill("solid", fgColor="DDEBF7")
     for index, name in enumerate(HEADERS, start=1):
         cell = sheet.cell(row=1, column=index)

@@ -4,6 +4,8 @@ the client package imports none of the server's dependencies."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 from plan_api_client import cli as client_cli
-from plan_api_client.sheets import HEADERS, SheetError, parse_rows, read_rows, results_path
+from plan_api_client.sheets import HEADERS, SheetError, parse_rows, read_rows, results_path, write_results
 from typer.testing import CliRunner
 
 HEADER = ",".join(HEADERS)
@@ -102,10 +104,14 @@ def test_dry_run_lists_the_errors_and_sends_nothing(tmp_path: Path) -> None:
     runner = CliRunner()
     good = write_csv(tmp_path / "good.csv", "2.3.3,标题,牵头,未启动,0,2024-Q1,推进中,60,开展培训,")
     bad = write_csv(tmp_path / "bad.csv", "2.3.3,标题,牵头,未启动,0,2024-Q1,推进中,160,开展培训,")
-    env = {"PLAN_API_URL": "http://127.0.0.1:9"}  # nothing listens there: a dry run must not call it
-    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env=env)
+    env = {"PLAN_API_URL": "http://127.0.0.1:9"}  # nothing listens there
+    # Without a server the dry run is the local check alone; with one, the server checks too (it is
+    # asked, so an unreachable server is an error, not a pass).
+    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env={"PLAN_API_URL": ""})
     assert done.exit_code == 0, done.output
     assert "校验通过,未报送" in done.output
+    done = runner.invoke(client_cli.app, ["submit", str(good), "--plan", "p", "--dry-run"], env=env)
+    assert done.exit_code == 1 and "无法连接服务" in done.output
     done = runner.invoke(client_cli.app, ["submit", str(bad), "--plan", "p", "--dry-run"], env=env)
     assert done.exit_code == 1
     assert "第 2 行:完成百分比应为 0–100 的整数" in done.output
@@ -127,3 +133,12 @@ def test_the_client_needs_none_of_the_servers_dependencies() -> None:
         [sys.executable, "-c", probe], cwd=client_dir, capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_results_file_keeps_formula_like_text_inert(tmp_path: Path) -> None:
+    out = tmp_path / "r.results.csv"
+    write_results(
+        out, [(2, "2.3.3", "2024-Q1", "失败", None, '=HYPERLINK("http://evil")'), (3, "2.3.4", "", "新增", 7, "")]
+    )
+    rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
+    assert rows[1][-1] == '\'=HYPERLINK("http://evil")' and rows[2][1:] == ["2.3.4", "", "新增", "7", ""]

@@ -14,7 +14,7 @@ from plan_api_client.sheets import HEADERS, Row, parse_rows
 from sqlmodel import Session, col, select
 
 from app.models import GroupMember, Plan, Responsibility, Task, Unit
-from app.services.templates import short_title
+from app.services.tasks import readable_title
 from tests.factories import SEED_PLAN, SEED_SLUG, import_text
 
 SFJ = "县司法局"
@@ -46,7 +46,7 @@ def test_csv_template_lists_every_task_the_unit_reports_on(client: TestClient, d
     assert body["2.2.5"][2] == "责任"
     untitled = db.exec(select(Task).where(col(Task.title).is_(None), col(Task.code).in_(list(body)))).first()
     assert untitled is not None
-    assert body[untitled.code][1] == short_title(untitled) and body[untitled.code][1]
+    assert body[untitled.code][1] == readable_title(untitled) and body[untitled.code][1]
     assert untitled.text.startswith(body[untitled.code][1].removesuffix("…"))
 
 
@@ -86,7 +86,7 @@ def test_titles_a_spreadsheet_would_run_are_text(client: TestClient, db: Session
     assert body["2.3.3"][1] == "'" + task.title
     sheet = load_workbook(io.BytesIO(client.get(f"/api/v1/units/{SFJ}/template.xlsx").content)).worksheets[0]
     cell = next(row[1] for row in sheet.iter_rows(min_row=2) if row[0].value == "2.3.3")
-    assert cell.data_type == "s" and cell.value == task.title
+    assert cell.data_type == "s" and cell.value == "'" + task.title  # the same rule as CSV: app/services/sheets.py
 
 
 def test_bad_requests_are_clear_problems(client: TestClient, db: Session, tmp_path: Path) -> None:

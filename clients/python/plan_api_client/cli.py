@@ -125,7 +125,14 @@ def submit_command(
     ],
     plan: Annotated[str, typer.Option(help="方案 slug / plan slug")],
     period: Annotated[str | None, typer.Option(help="报告期列为空时使用 / period for rows that leave it empty")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="只校验,不报送 / validate only")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="只校验,不报送:先本地校验;给出服务地址时再由服务端逐行校验(权限、报告期等),不写入"
+            " / validate only: locally, then on the server (nothing written) when a server is given",
+        ),
+    ] = False,
     url: UrlOpt = None,
     key: KeyOpt = None,
 ) -> None:
@@ -143,9 +150,7 @@ def submit_command(
         f"{len(parsed.skipped)} {unit_word}未填写(跳过)/ valid, invalid, empty rows"
     )
     if dry_run:
-        if bad_rows:
-            _die(f"校验未通过:{len(bad_rows)} {unit_word}有错误 / validation failed", 1)
-        typer.echo("校验通过,未报送(--dry-run)/ valid, nothing sent")
+        _dry_run(parsed.reports, bad_rows, plan=plan, url=url, key=key, unit_word=unit_word)
         return
     if not parsed.reports and not bad_rows:
         _die("没有可报送的内容 / nothing to submit", 1)
@@ -189,6 +194,42 @@ def submit_command(
     typer.echo(f"结果已写入 {out} / results written")
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+DRY_RUN_LABELS = {"would_create": "将报送", "would_replay": "已存在", "error": "失败"}
+
+
+def _dry_run(
+    reports: list[tuple[int, dict[str, Any]]],
+    bad_rows: list[int],
+    *,
+    plan: str,
+    url: str | None,
+    key: str | None,
+    unit_word: str,
+) -> None:
+    """`submit --dry-run`: the local check, then — when a server is given — the server's own checks of
+    every valid row (permission, period and cadence, …), which write nothing."""
+    failed = len(bad_rows)
+    if url and reports:
+        with _client(url, key) as api:
+            try:
+                checked = api.check_many([report for _, report in reports], plan=plan)
+            except PlanAPIError as exc:
+                _die(f"服务端校验被拒绝 / the server refused the check:\n{exc}", 1)
+            except httpx.TransportError as exc:
+                _die(f"无法连接服务 / cannot reach the server: {exc}", 1)
+        for (number, report), result in zip(reports, checked, strict=True):
+            reason = _reason(result.error) if result.error else ""
+            label = DRY_RUN_LABELS.get(result.outcome, result.outcome)
+            typer.echo(f"第 {number} {unit_word}\t{report['task']}\t{report['period']}\t{label}\t{reason}")
+            if result.outcome == "error":
+                typer.echo(f"第 {number} {unit_word}:{reason}", err=True)
+                failed += 1
+        typer.echo("服务端校验完成,未写入任何数据(--dry-run)/ checked by the server, nothing written")
+    if failed:
+        _die(f"校验未通过:{failed} {unit_word}有错误 / validation failed", 1)
+    typer.echo("校验通过,未报送(--dry-run)/ valid, nothing sent")
 
 
 def mount(target: typer.Typer) -> None:

@@ -29,7 +29,7 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0
 MAX_ROUNDS = 10  # later versions followed when re-sent content had been replaced (see PlanAPI._replaced)  # seconds: a longer Retry-After is capped, not trusted blindly
 
-Outcome = Literal["created", "replayed", "error"]
+Outcome = Literal["created", "replayed", "error", "would_create", "would_replay"]  # would_*: check_many
 
 
 @dataclass
@@ -256,6 +256,50 @@ class PlanAPI:
         raise PlanAPIError(
             status=0, code="too-many-versions", detail="报告版本过多,无法确定现行版本 / too many versions"
         )
+
+    def check_many(
+        self,
+        reports: Iterable[Mapping[str, Any]],
+        *,
+        plan: str,
+        unit: str | None = None,
+        chunk_size: int = BATCH_LIMIT,
+    ) -> list[SubmitResult]:
+        """Validate only: the server runs every check a real submission would (content, permission,
+        period and cadence, idempotency) and writes nothing (`progress:batch?dry_run=true`). One result
+        per report, in order: `would_create`, `would_replay` (already there, as sent) or `error`."""
+        items = list(reports)
+        chunk_size = max(1, min(chunk_size, BATCH_LIMIT))
+        who = self._who(unit)
+        results: list[SubmitResult] = []
+        for start in range(0, len(items), chunk_size):
+            chunk = items[start : start + chunk_size]
+            body = {
+                "items": [
+                    {
+                        "task": item["task"],
+                        "idempotency_key": item.get("idempotency_key")
+                        or idempotency_key(who=who, plan=plan, task=item["task"], report=item),
+                        **report_body(item),
+                    }
+                    for item in chunk
+                ]
+            }
+            answer = self.request("POST", f"/plans/{plan}/progress:batch", json=body, params={"dry_run": "true"}).json()
+            for result in answer["results"]:
+                index = start + int(result["index"])
+                task = str(items[index]["task"])
+                outcome = result["outcome"]
+                if outcome == "would_replay" and self._replaced(result["report"]) is not None:
+                    outcome = "would_create"  # sent before but since replaced: it would be a new version
+                if outcome in ("would_create", "would_replay"):
+                    results.append(SubmitResult(index=index, task=task, outcome=outcome, report=result.get("report")))
+                else:
+                    problem = result.get("problem") or {"status": 422, "code": outcome, "detail": ""}
+                    results.append(
+                        SubmitResult(index=index, task=task, outcome="error", error=PlanAPIError.from_problem(problem))
+                    )
+        return results
 
     def submit_many(
         self,

@@ -250,9 +250,19 @@ def results_path(source: Path) -> Path:
 RESULT_HEADERS = ("行号", "任务编号", "报告期", "结果", "报告编号", "说明")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value: object) -> object:
+    """Text a spreadsheet would run as a formula gets a leading `'` (the server's rule, app/services/sheets.py)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_results(path: Path, rows: list[tuple[int, str, str, str, int | None, str]]) -> None:
     with path.open("w", encoding="utf-8-sig", newline="") as out:
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(RESULT_HEADERS)
         for row in rows:
-            writer.writerow(["" if cell is None else cell for cell in row])
+            writer.writerow(["" if cell is None else neutralise(cell) for cell in row])

@@ -29,7 +29,9 @@ from app.routers import (
     tasks,
     templates,
     units,
+    webhooks,
 )
+from app.services.webhook_delivery import worker_lifespan
 
 API_PREFIX = "/api/v1"
 
@@ -56,6 +58,10 @@ TAGS = [
     {"name": "supervision", "description": "督查:报送义务、合规率、单位待办 / duties, compliance, a unit's to-do list"},
     {"name": "jurisdictions", "description": "行政区划:区划树及其方案、单位、任务数 / jurisdictions and their counts"},
     {"name": "toolkit", "description": "部门报送工具:填报模板(XLSX/CSV)/ departments' toolkit: fill-in templates"},
+    {
+        "name": "webhooks",
+        "description": "推送(Standard Webhooks 签名):端点、密钥轮换、投递记录、重放 / signed webhooks",
+    },
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
 ]
 
@@ -70,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         responses=ERROR_RESPONSES,
+        lifespan=worker_lifespan(settings) if settings.webhook_worker else None,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(schedule.router)
     api.include_router(review.router)
     api.include_router(duties.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)

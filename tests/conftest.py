@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+# Apps built by the tests (and servers they start) run no webhook worker against the default
+# database; the webhook tests run the worker themselves (tests/test_webhooks*.py).
+os.environ.setdefault("WEBHOOK_WORKER", "false")
+
 from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy import text

@@ -17,6 +17,7 @@ from app.models.progress import (
 )
 from app.models.task import Responsibility, Task, TaskStatus
 from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
+from app.models.webhook import MessageState, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 __all__ = [
     "ApiKey",
@@ -28,6 +29,7 @@ __all__ = [
     "IdempotencyRecord",
     "Jurisdiction",
     "JurisdictionLevel",
+    "MessageState",
     "Plan",
     "PlanImport",
     "ProgressReport",
@@ -44,5 +46,8 @@ __all__ = [
     "Unit",
     "UnitAlias",
     "UnitKind",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookMessage",
     "utcnow",
 ]

@@ -37,6 +37,8 @@ from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
 
+pytest_plugins = ["tests.webhook_support"]  # the webhook tests' receiver and committed database
+
 POSTGRES_URL = os.environ.get("PLAN_API_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 POSTGRES_REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

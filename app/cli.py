@@ -445,16 +445,17 @@ app.add_typer(webhooks_app, name="webhooks")
 def webhooks_run(
     once: Annotated[bool, typer.Option(help="one pass (fan out, deliver what is due), then exit")] = False,
 ) -> None:
-    """Deliver webhooks from the change feed until stopped (beside or instead of the app's own worker)."""
+    """Deliver webhooks from the change feed (and run the supervision watch) until stopped."""
     import signal
     import threading
 
-    from app.services import webhook_delivery
+    from app.services import supervision_watch, webhook_delivery
 
     _setup_logging()
     engine, settings = get_engine(), get_settings()
     upgrade_to_head(engine)
     if once:
+        supervision_watch.watch(engine=engine, settings=settings)
         done = webhook_delivery.run_once(engine=engine, settings=settings)
         typer.echo(f"投递尝试 {done} 次 / {done} delivery attempts")
         return

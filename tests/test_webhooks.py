@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.models import WebhookMessage
-from app.services import webhook_delivery
+from app.services import supervision_watch, webhook_delivery
 from tests.factories import SEED_SLUG, make_key
 from tests.webhook_support import ALL_TYPES, WEBHOOKS, Receiver, World, build_world, verified, webhook_settings
 
@@ -259,3 +259,33 @@ def test_payload_is_the_change_feed_item(world: World, receiver: Receiver) -> No
     feed = world.client.get("/api/v1/changes", params={"since": hook["cursor"]}).json()["items"]
     assert payload["data"] == next(item for item in feed if item["type"] == "report.created")
     assert json.loads(receiver.delivered()[0].body)["timestamp"] == payload["timestamp"]
+
+
+def test_light_changes_and_missing_duties_are_pushed(world: World, receiver: Receiver) -> None:
+    hook = world.register(receiver.url(), unit="教育体育局", event_types=["task.light_changed", "duty.missing"])
+    assert supervision_watch.watch(engine=world.engine, settings=world.settings) > 0  # the first look: deadlines
+    plan = f"/api/v1/plans/{SEED_SLUG}"
+    missing = world.client.get(f"{plan}/duties", params={"unit": "教育体育局", "state": "missing", "limit": 500})
+    expected = {(d["task"], d["period"]) for d in missing.json()["items"] if d["period"] == _latest(missing.json())}
+    assert expected  # the seed has no reports: the latest closed period's duties are all missing
+    world.deliver_until(lambda: len(receiver.delivered()) == len(expected))
+    payloads = [verified(r, hook["secret"]) for r in receiver.delivered()]
+    assert {p["type"] for p in payloads} == {"duty.missing"}  # first look: lights noted, not changed
+    assert {(p["data"]["task"], p["data"]["data"]["period"]) for p in payloads} == expected
+
+    world.report("2.1.3", "教育体育局", status="completed", percent=100)
+    assert supervision_watch.watch(engine=world.engine, settings=world.settings) == 1  # only 2.1.3's light moved
+    world.deliver_until(lambda: len(receiver.delivered()) == len(expected) + 1)
+    change = verified(receiver.delivered()[-1], hook["secret"])
+    light = world.client.get(f"{plan}/tasks/2.1.3").json()["light"]
+    assert change["type"] == "task.light_changed"
+    assert (change["data"]["task"], change["data"]["data"]["from"], change["data"]["data"]["to"]) == (
+        "2.1.3",
+        "red",
+        light,
+    )
+    assert supervision_watch.watch(engine=world.engine, settings=world.settings) == 0  # each recorded once
+
+
+def _latest(duties: dict[str, Any]) -> str:
+    return max((d["period"] for d in duties["items"]), key=lambda p: (p[:4], p[5:]))

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     webhook_rotation_overlap_seconds: int = Field(
         default=86400, ge=0, description="how long a rotated-out secret keeps signing alongside the new one"
     )
+    webhook_watch_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often the worker looks for light changes and missing duties (supervision watch)",
+    )
     webhook_poll_seconds: float = Field(default=1.0, gt=0, description="the worker's pause when it finds no work")
     sql_echo: bool = False
     log_level: str = "INFO"

@@ -17,13 +17,21 @@ from app.models.progress import (
 )
 from app.models.task import Responsibility, Task, TaskStatus
 from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
-from app.models.webhook import MessageState, WebhookAttempt, WebhookEndpoint, WebhookMessage
+from app.models.webhook import (
+    DutyMissingSeen,
+    MessageState,
+    TaskLightSeen,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 
 __all__ = [
     "ApiKey",
     "Cadence",
     "ChangeEvent",
     "DutyExcusal",
+    "DutyMissingSeen",
     "FeedCounter",
     "GroupMember",
     "IdempotencyRecord",
@@ -40,6 +48,7 @@ __all__ = [
     "Role",
     "Section",
     "Task",
+    "TaskLightSeen",
     "TaskStatus",
     "TaskUnitState",
     "UTCDateTime",

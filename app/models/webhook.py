@@ -77,3 +77,24 @@ class WebhookAttempt(SQLModel, table=True):
     duration_ms: int
     error: str | None = Field(default=None, sa_column=Column(Text))
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # None: no retry
+
+
+class TaskLightSeen(SQLModel, table=True):
+    """The light the supervision watch last saw on a task, so a change is recorded once."""
+
+    __tablename__ = "task_light_seen"
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
+    light: str = Field(max_length=8)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class DutyMissingSeen(SQLModel, table=True):
+    """A duty the supervision watch found missing after its deadline (recorded in the feed once)."""
+
+    __tablename__ = "duty_missing_seen"
+
+    task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
+    unit_id: int = Field(foreign_key="unit.id", primary_key=True)
+    period: str = Field(max_length=10, primary_key=True)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -19,13 +19,16 @@ class WebhookEventType(StrEnum):
     report_corrected = "report.corrected"
     report_withdrawn = "report.withdrawn"
     task_status_changed = "task.status_changed"
+    task_light_changed = "task.light_changed"
+    duty_missing = "duty.missing"
     review_decided = "review.decided"
     plan_imported = "plan.imported"
 
 
 EVENT_TYPES_DESCRIPTION = (
     "订阅的事件类型 / event types: report.submitted 报送进展、report.corrected 更正(依法治县办或更正报告)、"
-    "report.withdrawn 撤回、task.status_changed 任务状态或进度变化、review.decided 审核结论(通过/退回)、"
+    "report.withdrawn 撤回、task.status_changed 任务状态或进度变化、task.light_changed 亮灯变化、"
+    "duty.missing 报送截止后未报送、review.decided 审核结论(通过/退回)、"
     "plan.imported 方案导入"
 )
 Chapter = Field(default=None, pattern=r"^[1-9][0-9]?$", description="只推送某章的任务(章号,如 2)/ one chapter only")

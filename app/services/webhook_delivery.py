@@ -31,7 +31,7 @@ from sqlmodel import Session, col, or_, select
 
 from app.core.config import Settings
 from app.models import MessageState, WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
-from app.services import webhooks
+from app.services import supervision_watch, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,12 @@ def run_once(*, engine: Engine, settings: Settings, limit: int = 100) -> int:
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event) -> None:
     """The worker loop (`plan-api webhooks run`, or the app's background thread) until `stop` is set."""
+    watched = float("-inf")
     while not stop.is_set():
         try:
+            if time.monotonic() - watched >= settings.webhook_watch_seconds:
+                supervision_watch.watch(engine=engine, settings=settings)  # lights and deadlines: time's events
+                watched = time.monotonic()
             done = run_once(engine=engine, settings=settings)
         except Exception:  # a database restart or the like: log, wait, try again
             log.exception("webhook delivery pass failed")

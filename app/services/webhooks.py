@@ -4,7 +4,7 @@ fan-out of change-feed events into per-endpoint messages.
 The rules this module owns:
 - Which feed events an endpoint gets (`public_type`, `_matches`): the public event type it chose, its
   jurisdiction's subtree (an admin key's endpoint sees what that key may administer), and its
-  optional plan, unit (the unit's own events, or its tasks') and chapter filters.
+  optional plan, unit (events about the unit, or about a task it is linked to) and chapter filters.
 - Which URLs may be called (`check_url`): none that resolves to a private, loopback, link-local or
   otherwise non-public address, unless WEBHOOK_ALLOW_PRIVATE or WEBHOOK_ALLOWED_HOSTS allows it;
   checked at registration and again before every delivery (the name may resolve elsewhere later).
@@ -360,6 +360,8 @@ def public_type(event: ChangeEvent) -> WebhookEventType | None:
     return {
         "report.withdrawn": WebhookEventType.report_withdrawn,
         "task.status_changed": WebhookEventType.task_status_changed,
+        "task.light_changed": WebhookEventType.task_light_changed,
+        "duty.missing": WebhookEventType.duty_missing,
         "report.accepted": WebhookEventType.review_decided,
         "report.returned": WebhookEventType.review_decided,
         "plan.imported": WebhookEventType.plan_imported,
@@ -377,8 +379,13 @@ def _matches(
         return False
     if endpoint.plan_id is not None and event.plan_id != endpoint.plan_id:
         return False
-    if endpoint.unit_id is not None and event.unit_id != endpoint.unit_id and event.task_id not in unit_tasks:
-        return False
+    if endpoint.unit_id is not None:
+        # An event about a unit (its report, its missing duty) passes for that unit only; one about a
+        # task alone (its status, its light) passes for every unit linked to the task.
+        if event.unit_id is not None and event.unit_id != endpoint.unit_id:
+            return False
+        if event.unit_id is None and event.task_id not in unit_tasks:
+            return False
     if endpoint.chapter is not None:
         code = task_codes.get(event.task_id) if event.task_id is not None else None
         if code is None or code.split(".", 1)[0] != endpoint.chapter:

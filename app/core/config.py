@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     webhook_rotation_overlap_seconds: int = Field(
         default=86400, ge=0, description="how long a rotated-out secret keeps signing alongside the new one"
     )
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=32, description="requests a webhook worker has under way at once (one per endpoint)"
+    )
     webhook_watch_seconds: float = Field(
         default=300.0,
         gt=0,

@@ -3,7 +3,7 @@ systems; registered by an admin key within its jurisdiction (`app/services/webho
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -12,6 +12,7 @@ from app.api.deps import AdminDep, SettingsDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import parse_counter
 from app.api.responses import json_response
+from app.errors import Problem
 from app.routers.changes import Since
 from app.schemas.common import MAX_ID, Page
 from app.schemas.webhook import (
@@ -31,6 +32,13 @@ router = APIRouter(responses=WRITE_RESPONSES, prefix="/admin/webhooks", tags=["w
 
 EndpointId = Annotated[int, Path(ge=1, le=MAX_ID, description="推送端点 id / endpoint id", examples=[1])]
 NO_STORE = {"Cache-Control": "no-store"}
+URL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": Problem,
+        "description": "校验未通过(字段路径见 errors),或推送地址解析到非公网地址(unsafe-webhook-url)"
+        " / validation failed, or the URL resolves to a non-public address",
+    },
+}
 
 
 def _audit(
@@ -45,7 +53,7 @@ def _audit(
     )
 
 
-@router.post("", status_code=201, response_model=WebhookCreated)
+@router.post("", status_code=201, response_model=WebhookCreated, responses=URL_RESPONSES)
 def create_webhook(
     request: Request, body: WebhookCreate, admin: AdminDep, session: WriteSessionDep, settings: SettingsDep
 ) -> JSONResponse:
@@ -75,7 +83,7 @@ def get_webhook(endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionD
     return webhook_service.present(session=session, endpoint=endpoint)
 
 
-@router.patch("/{endpoint_id}", response_model=WebhookOut)
+@router.patch("/{endpoint_id}", response_model=WebhookOut, responses=URL_RESPONSES)
 def update_webhook(
     request: Request,
     endpoint_id: EndpointId,

@@ -19,14 +19,18 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import exists
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 
 from app.core.config import Settings
@@ -73,37 +77,68 @@ class Claimed:
 
 
 def claim(*, engine: Engine, settings: Settings) -> Claimed | None:
-    """Takes the next due message of an enabled endpoint, leased for one request's time."""
+    """Takes the next due message of an enabled endpoint that has no request under way, leased for
+    one request's time. One request per endpoint at a time keeps each endpoint's events in order and
+    keeps a slow receiver from holding up the others. Locks are taken endpoint first, then message
+    (as fan-out and `record` do), so workers racing for the same endpoint queue instead of deadlocking."""
     now = utcnow()
     with _write_session(engine) as session:
-        message = session.exec(
-            select(WebhookMessage)
-            .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookMessage.endpoint_id))
-            .where(
-                WebhookMessage.state == MessageState.pending,
-                col(WebhookMessage.next_attempt_at) <= now,
-                or_(col(WebhookMessage.lease_until).is_(None), col(WebhookMessage.lease_until) < now),
-                col(WebhookEndpoint.enabled).is_(True),
-            )
+        candidates = session.exec(
+            _due(now, select(WebhookMessage.endpoint_id))
             .order_by(col(WebhookMessage.next_attempt_at), col(WebhookMessage.id))
-            .limit(1)
-            .with_for_update(skip_locked=True, of=WebhookMessage)
-        ).one_or_none()
-        if message is None:
-            return None
-        endpoint = session.get(WebhookEndpoint, message.endpoint_id)
-        assert endpoint is not None and message.id is not None and endpoint.id is not None
-        message.lease_until = now + timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
-        session.add(message)
-        body = webhooks.payload(session=session, message=message)
-        webhook_id = webhooks.message_id(message.event_seq)
-        timestamp = int(time.time())  # signed per attempt: receivers reject stale timestamps
-        signature = webhooks.signature_header(
-            endpoint=endpoint, msg_id=webhook_id, timestamp=timestamp, body=body, now=now
+            .limit(4 * settings.webhook_concurrency)
+        ).all()
+        for endpoint_id in dict.fromkeys(candidates):
+            endpoint = session.exec(
+                select(WebhookEndpoint)
+                .where(WebhookEndpoint.id == endpoint_id, col(WebhookEndpoint.enabled).is_(True))
+                .with_for_update(skip_locked=True)
+            ).one_or_none()
+            if endpoint is None:  # another worker is claiming from it, or it was disabled meanwhile
+                continue
+            message = session.exec(  # again, now that the endpoint's claims are ours to make
+                _due(now, select(WebhookMessage))
+                .where(WebhookMessage.endpoint_id == endpoint_id)
+                .order_by(col(WebhookMessage.next_attempt_at), col(WebhookMessage.id))
+                .limit(1)
+                .with_for_update()
+            ).one_or_none()
+            if message is None:
+                session.rollback()  # let go of the endpoint before looking at the next one
+                continue
+            assert message.id is not None and endpoint.id is not None
+            message.lease_until = now + timedelta(seconds=settings.webhook_timeout_seconds + LEASE_MARGIN_SECONDS)
+            session.add(message)
+            body = webhooks.payload(session=session, message=message)
+            webhook_id = webhooks.message_id(message.event_seq)
+            timestamp = int(time.time())  # signed per attempt: receivers reject stale timestamps
+            signature = webhooks.signature_header(
+                endpoint=endpoint, msg_id=webhook_id, timestamp=timestamp, body=body, now=now
+            )
+            claimed = Claimed(message.id, endpoint.id, endpoint.url, webhook_id, body, signature, timestamp)
+            session.commit()
+            return claimed
+        return None
+
+
+def _due(now: datetime, query: Any) -> Any:
+    """Pending, due, not leased, of an enabled endpoint with no request under way."""
+    in_flight = aliased(WebhookMessage)
+    busy = exists().where(
+        col(in_flight.endpoint_id) == col(WebhookMessage.endpoint_id),
+        col(in_flight.state) == MessageState.pending,
+        col(in_flight.lease_until) >= now,
+    )
+    return (
+        query.join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookMessage.endpoint_id))
+        .where(
+            WebhookMessage.state == MessageState.pending,
+            col(WebhookMessage.next_attempt_at) <= now,
+            or_(col(WebhookMessage.lease_until).is_(None), col(WebhookMessage.lease_until) < now),
+            col(WebhookEndpoint.enabled).is_(True),
         )
-        claimed = Claimed(message.id, endpoint.id, endpoint.url, webhook_id, body, signature, timestamp)
-        session.commit()
-        return claimed
+        .where(~busy)
+    )
 
 
 @dataclass
@@ -156,8 +191,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 def record(*, engine: Engine, settings: Settings, claimed: Claimed, outcome: Outcome) -> None:
     now = utcnow()
     with _write_session(engine) as session:
-        message = session.get(WebhookMessage, claimed.message_id)
-        endpoint = session.get(WebhookEndpoint, claimed.endpoint_id)
+        endpoint = session.exec(  # endpoint first, then message: the lock order of every writer here
+            select(WebhookEndpoint).where(WebhookEndpoint.id == claimed.endpoint_id).with_for_update()
+        ).one_or_none()
+        message = session.get(WebhookMessage, claimed.message_id, with_for_update=True)
         if message is None or endpoint is None:  # deleted while the request was under way
             return
         message.lease_until = None
@@ -198,15 +235,24 @@ def record(*, engine: Engine, settings: Settings, claimed: Claimed, outcome: Out
 
 
 def run_once(*, engine: Engine, settings: Settings, limit: int = 100) -> int:
-    """One pass: fan out, then deliver up to `limit` due messages; returns the attempts made."""
+    """One pass: fan out, then deliver due messages in WEBHOOK_CONCURRENCY lanes, up to `limit`
+    attempts per lane; returns the attempts made."""
     fan_out_all(engine=engine)
-    done = 0
-    with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False) as client:
-        while done < limit and (claimed := claim(engine=engine, settings=settings)) is not None:
-            outcome = send(claimed=claimed, settings=settings, client=client)
-            record(engine=engine, settings=settings, claimed=claimed, outcome=outcome)
-            done += 1
-    return done
+
+    def lane(_: int) -> int:
+        done = 0
+        # No redirects: a receiver must not send the request on to an address that was never checked.
+        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False) as client:
+            while done < limit and (claimed := claim(engine=engine, settings=settings)) is not None:
+                outcome = send(claimed=claimed, settings=settings, client=client)
+                record(engine=engine, settings=settings, claimed=claimed, outcome=outcome)
+                done += 1
+        return done
+
+    if settings.webhook_concurrency == 1:
+        return lane(0)
+    with ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook-lane") as pool:
+        return sum(pool.map(lane, range(settings.webhook_concurrency)))
 
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event) -> None:

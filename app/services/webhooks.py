@@ -256,6 +256,7 @@ def disable(*, endpoint: WebhookEndpoint, reason: str) -> None:
 
 def enable(*, session: Session, endpoint: WebhookEndpoint) -> None:
     """Enabled again: every message not yet delivered starts a fresh retry schedule, now."""
+    lock(session=session, endpoint=endpoint)
     endpoint.enabled = True
     endpoint.disabled_reason = None
     session.execute(
@@ -282,7 +283,14 @@ def replay(*, session: Session, endpoint: WebhookEndpoint, since: int) -> None:
     session.add(endpoint)
 
 
+def lock(*, session: Session, endpoint: WebhookEndpoint) -> None:
+    """Takes the endpoint's row lock before touching its messages: every writer locks the endpoint
+    first, then messages (`app/services/webhook_delivery.py`), so none deadlocks another."""
+    session.exec(select(WebhookEndpoint.id).where(WebhookEndpoint.id == endpoint.id).with_for_update())
+
+
 def delete_endpoint(*, session: Session, endpoint: WebhookEndpoint) -> None:
+    lock(session=session, endpoint=endpoint)
     session.execute(delete(WebhookAttempt).where(col(WebhookAttempt.endpoint_id) == endpoint.id))
     session.execute(delete(WebhookMessage).where(col(WebhookMessage.endpoint_id) == endpoint.id))
     session.delete(endpoint)

@@ -9,6 +9,7 @@ tests/test_webhooks_restart.py, which kills worker processes.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -289,3 +290,15 @@ def test_light_changes_and_missing_duties_are_pushed(world: World, receiver: Rec
 
 def _latest(duties: dict[str, Any]) -> str:
     return max((d["period"] for d in duties["items"]), key=lambda p: (p[:4], p[5:]))
+
+
+def test_retry_after_is_honoured_within_the_schedule(webhook_engine: Engine, receiver: Receiver) -> None:
+    receiver.behaviour = lambda path, n: (429, {"Retry-After": "2"}, 0.0) if n == 1 else (200, {}, 0.0)
+    for world in build_world(webhook_engine, webhook_settings(webhook_retry_schedule=[0.1, 5.0])):
+        hook = world.register(receiver.url(), event_types=["report.submitted"])
+        world.report("2.1.3", "教育体育局")
+        world.deliver_until(lambda: len(receiver.delivered()) == 1)
+        first, second = world.call("GET", f"/{hook['id']}/deliveries").json()["items"]
+        waited = datetime.fromisoformat(first["next_attempt_at"]) - datetime.fromisoformat(first["attempted_at"])
+        assert (first["status_code"], second["status_code"]) == (429, 200)
+        assert waited == timedelta(seconds=2)  # the receiver's 2 s, not the schedule's 0.1 s

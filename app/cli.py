@@ -437,4 +437,33 @@ def jurisdictions_add(
     )
 
 
+webhooks_app = typer.Typer(help="webhook delivery (推送): the worker", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("run")
+def webhooks_run(
+    once: Annotated[bool, typer.Option(help="one pass (fan out, deliver what is due), then exit")] = False,
+) -> None:
+    """Deliver webhooks from the change feed (and run the supervision watch) until stopped."""
+    import signal
+    import threading
+
+    from app.services import supervision_watch, webhook_delivery
+
+    _setup_logging()
+    engine, settings = get_engine(), get_settings()
+    upgrade_to_head(engine)
+    if once:
+        supervision_watch.watch(engine=engine, settings=settings)
+        done = webhook_delivery.run_once(engine=engine, settings=settings)
+        typer.echo(f"投递尝试 {done} 次 / {done} delivery attempts")
+        return
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    typer.echo("推送投递进程已启动 / webhook worker running", err=True)
+    webhook_delivery.run_forever(engine=engine, settings=settings, stop=stop)
+
+
 client_cli.mount(app)  # tasks, template, submit: HTTP clients of a running server (PLAN_API_URL / PLAN_API_KEY)

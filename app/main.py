@@ -34,7 +34,9 @@ from app.routers import (
     tasks,
     templates,
     units,
+    webhooks,
 )
+from app.services.webhook_delivery import worker_lifespan
 
 API_PREFIX = "/api/v1"
 
@@ -64,6 +66,10 @@ TAGS = [
         "name": "toolkit",
         "description": "部门报送工具:填报模板与导出(XLSX/CSV)/ departments' toolkit: fill-in templates, exports",
     },
+    {
+        "name": "webhooks",
+        "description": "推送(Standard Webhooks 签名):端点、密钥轮换、投递记录、重放 / signed webhooks",
+    },
     {"name": "health", "description": "健康检查:存活与就绪探针 / liveness and readiness"},
     {
         "name": "briefing",
@@ -82,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         responses=ERROR_RESPONSES,
+        lifespan=worker_lifespan(settings) if settings.webhook_worker else None,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -109,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(review.router)
     api.include_router(duties.router)
     api.include_router(briefing.router)
+    api.include_router(webhooks.router)
     app.include_router(api)
     app.include_router(health.router)
     app.include_router(dashboard.router)

@@ -19,6 +19,11 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+# Apps built by the tests (and servers they start) run no webhook worker against the default
+# database; the webhook tests run the worker themselves (tests/test_webhooks*.py).
+os.environ.setdefault("WEBHOOK_WORKER", "false")
+
 from fastapi.testclient import TestClient
 from hypothesis import settings
 from sqlalchemy import text
@@ -31,6 +36,8 @@ from app.db import get_session, get_write_session, make_engine
 from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
+
+pytest_plugins = ["tests.webhook_support"]  # the webhook tests' receiver and committed database
 
 POSTGRES_URL = os.environ.get("PLAN_API_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 POSTGRES_REQUIRED = os.environ.get("CI", "").lower() in {"1", "true", "yes"}

@@ -49,6 +49,38 @@ class Settings(BaseSettings):
         le=100,
         description="yellow when progress lags the progress expected from elapsed time by more points than this",
     )
+    # Webhooks (`app/services/webhooks.py`, `app/services/webhook_delivery.py`):
+    webhook_worker: bool = Field(
+        default=True,
+        description="run the webhook delivery worker inside the app (off: run `plan-api webhooks run` instead)",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="allow webhook URLs that resolve to private, loopback or link-local addresses",
+    )
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names, addresses or networks (CIDR) allowed even though private, e.g. 127.0.0.1",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="bound on every delivery request")
+    webhook_retry_schedule: list[float] = Field(
+        # The Standard Webhooks schedule: immediately, then 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0],
+        min_length=1,
+        description="seconds to wait before each retry; an endpoint failing past the last one is disabled",
+    )
+    webhook_rotation_overlap_seconds: int = Field(
+        default=86400, ge=0, description="how long a rotated-out secret keeps signing alongside the new one"
+    )
+    webhook_concurrency: int = Field(
+        default=4, ge=1, le=32, description="requests a webhook worker has under way at once (one per endpoint)"
+    )
+    webhook_watch_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often the worker looks for light changes and missing duties (supervision watch)",
+    )
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, description="the worker's pause when it finds no work")
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -17,17 +17,27 @@ from app.models.progress import (
 )
 from app.models.task import Responsibility, Task, TaskStatus
 from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
+from app.models.webhook import (
+    DutyMissingSeen,
+    MessageState,
+    TaskLightSeen,
+    WebhookAttempt,
+    WebhookEndpoint,
+    WebhookMessage,
+)
 
 __all__ = [
     "ApiKey",
     "Cadence",
     "ChangeEvent",
     "DutyExcusal",
+    "DutyMissingSeen",
     "FeedCounter",
     "GroupMember",
     "IdempotencyRecord",
     "Jurisdiction",
     "JurisdictionLevel",
+    "MessageState",
     "Plan",
     "PlanImport",
     "ProgressReport",
@@ -38,11 +48,15 @@ __all__ = [
     "Role",
     "Section",
     "Task",
+    "TaskLightSeen",
     "TaskStatus",
     "TaskUnitState",
     "UTCDateTime",
     "Unit",
     "UnitAlias",
     "UnitKind",
+    "WebhookAttempt",
+    "WebhookEndpoint",
+    "WebhookMessage",
     "utcnow",
 ]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from app.api.rate_limit import AbuseLimits
@@ -66,9 +67,14 @@ async def verified_principal(request: Request, session: SessionDep, authorizatio
 
     def check() -> Principal:
         try:
-            return authenticate(session=session, authorization=authorization)
+            principal = authenticate(session=session, authorization=authorization)
+        except SQLAlchemyError:
+            session.rollback()  # the database is failing: the problem handler answers 503
+            raise
         finally:
-            session.commit()  # ends the read transaction, returning its connection to the pool
+            if session.in_transaction():
+                session.commit()  # ends the read transaction, returning its connection to the pool
+        return principal
 
     try:
         return await run_in_threadpool(check)

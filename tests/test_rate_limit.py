@@ -27,6 +27,7 @@ from sqlmodel import Session
 from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
 from app.main import create_app
+from tests.conftest import POSTGRES_REQUIRED
 from tests.factories import SEED_SLUG, make_key, start_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -175,6 +176,8 @@ def redis_prefix() -> Iterator[str]:
     try:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
+        if POSTGRES_REQUIRED:  # CI: its services are mandatory, a skip would hide the shared-store half
+            pytest.fail(f"Redis is required in CI: {REDIS_URL} ({exc})")
         pytest.skip(f"no Redis at {REDIS_URL} ({exc}); the shared-store tests need one (CI has it)")
     prefix = f"plan-api-test-{uuid.uuid4().hex[:12]}"
     yield prefix

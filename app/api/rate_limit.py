@@ -178,6 +178,14 @@ class AbuseLimits:
             log.warning("rate-limit store unavailable, failed authentication not counted: %s", exc)
 
 
+_UNITS_ZH = {"second": "秒", "minute": "分钟", "hour": "小时", "day": "天", "month": "月", "year": "年"}
+
+
+def _per(item: RateLimitItem) -> str:
+    unit = _UNITS_ZH.get(item.GRANULARITY.name, item.GRANULARITY.name)
+    return f"{item.multiples} {unit}" if item.multiples > 1 else unit
+
+
 class RateLimitMiddleware:
     """Counts every request (but the probes) before any route runs; 429 when over a limit."""
 
@@ -201,7 +209,7 @@ class RateLimitMiddleware:
                 status=429,
                 code=RateLimited.code,
                 title=RateLimited.title,
-                detail=f"{who}请求过于频繁(上限 {verdict.item.amount} 次/{verdict.item.GRANULARITY.name}),"
+                detail=f"{who}请求过于频繁(上限 {verdict.item.amount} 次/{_per(verdict.item)}),"
                 f"请 {verdict.reset_after} 秒后再试 / rate limit exceeded; retry after {verdict.reset_after} s",
                 headers={"Retry-After": str(verdict.reset_after)},
             )

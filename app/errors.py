@@ -22,7 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-_STORAGE_FULL = re.compile(r"disk is full|readonly database|read-only file system|disk I/O error", re.IGNORECASE)
+_STORAGE_FULL = re.compile(
+    r"disk is full|readonly database|read-only file system|disk I/O error|no space left on device", re.IGNORECASE
+)
 PROBLEM_BASE = "/problems/"
 
 
@@ -206,7 +208,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         reason = getattr(exc, "orig", None) or exc
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
         if _STORAGE_FULL.search(str(reason)):
-            # SQLite's disk is full or its file read-only: retrying will not help until an operator acts.
+            # The database's disk is full (SQLite, or PostgreSQL's ENOSPC) or SQLite's file read-only:
+            # retrying will not help until an operator acts.
             return problem_response(
                 request,
                 status=503,

@@ -6,7 +6,8 @@ the whole time. While the database is down every request gets a prompt 503 probl
 connect and pool waits: no request hangs), `/readyz` says so and `/healthz` stays up; when it is
 back the same server process serves again by itself (pool_pre_ping), and every acknowledged report
 is there. Every refused attempt, retried afterwards with its Idempotency-Key, ends as exactly one
-report: nothing is lost and nothing doubled.
+report: nothing is lost and nothing doubled. And a worker whose connection pool stays exhausted
+answers 503 after DB_POOL_TIMEOUT instead of queueing without end.
 """
 
 from __future__ import annotations
@@ -17,17 +18,22 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
 
-from app.db import make_engine
+from app.core.config import get_settings
+from app.db import get_session, get_write_session, make_engine
+from app.main import create_app
+from tests.conftest import fresh_database_url
 from tests.factories import LiveServer, start_server
 from tests.test_write_robustness import (
     JUSTICE_TASKS,
@@ -185,3 +191,35 @@ def test_postgres_stopped_under_load_answers_503_and_recovers(
         assert len(stored_after) == len(set(stored_after)) == len(acknowledged) + len(refused)
     finally:
         server.stop()
+
+
+def test_no_free_connection_in_time_is_a_503_not_a_hang(tmp_path: Path) -> None:
+    """A worker whose pool is exhausted answers 503 after DB_POOL_TIMEOUT, not a 500 or a hang."""
+    for url in fresh_database_url("postgresql", tmp_path):
+        tight = get_settings().model_copy(update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout": 1.0})
+        engine = make_engine(url, settings=tight)
+        app = create_app()
+        app.dependency_overrides[get_session] = sessions_of(engine)
+        app.dependency_overrides[get_write_session] = sessions_of(engine)
+        try:
+            with engine.connect(), TestClient(app) as client:  # the pool's only connection, held
+                response = client.get("/api/v1/plans")
+            assert response.status_code == 503, response.text
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json()["code"] == "database-busy" and response.headers["retry-after"] == "1"
+            with TestClient(app) as client:  # released: the same pool serves again
+                ready = client.get("/readyz")  # this database is empty: reached, but not migrated
+                assert ready.status_code == 503 and ready.json() == {
+                    "status": "unavailable",
+                    "migrations": "behind head",
+                }
+        finally:
+            engine.dispose()
+
+
+def sessions_of(engine: Engine) -> Callable[[], Iterator[Session]]:
+    def session() -> Iterator[Session]:
+        with Session(engine) as opened:
+            yield opened
+
+    return session

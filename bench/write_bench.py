@@ -330,7 +330,12 @@ async def sequential(base: str, path: str, n: int) -> list[float]:
 
 def read_flatness(workdir: Path, args) -> tuple[dict[str, dict[str, list[float]]], dict[str, tuple[int, int, str]]]:
     small, big = workdir / "read-small.sqlite3", workdir / "read-big.sqlite3"
-    env = {"DATABASE_URL": f"sqlite:///{small}", "LOG_LEVEL": "INFO", "SQL_ECHO": "false", "RATE_LIMIT_ENABLED": "false"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{small}",
+        "LOG_LEVEL": "INFO",
+        "SQL_ECHO": "false",
+        "RATE_LIMIT_ENABLED": "false",
+    }
     with serving("read-seed", api_argv(), env, workdir, args.pin) as server:
         key = create_key("县司法局", env, workdir)
         _, batch = senders([owned_codes(env["DATABASE_URL"], "县司法局")], 100)

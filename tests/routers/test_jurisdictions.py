@@ -4,12 +4,12 @@ cross; filters by jurisdiction; a platform admin who sees both."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
+from app.core.clock import county_today
 from app.models import Plan, Task, Unit
 from tests.factories import QU, QU_SLUG, SEED_SLUG, XIJI, make_key
 
@@ -230,7 +230,7 @@ def test_townships_are_added_under_the_admins_own_county(client: TestClient, two
 def test_stats_over_a_jurisdiction_agree_with_each_plans_stats(client: TestClient, two_counties: Session) -> None:
     key = make_key(two_counties, unit=f"{QU}:县司法局")
     assert report(client, QU_SLUG, "2.3.3", key).status_code == 201  # 渠县's plan now differs from 西吉县's
-    for day in (date.today().isoformat(), "2024-01-01"):  # today's columns, and a past day's reconstruction
+    for day in (county_today().isoformat(), "2024-01-01"):  # the county's today (not the host's), and a past day
         as_of = {"as_of": day}
         per_plan = {s: client.get(f"/api/v1/plans/{s}/stats", params=as_of).json() for s in (SEED_SLUG, QU_SLUG)}
         for code, slug in ((XIJI, SEED_SLUG), ("固原市", SEED_SLUG), ("四川省", QU_SLUG)):

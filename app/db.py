@@ -20,14 +20,27 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 from starlette.concurrency import run_in_threadpool
 
-from app.core.config import get_settings
+from app.core.config import Settings, get_settings
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, settings: Settings | None = None) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
+        settings = settings or get_settings()
+        # Every wait is bounded, so a database that is down or saturated answers 503 in seconds instead
+        # of hanging the request: connect_timeout for a new connection, pool_timeout for a free one.
+        # pool_pre_ping replaces connections that died with a restart, so service resumes by itself.
         # hide_parameters: a database error is logged without its bound values (a key's hash, a summary).
-        return create_engine(url, echo=echo, pool_pre_ping=True, hide_parameters=True)
+        return create_engine(
+            url,
+            echo=echo,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout,
+            connect_args={"connect_timeout": settings.db_connect_timeout},
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +71,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 @lru_cache
 def get_engine() -> Engine:
     settings = get_settings()
-    return make_engine(settings.database_url, echo=settings.sql_echo)
+    return make_engine(settings.database_url, echo=settings.sql_echo, settings=settings)
 
 
 async def get_session() -> AsyncIterator[Session]:

@@ -7,6 +7,7 @@ branch on it; `title` is English, `detail` says in Chinese (then English) what e
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -14,12 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+_STORAGE_FULL = re.compile(
+    r"disk is full|readonly database|read-only file system|disk I/O error|no space left on device", re.IGNORECASE
+)
 PROBLEM_BASE = "/problems/"
 
 
@@ -196,11 +201,24 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
-    @app.exception_handler(OperationalError)
-    async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
-        # Deadlock victims, lock timeouts, a database restarting: nothing was written (the
-        # transaction rolled back), and the same request may simply be sent again.
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+    async def _database_busy(request: Request, exc: Exception) -> JSONResponse:
+        # Deadlock victims, lock timeouts, a database restarting or unreachable, no pooled connection
+        # free in time: nothing was written (the transaction rolled back), and the same request may
+        # simply be sent again.
+        reason = getattr(exc, "orig", None) or exc
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+        if _STORAGE_FULL.search(str(reason)):
+            # The database's disk is full (SQLite, or PostgreSQL's ENOSPC) or SQLite's file read-only:
+            # retrying will not help until an operator acts.
+            return problem_response(
+                request,
+                status=503,
+                code="storage-unavailable",
+                title="Service Unavailable",
+                detail="数据库存储空间已满或为只读,本次请求未写入任何数据;读取不受影响,请联系运维 / database "
+                "storage full or read-only; nothing written, reads still served",
+                headers={"Retry-After": "60"},
+            )
         return problem_response(
             request,
             status=503,
@@ -209,6 +227,9 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail="数据库暂时繁忙或不可用,本次请求未写入任何数据,请稍后重试 / database busy, nothing written; retry",
             headers={"Retry-After": "1"},
         )
+
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout):
+        app.add_exception_handler(unavailable, _database_busy)
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:

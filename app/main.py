@@ -14,6 +14,7 @@ from app.api.deps import require_reader
 from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
+from app.api.rate_limit import AbuseLimits, RateLimitMiddleware
 from app.api.read_cache import ResponseCache
 from app.core.config import Settings, get_settings
 from app.dashboard import STATIC_DIR, STATIC_URL
@@ -100,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.state.abuse_limits = AbuseLimits(settings)
+    app.add_middleware(RateLimitMiddleware, limits=app.state.abuse_limits)  # before any route or database work
     app.add_middleware(ProtocolMiddleware)  # outermost: HEAD and security headers on every answer
     install_problem_handlers(app)
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(reject_unknown_query_params), Depends(require_reader)])

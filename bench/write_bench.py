@@ -250,7 +250,7 @@ def api_argv() -> list[str]:
 
 
 def bench_backend(backend: str, db_url: str, workdir: Path, args) -> list[Run]:
-    env = {"DATABASE_URL": db_url, "LOG_LEVEL": "INFO", "SQL_ECHO": "false"}
+    env = {"DATABASE_URL": db_url, "LOG_LEVEL": "INFO", "SQL_ECHO": "false", "RATE_LIMIT_ENABLED": "false"}
     with serving(f"api-{backend}", api_argv(), env, workdir, args.pin) as server:
         keys = [create_key(unit, env, workdir) for unit in UNITS]
         codes = [owned_codes(db_url, unit) for unit in UNITS]
@@ -330,7 +330,12 @@ async def sequential(base: str, path: str, n: int) -> list[float]:
 
 def read_flatness(workdir: Path, args) -> tuple[dict[str, dict[str, list[float]]], dict[str, tuple[int, int, str]]]:
     small, big = workdir / "read-small.sqlite3", workdir / "read-big.sqlite3"
-    env = {"DATABASE_URL": f"sqlite:///{small}", "LOG_LEVEL": "INFO", "SQL_ECHO": "false"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{small}",
+        "LOG_LEVEL": "INFO",
+        "SQL_ECHO": "false",
+        "RATE_LIMIT_ENABLED": "false",
+    }
     with serving("read-seed", api_argv(), env, workdir, args.pin) as server:
         key = create_key("县司法局", env, workdir)
         _, batch = senders([owned_codes(env["DATABASE_URL"], "县司法局")], 100)

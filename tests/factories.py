@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,9 +122,19 @@ class LiveServer:
         self.proc.wait(timeout=20)
 
 
-def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_START_TIMEOUT) -> LiveServer:
+def start_server(
+    database_url: str,
+    workdir: Path,
+    *,
+    timeout: float = SERVER_START_TIMEOUT,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    preexec_fn: Callable[[], None] | None = None,
+) -> LiveServer:
     """Starts `plan-api serve --port 0` (the kernel picks a free port, uvicorn logs it: no port race)
-    and returns once GET /healthz answers 200. The server migrates and seeds an empty database."""
+    and returns once GET /healthz answers 200. The server migrates and seeds an empty database.
+    `env` adds settings, `args` more `serve` options (`--workers 2`), `preexec_fn` runs in the child
+    before it starts (resource limits)."""
     import httpx
 
     if not PLAN_API.exists():
@@ -133,11 +143,12 @@ def start_server(database_url: str, workdir: Path, *, timeout: float = SERVER_ST
     log_path = workdir / f"server-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [str(PLAN_API), "serve", "--host", "127.0.0.1", "--port", "0"],
+            [str(PLAN_API), "serve", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=workdir,
-            env=plan_api_env(database_url),
+            env={**plan_api_env(database_url), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
     server = LiveServer(proc=proc, base_url="", log_path=log_path)
     try:

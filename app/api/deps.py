@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
+from app.api.rate_limit import AbuseLimits
 from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
 from app.errors import ProblemError
-from app.services.keys import Principal, authenticate
+from app.services.keys import Principal, Unauthenticated, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
@@ -55,11 +57,45 @@ class AdminOnly(ProblemError):
     title = "Forbidden"
 
 
-def require_writer(session: WriteSessionDep, authorization: AuthorizationHeader) -> Principal:
+async def verified_principal(request: Request, session: SessionDep, authorization: AuthorizationHeader) -> Principal:
+    """The caller's key, checked on a read session before any write session exists: a bad key never
+    takes SQLite's writer lock (nor a second pooled connection: the read transaction ends here). A
+    failure is audited and throttled per address (`app/api/rate_limit.py`)."""
+    limits: AbuseLimits = request.app.state.abuse_limits
+    address = client_address(request)
+    await limits.refuse_if_blocked(address=address)
+
+    def check() -> Principal:
+        try:
+            principal = authenticate(session=session, authorization=authorization)
+        except SQLAlchemyError:
+            session.rollback()  # the database is failing: the problem handler answers 503
+            raise
+        finally:
+            if session.in_transaction():
+                session.commit()  # ends the read transaction, returning its connection to the pool
+        return principal
+
+    try:
+        return await run_in_threadpool(check)
+    except Unauthenticated as exc:
+        await limits.record_failure(address=address, authorization=authorization, reason=exc.reason)
+        raise
+
+
+VerifiedPrincipal = Annotated[Principal, Depends(verified_principal)]
+
+
+def require_writer(
+    _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
+) -> Principal:
+    # Checked again under the write session: a key revoked a moment ago is refused by this very write.
     return authenticate(session=session, authorization=authorization)
 
 
-def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader) -> Principal:
+def require_admin(
+    _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
+) -> Principal:
     principal = authenticate(session=session, authorization=authorization)
     if not principal.is_admin:
         raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
@@ -67,12 +103,13 @@ def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader) 
 
 
 async def require_reader(
-    session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader
+    request: Request, session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader
 ) -> Principal | None:
-    """Reads are open unless REQUIRE_KEY_FOR_READS is set. (async: open reads cost no threadpool hop.)"""
-    if not settings.require_key_for_reads:
+    """Reads are open unless REQUIRE_KEY_FOR_READS is set. (async: open reads cost no threadpool hop.)
+    Writes are authenticated by their own dependency (require_writer, require_admin)."""
+    if not settings.require_key_for_reads or request.method not in {"GET", "HEAD"}:
         return None
-    return await run_in_threadpool(authenticate, session=session, authorization=authorization)
+    return await verified_principal(request, session, authorization)
 
 
 WriterDep = Annotated[Principal, Depends(require_writer)]

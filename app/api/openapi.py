@@ -17,6 +17,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": Problem, "description": "参数错误(含 ambiguous-unit 同名单位分属多个区划)/ bad parameter"},
     404: {"model": Problem, "description": "不存在 / not found"},
     422: {"model": Problem, "description": "校验未通过 / validation failed"},
+    429: {
+        "model": Problem,
+        "description": "请求过于频繁(rate-limited,按地址、按密钥、或该地址认证失败过多),见 Retry-After"
+        " / rate limited; see Retry-After",
+        "headers": {
+            "Retry-After": {"description": "几秒后可重试 / seconds to wait", "schema": {"type": "integer"}},
+        },
+    },
 }
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "缺少、无效或已吊销的密钥 / missing, bad or revoked key"},

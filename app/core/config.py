@@ -34,6 +34,24 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; "
         "empty: none (the audit log records the peer address)",
     )
+    # Abuse limits (`app/api/rate_limit.py`), in the `limits` library's notation ("600/minute;50/second").
+    rate_limit_enabled: bool = Field(default=True, description="false: no request limits at all")
+    rate_limit_storage_url: str = Field(
+        default="memory://",
+        description="Where counters live: memory:// (per process) or redis://host:6379/0, which every "
+        "worker and server must share when several run",
+    )
+    rate_limit_key_prefix: str = Field(default="plan-api", description="namespace of the counters in a shared store")
+    rate_limit_per_address: str = Field(default="1200/minute", description="requests per client address")
+    rate_limit_per_key: str = Field(default="600/minute", description="requests per API key")
+    rate_limit_failed_auth: str = Field(
+        default="10/minute", description="failed authentications per address before its keyed requests get 429"
+    )
+    # Database connections (PostgreSQL): bounded waits, so an unreachable database is a fast 503.
+    db_pool_size: int = Field(default=5, ge=1, description="connections kept per worker process")
+    db_max_overflow: int = Field(default=5, ge=0, description="extra connections a worker may open under load")
+    db_pool_timeout: float = Field(default=5.0, gt=0, description="seconds a request waits for a free connection")
+    db_connect_timeout: int = Field(default=3, ge=1, description="seconds to establish a new connection")
     # Warning lights (亮灯), rule set `app/services/lights.py`:
     light_missing_days: int = Field(
         default=10,
@@ -92,6 +110,14 @@ class Settings(BaseSettings):
             return "postgresql+psycopg://" + value.split("://", 1)[1]
         if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg")):
             raise ValueError("DATABASE_URL must be sqlite:///… or postgresql+psycopg://…")
+        return value
+
+    @field_validator("rate_limit_per_address", "rate_limit_per_key", "rate_limit_failed_auth")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        from limits import parse_many
+
+        parse_many(value)  # raises ValueError on anything but "N/unit[;N/unit…]"
         return value
 
 

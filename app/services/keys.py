@@ -26,6 +26,11 @@ class Unauthenticated(ProblemError):
     title = "Unauthorized"
     headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
+    @property
+    def reason(self) -> str:
+        """The English part of the detail ("invalid API key"), for the audit log."""
+        return self.detail.rsplit(" / ", 1)[-1]
+
 
 @dataclass(frozen=True)
 class Principal:

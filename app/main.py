@@ -13,7 +13,7 @@ from app.api.deps import require_reader
 from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
-from app.api.read_cache import ResponseCache
+from app.api.read_cache import CachedReads, ResponseCache
 from app.core.config import Settings, get_settings
 from app.errors import install_problem_handlers
 from app.routers import (
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         responses=ERROR_RESPONSES,
     )
+    app.add_middleware(CachedReads)  # innermost: a cached answer passes the same layers as the route's
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -98,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(health.router)
     install_openapi(app)
-    app.state.response_cache = ResponseCache()
+    app.state.response_cache = ResponseCache(settings.response_cache_max_bytes)
     return app
 
 

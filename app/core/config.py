@@ -49,6 +49,11 @@ class Settings(BaseSettings):
         le=100,
         description="yellow when progress lags the progress expected from elapsed time by more points than this",
     )
+    response_cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="bytes of rendered GET responses a worker keeps (least recently used out first); 0 = none",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

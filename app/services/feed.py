@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from sqlalchemy import event, update
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
@@ -16,23 +17,44 @@ from app.services.keys import Principal
 PENDING = "feed_events_pending"
 
 
+CHANGED = "feed_rows_changed"
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed_rows(session: Session, _context: Any) -> None:
+    if session.new or session.dirty or session.deleted:  # still the pre-flush state here
+        session.info[CHANGED] = True  # kept through a rolled-back savepoint: a spare bump costs one cache miss
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_writes(state: ORMExecuteState) -> None:
+    # Set-based writes (`insert(...).values([...])`, `update(...)`) never pass through a flush.
+    if state.is_insert or state.is_update or state.is_delete:
+        state.session.info[CHANGED] = True
+
+
 @event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
-    """Give this transaction's events their feed numbers as the very last step before commit.
+    """Give this transaction's events their feed numbers, and bump the data version if it changed
+    anything, as the very last step before commit.
 
-    The counter row stays locked only from here to the commit, and every writer takes it last, so
-    it can take part in no deadlock, and numbers are handed out in commit order. Events whose
-    savepoint was rolled back have left the session and get no number."""
+    This is the one place the data version moves: no write has to remember it, so the read cache
+    (`app/api/read_cache.py`) cannot serve a rendering a write has made stale (a revoked key, a unit
+    renamed behind no event). The counter row stays locked only from here to the commit, and every
+    writer takes it last, so it can take part in no deadlock, and numbers are handed out in commit
+    order. Events whose savepoint was rolled back have left the session and get no number."""
     pending = [change for change in session.info.pop(PENDING, []) if change in session]
-    if not pending:
+    changed = session.info.pop(CHANGED, False) or bool(pending or session.new or session.dirty or session.deleted)
+    if not changed:
         return
     with session.no_autoflush:  # the commit's flush then inserts the events with their numbers
         last: int = session.execute(
             update(FeedCounter)
             .where(col(FeedCounter.id) == 1)
-            .values(seq=col(FeedCounter.seq) + len(pending))
+            .values(seq=col(FeedCounter.seq) + len(pending), version=col(FeedCounter.version) + 1)
             .returning(col(FeedCounter.seq))
         ).scalar_one()
+    session.info.pop(CHANGED, None)  # set again by the UPDATE just made
     for number, change in enumerate(pending, start=last - len(pending) + 1):
         change.seq = number  # written by the commit's own flush
 

@@ -66,6 +66,15 @@ def require_admin(session: WriteSessionDep, authorization: AuthorizationHeader) 
     return principal
 
 
+async def require_admin_reader(session: SessionDep, authorization: AuthorizationHeader) -> Principal:
+    """An admin key, for admin reads (key list, audit log): on a read session, so a read never queues
+    behind the writer's lock."""
+    principal = await run_in_threadpool(authenticate, session=session, authorization=authorization)
+    if not principal.is_admin:
+        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
+    return principal
+
+
 async def require_reader(
     session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader
 ) -> Principal | None:
@@ -77,3 +86,4 @@ async def require_reader(
 
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+AdminReaderDep = Annotated[Principal, Depends(require_admin_reader)]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import object_session
 
-from app.api.deps import AdminDep, WriteSessionDep, client_address
+from app.api.deps import AdminDep, AdminReaderDep, SessionDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import JurisdictionParam
 from app.api.paths import GroupRefPath, KeyPrefix, UnitRefPath
@@ -94,7 +94,7 @@ def create_key(request: Request, body: KeyCreate, admin: AdminDep, session: Writ
 
 
 @router.get("/keys", response_model=Page[KeyOut])
-def list_keys(request: Request, admin: AdminDep, session: WriteSessionDep) -> Response:
+def list_keys(request: Request, admin: AdminReaderDep, session: SessionDep) -> Response:
     """列出密钥(不含明文)/ List keys (never the secrets)."""
     items = [_key_out(k, u) for k, u in administration.list_keys(session=session, admin=admin)]
     return json_response(request, Page[KeyOut](items=items, next_cursor=None), exclude={"total"})
@@ -191,8 +191,8 @@ def create_jurisdiction(
 @router.get("/audit", response_model=Page[AuditOut])
 def audit_log(
     request: Request,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     since: Since = "0",
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
     jurisdiction: JurisdictionParam = None,

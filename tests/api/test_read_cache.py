@@ -145,3 +145,23 @@ def test_the_apps_cache_stays_within_its_setting(db: Session) -> None:
     # and an evicted page is simply rendered again, identically
     again = client.get(f"{PLAN}/tasks?limit=1")
     assert again.status_code == 200 and len(again.json()["items"]) == 1
+
+
+def test_admin_reads_never_open_a_write_session(db: Session) -> None:
+    """The key list and the audit log are reads: they must not queue behind SQLite's writer lock,
+    which only the write session takes."""
+    app = create_app()
+    app.dependency_overrides[get_session] = lambda: db
+
+    def no_writes() -> Session:
+        raise AssertionError("an admin read opened a write session")
+
+    app.dependency_overrides[get_write_session] = no_writes
+    client = TestClient(app)
+    admin = make_key(db, admin=True)
+    unit_key = make_key(db, unit="县司法局")
+    for url in ("/api/v1/admin/keys", "/api/v1/admin/audit"):
+        assert client.get(url, headers={"Authorization": admin}).status_code == 200
+        refused = client.get(url, headers={"Authorization": unit_key})
+        assert refused.status_code == 403 and refused.json()["code"] == "admin-only"
+        assert client.get(url).status_code == 401

@@ -43,6 +43,8 @@ def _number_pending_events(session: Session) -> None:
     renamed behind no event). The counter row stays locked only from here to the commit, and every
     writer takes it last, so it can take part in no deadlock, and numbers are handed out in commit
     order. Events whose savepoint was rolled back have left the session and get no number."""
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released (one write of a group commit): numbered once, at the real commit
     pending = [change for change in session.info.pop(PENDING, []) if change in session]
     changed = session.info.pop(CHANGED, False) or bool(pending or session.new or session.dirty or session.deleted)
     if not changed:

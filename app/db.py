@@ -87,6 +87,7 @@ async def get_session() -> AsyncIterator[Session]:
 # SQLite has one writer at a time. Queueing this process's writers on a lock, rather than on
 # SQLite's busy handler (which sleeps and retries), keeps write latency even under load.
 _sqlite_writer = threading.Lock()
+sqlite_writer = _sqlite_writer  # also taken by the group commit (`app/api/writes.py`)
 
 
 def get_write_session() -> Iterator[Session]:

@@ -15,7 +15,7 @@ from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.rate_limit import AbuseLimits, RateLimitMiddleware
-from app.api.read_cache import ResponseCache
+from app.api.read_cache import CachedReads, ResponseCache
 from app.core.config import Settings, get_settings
 from app.dashboard import STATIC_DIR, STATIC_URL
 from app.errors import install_problem_handlers
@@ -91,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
         lifespan=worker_lifespan(settings) if settings.webhook_worker else None,
     )
+    app.add_middleware(CachedReads)  # innermost: a cached answer passes the same layers as the route's
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -125,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     install_openapi(app)
-    app.state.response_cache = ResponseCache()
+    app.state.response_cache = ResponseCache(settings.response_cache_max_bytes)
     return app
 
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
-from harness import machine, machine_busy_seconds, process_cpu_seconds
+from harness import machine, machine_busy_seconds, process_cpu_seconds, resident_mb
 
 try:
     import sniffio  # noqa: F401
@@ -89,6 +89,7 @@ class Result:
     server_cpu: float = 0.0  # share of one core, over the measured window
     client_cpu: float = 0.0
     other_cpu: float = 0.0  # everything else on the machine (other processes, hypervisor steal)
+    rss_mb: float = 0.0  # the server's resident size after the target's load
 
     @property
     def errors(self) -> int:
@@ -189,6 +190,7 @@ async def load(
         result.server_cpu = (process_cpu_seconds(pid) - server) / args.duration
         result.client_cpu = (time.process_time() - client) / args.duration
         result.other_cpu = (machine_busy_seconds() - busy) / args.duration - result.server_cpu - result.client_cpu
+        result.rss_mb = resident_mb(pid)
 
     await asyncio.gather(cpu_meter(), *(worker() for _ in range(args.concurrency)))
     return result
@@ -287,8 +289,8 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         f"- list query: `GET {LIST_PATH}` ({rows} tasks, one page); Datasette runs the equivalent SQL",
         "",
         "| target | request | req/s | req per server CPU-s | p50 ms | p99 ms | errors | statuses | body bytes"
-        " | server CPU | client CPU | other CPU |",
-        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+        " | server CPU | client CPU | other CPU | server RSS MB |",
+        "|---|---|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         statuses = " ".join(f"{s}×{n}" for s, n in sorted(r.statuses.items(), key=str))
@@ -296,7 +298,7 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         lines.append(
             f"| {r.target} | `{r.request}` | {r.rps:.0f}{bound} | {r.per_cpu:.0f} | {r.percentile(50):.1f}"
             f" | {r.percentile(99):.1f} | {r.errors} | {statuses} | {r.body_bytes} | {r.server_cpu:.0%}"
-            f" | {r.client_cpu:.0%} | {max(r.other_cpu, 0):.0%} |"
+            f" | {r.client_cpu:.0%} | {max(r.other_cpu, 0):.0%} | {r.rss_mb:.0f} |"
         )
 
     def ratio(other: Result, target: float, api: Result = api) -> str:

@@ -54,6 +54,7 @@ from harness import (
     machine_busy_seconds,
     percentile,
     process_cpu_seconds,
+    resident_mb,
     serving,
 )
 from sqlalchemy import create_engine, make_url, text
@@ -89,6 +90,7 @@ class Run:
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     other_cpu: float = 0.0
+    rss_mb: float = 0.0  # the server's resident size after the run
     found: int = 0
     rows_added: int = 0
 
@@ -135,6 +137,7 @@ async def load(run: Run, base: str, keys: list[str], send: Send, pid: int, args:
         run.server_cpu = (process_cpu_seconds(pid) - server) / args.duration
         run.client_cpu = (time.process_time() - client) / args.duration
         run.other_cpu = (machine_busy_seconds() - busy) / args.duration - run.server_cpu - run.client_cpu
+        run.rss_mb = resident_mb(pid)
 
     await asyncio.gather(cpu_meter(), *(worker(i) for i in range(args.clients)))
 
@@ -385,15 +388,15 @@ def report(runs: list[Run], reads, facts, args: argparse.Namespace) -> str:
         " lead/responsible tasks; the baseline takes no key",
         "",
         "| backend | server | request | reports/s | reports per server CPU-s | p50 ms | p99 ms | errors | acked"
-        " | found in DB | rows added | server CPU | client CPU | other CPU |",
-        "|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|",
+        " | found in DB | rows added | server CPU | client CPU | other CPU | server RSS MB |",
+        "|---|---|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in runs:
         lines.append(
             f"| {r.backend} | {r.target} | {r.request} | {r.rate:.0f}{'' if r.server_cpu >= 0.9 else ' *'}"
             f" | {r.per_cpu:.0f} | {percentile(r.latencies, 50):.1f}"
             f" | {percentile(r.latencies, 99):.1f} | {r.errors} | {len(r.acked)} | {r.found} | {r.rows_added}"
-            f" | {r.server_cpu:.0%} | {r.client_cpu:.0%} | {max(r.other_cpu, 0):.0%} |"
+            f" | {r.server_cpu:.0%} | {r.client_cpu:.0%} | {max(r.other_cpu, 0):.0%} | {r.rss_mb:.0f} |"
         )
     lines += [
         "",

@@ -27,8 +27,8 @@ from app.importer.loader import UnknownUnitsError
 from app.importer.parsed import ParsedPlan
 from app.importer.parser import PlanTextError, decode_plan_bytes, parse_plan
 from app.importer.service import import_file
-from app.importer.units import UnitResolver, name_key
 from app.models import Plan, Responsibility, Section, Task
+from app.services.unit_names import UnitResolver, name_key
 from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS_DIR, XIJI
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from app.api.read_cache import data_version
 from app.models import WebhookMessage
 from app.services import supervision_watch, webhook_delivery
 from tests.factories import SEED_SLUG, make_key
@@ -302,3 +303,18 @@ def test_retry_after_is_honoured_within_the_schedule(webhook_engine: Engine, rec
         waited = datetime.fromisoformat(first["next_attempt_at"]) - datetime.fromisoformat(first["attempted_at"])
         assert (first["status_code"], second["status_code"]) == (429, 200)
         assert waited == timedelta(seconds=2)  # the receiver's 2 s, not the schedule's 0.1 s
+
+
+def test_deliveries_leave_the_read_cache_valid(world: World, receiver: Receiver) -> None:
+    """The worker's bookkeeping (messages, attempts, cursors) is in no cached read: delivering must not
+    move the data version, or every delivery would empty every worker's read cache."""
+    world.register(receiver.url(), event_types=["report.submitted"])
+    world.report("2.1.3", "教育体育局")
+    with Session(world.engine) as session:
+        before = data_version(session)
+    world.deliver_until(lambda: len(receiver.delivered()) == 1)
+    with Session(world.engine) as session:
+        assert data_version(session) == before
+    world.report("2.1.4", "司法局")  # while a real write still moves it
+    with Session(world.engine) as session:
+        assert data_version(session) > before

@@ -102,6 +102,14 @@ def require_admin(
     return principal
 
 
+async def require_admin_reader(principal: VerifiedPrincipal) -> Principal:
+    """An admin key, for admin reads (key list, audit log): checked on a read session (audited and
+    throttled like every key check), so a read never queues behind the writer's lock."""
+    if not principal.is_admin:
+        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
+    return principal
+
+
 async def require_reader(
     request: Request, session: SessionDep, settings: SettingsDep, authorization: AuthorizationHeader
 ) -> Principal | None:
@@ -114,3 +122,4 @@ async def require_reader(
 
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+AdminReaderDep = Annotated[Principal, Depends(require_admin_reader)]

@@ -1,54 +1,260 @@
-"""Rendered GET responses, reused until the data changes.
+"""Rendered GET responses, reused until the data changes, and answered before the framework runs.
 
-Every change to the data — a report, an import, an admin edit — appends to the change feed, whose
-counter is therefore the data's version. A rendered body is kept under (request, version, today) and
-served again while that version holds; one single-row query per request checks it, so the several
-stateless workers in production never serve each other's stale data. Edits made to the database
-behind the service's back (raw SQL) are not seen until the next change: make them through the API.
+Every transaction that changes the data — a report, an import, an admin edit, a revoked key — bumps
+the data version at commit (one hook, `app/services/feed.py`, that no write can bypass). A rendered body is kept under (path, canonical query, Accept,
+version, county today) and served again while that version holds; one single-row query per request
+checks it, so the several stateless workers in production never serve each other's stale data. Edits
+made to the database behind the service's back (raw SQL) are not seen until the next change: make
+them through the API.
+
+Two ways in, one store:
+- `CachedReads`, an ASGI layer in front of the router, answers a repeated GET from the store without
+  FastAPI's routing, dependency solving or parameter validation. It can only hit a key that a route
+  stored, i.e. a URL that passed validation (unknown parameters, control characters, types) once;
+  anything else goes on to the router, which validates it and answers 400 as before.
+- `ReadCacheDep`, in the routes, looks the key up again inside the request's session (its version read
+  is in the same snapshot as the data it renders) and stores what it builds.
+
+When reads need a key (REQUIRE_KEY_FOR_READS), an entry also remembers which Authorization headers the
+route accepted at that version; only those are answered from the fast path. A revoked key changes the
+data version, so it is refused at once.
+
+The store is bounded by bytes (RESPONSE_CACHE_MAX_BYTES), least recently used out first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import date
+from functools import lru_cache
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import SessionDep
-from app.api.responses import Rendered, send
-from app.core.clock import county_today
+from app.api.deps import SessionDep, SettingsDep
+from app.api.responses import Rendered, respond, send
+from app.core import clock
+from app.db import get_engine, get_session
 
-MAX_ENTRIES = 512
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+# What an entry costs beyond its body, in bytes: the key tuple and its strings, the entry, the LRU
+# links (about 1 kB measured with tracemalloc for a list URL), and room for the gzip form, made on
+# first use (JSON compresses about 5×; half the body is a generous bound).
+ENTRY_OVERHEAD = 1024
+VERSION_SQL = "SELECT version FROM feed_counter WHERE id = 1"
+
+Key = tuple[Any, ...]
+
+
+def make_key(*, path: str, query: tuple[tuple[str, str], ...], accept: str, version: int, today: date) -> Key:
+    # `today`: `overdue`, the lights and the default `as_of` move with the county's calendar.
+    return (path, query, accept, version, today)
+
+
+@lru_cache(maxsize=4096)  # the same few URLs are asked again and again; parsing is a sixth of a hit's cost
+def canonical_query(raw: bytes) -> tuple[tuple[str, str], ...]:
+    """The query as parsed pairs ordered by name; values of one name keep their order (a repeated
+    single-valued parameter means its last value). Same parsing as Starlette's `request.query_params`."""
+    if not raw:
+        return ()
+    return tuple(sorted(parse_qsl(raw.decode("latin-1"), keep_blank_values=True), key=lambda pair: pair[0]))
+
+
+def authorization_digest(header: str | None) -> bytes:
+    return hashlib.blake2b((header or "").encode(), digest_size=16).digest()
+
+
+@dataclass
+class Entry:
+    rendered: Rendered
+    size: int
+    # None: reads are open. Otherwise the Authorization headers (digests) accepted at this version.
+    authorized: frozenset[bytes] | None
 
 
 class ResponseCache:
-    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
-        self._entries: OrderedDict[tuple[object, ...], Rendered] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_entries = max_entries
+    """Rendered responses by key, at most `max_bytes` of them (bodies plus a fixed overhead each)."""
 
-    def get(self, key: tuple[object, ...]) -> Rendered | None:
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._paths: Counter[str] = Counter()  # entries per path: most GETs of uncached paths skip the lookup
+        self._lock = threading.Lock()
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.fast_hits = 0  # answered by `CachedReads` (a statistic; bumped on the event loop only)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def holds_path(self, path: str) -> bool:
+        return path in self._paths
+
+    def get(self, key: Key) -> Entry | None:
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: tuple[object, ...], rendered: Rendered) -> None:
+    def put(self, key: Key, rendered: Rendered, authorized: bytes | None = None) -> None:
+        size = len(rendered.body) + len(rendered.body) // 2 + ENTRY_OVERHEAD
+        if size > self.max_bytes:
+            return  # larger than the whole cache: served, never kept
         with self._lock:
-            self._entries[key] = rendered
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._forget(key, old)
+            allowed = None
+            if authorized is not None:
+                earlier = old.authorized if old is not None and old.authorized is not None else frozenset()
+                allowed = earlier | {authorized}
+            self._entries[key] = Entry(rendered, size, allowed)
+            self._paths[key[0]] += 1
+            self.bytes += size
+            while self.bytes > self.max_bytes:
+                oldest, entry = self._entries.popitem(last=False)
+                self._forget(oldest, entry)
+
+    def _forget(self, key: Key, entry: Entry) -> None:
+        self.bytes -= entry.size
+        self._paths[key[0]] -= 1
+        if not self._paths[key[0]]:
+            del self._paths[key[0]]
 
 
 def data_version(session: Session) -> int:
     # Plain SQL: this runs on every read, and the ORM's statement compilation would dominate it.
-    return int(session.connection().exec_driver_sql("SELECT seq FROM feed_counter WHERE id = 1").scalar_one())
+    return int(session.connection().exec_driver_sql(VERSION_SQL).scalar_one())
+
+
+def engine_data_version(engine: Engine) -> int:
+    """The version through a pooled DBAPI connection (PostgreSQL; run in the thread pool)."""
+    connection = engine.raw_connection()
+    try:
+        return _read_version(connection)
+    finally:
+        connection.close()
+
+
+class _VersionReader:
+    """SQLite: one connection of its own, outside the pool, read on the event loop (a few tens of
+    microseconds; a WAL read never waits for the writer). Outside the pool because a checkout on the
+    event loop would block the loop while the pool is lent out to requests the loop must finish."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a TestClient per test runs its own loop thread
+        self._connections: WeakKeyDictionary[Engine, Any] = WeakKeyDictionary()
+
+    def __call__(self, engine: Engine) -> int:
+        with self._lock:
+            connection = self._connections.get(engine)
+            if connection is None:
+                # The engine's "connect" hooks set WAL, foreign keys and autocommit (no lingering snapshot).
+                connection = engine.raw_connection()
+                connection.detach()  # ours for good: never returned to, nor counted in, the pool
+                self._connections[engine] = connection
+            return _read_version(connection)
+
+
+def _read_version(connection: Any) -> int:
+    cursor = connection.cursor()
+    try:
+        cursor.execute(VERSION_SQL)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    assert row is not None, "feed_counter has its one row from the first migration on"
+    return int(row[0])
+
+
+sqlite_data_version = _VersionReader()
+
+
+class CachedReads:
+    """Answers a GET whose rendering is in the response cache before FastAPI solves any dependency.
+
+    Sits innermost among the middlewares, so a hit passes HEAD, security headers, gzip and CORS handling
+    exactly as the route's answer does. Costs one single-row query, run on the event loop for SQLite
+    (a WAL read never waits for the writer) and in the thread pool otherwise: at most one hop."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        application = scope["app"]
+        store: ResponseCache = application.state.response_cache
+        path: str = scope["path"]
+        if not store.holds_path(path):
+            await self.app(scope, receive, send)
+            return
+        accept = ""
+        authorization: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+        version = await _version(application)
+        key = make_key(
+            path=path,
+            query=canonical_query(scope["query_string"]),
+            accept=accept,
+            version=version,
+            today=clock.county_today(),
+        )
+        entry = store.get(key)
+        if entry is None or (
+            entry.authorized is not None and authorization_digest(authorization) not in entry.authorized
+        ):
+            await self.app(scope, receive, send)
+            return
+        store.fast_hits += 1
+        await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
+
+
+async def _version(application: Any) -> int:
+    """The data version as the routes would see it: through the session provider the app uses, so a
+    test's `dependency_overrides[get_session]` (one rolled-back transaction) is honoured too."""
+    provider = application.dependency_overrides.get(get_session)
+    if provider is None:
+        engine = get_engine()
+        if engine.dialect.name == "sqlite":
+            return sqlite_data_version(engine)
+        return await run_in_threadpool(engine_data_version, engine)
+    made = provider()
+    if inspect.isasyncgen(made):
+        session: Any = await made.__anext__()
+        try:
+            return await run_in_threadpool(data_version, session)
+        finally:
+            await made.aclose()
+    return await run_in_threadpool(_provided_version, made)
+
+
+def _provided_version(made: object) -> int:
+    if not inspect.isgenerator(made):
+        assert isinstance(made, Session), f"unexpected session provider result {made!r}"
+        return data_version(made)
+    try:
+        session: Any = next(made)
+        return data_version(session)
+    finally:
+        made.close()
 
 
 @dataclass
@@ -56,28 +262,36 @@ class ReadCache:
     """Per request: the cached rendering if the data has not changed, and how to store a new one."""
 
     request: Request
-    key: tuple[object, ...]
+    session: Session
     store: ResponseCache
-    hit: Rendered | None
+    authorized: bytes | None  # the caller's Authorization digest when reads need a key
 
     async def respond(self, build: Callable[[], Rendered]) -> Response:
-        """The cached rendering, or `build()` run in the threadpool (it queries) and kept."""
-        if self.hit is None:
-            self.hit = await run_in_threadpool(build)
-            self.store.put(self.key, self.hit)
-        return send(self.request, self.hit)
+        """The cached rendering, or `build()` kept — one thread-pool hop for the version read and the build."""
+        return send(self.request, await run_in_threadpool(self._cached_or_built, build))
+
+    def _cached_or_built(self, build: Callable[[], Rendered]) -> Rendered:
+        key = make_key(
+            path=self.request.scope["path"],
+            query=canonical_query(self.request.scope["query_string"]),
+            accept=self.request.headers.get("accept", ""),
+            version=data_version(self.session),
+            today=clock.county_today(),
+        )
+        entry = self.store.get(key)
+        if entry is not None:
+            if self.authorized is not None and (entry.authorized is None or self.authorized not in entry.authorized):
+                self.store.put(key, entry.rendered, self.authorized)  # this key was accepted at this version too
+            return entry.rendered
+        rendered = build()
+        self.store.put(key, rendered, self.authorized)
+        return rendered
 
 
-def read_cache(request: Request, session: SessionDep) -> ReadCache:
-    store: ResponseCache = request.app.state.response_cache
-    key = (
-        request.url.path,
-        request.url.query,
-        request.headers.get("accept", ""),
-        data_version(session),
-        county_today(),  # `overdue` and the default `as_of` move with the calendar
-    )
-    return ReadCache(request=request, key=key, store=store, hit=store.get(key))
+async def read_cache(request: Request, session: SessionDep, settings: SettingsDep) -> ReadCache:
+    # async: building the handle does no I/O; the version is read in `respond`'s one thread-pool hop.
+    authorized = authorization_digest(request.headers.get("authorization")) if settings.require_key_for_reads else None
+    return ReadCache(request=request, session=session, store=request.app.state.response_cache, authorized=authorized)
 
 
 ReadCacheDep = Annotated[ReadCache, Depends(read_cache)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -57,13 +57,19 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 def send(request: Request, rendered: Rendered) -> Response:
-    compress = len(rendered.body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("accept-encoding", "")
+    return respond(rendered, request.headers)
+
+
+def respond(rendered: Rendered, headers_in: Mapping[str, str]) -> Response:
+    """The response for one request's headers: the cache's fast path (`read_cache.CachedReads`) and the
+    routes both answer through here, so a cached answer is byte for byte the one the route gives."""
+    compress = len(rendered.body) >= GZIP_MIN_BYTES and "gzip" in headers_in.get("accept-encoding", "")
     # The gzip representation is another entity, so it gets its own (related) ETag.
     etag = rendered.etag[:-1] + '-gzip"' if compress else rendered.etag
     # GZipMiddleware adds "Accept-Encoding" to Vary on the identity responses it inspects itself.
     vary = "Accept, Accept-Encoding" if compress else "Accept"
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Vary": vary}
-    if etag_matches(request.headers.get("if-none-match"), rendered.etag):
+    if etag_matches(headers_in.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
     headers.update(dict(rendered.headers))
     if compress:

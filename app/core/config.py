@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         description="how often the worker looks for light changes and missing duties (supervision watch)",
     )
     webhook_poll_seconds: float = Field(default=1.0, gt=0, description="the worker's pause when it finds no work")
+    response_cache_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="bytes of rendered GET responses a worker keeps (least recently used out first); 0 = none",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -13,12 +13,12 @@ from typing import Any
 from sqlmodel import Session, col, delete, select
 
 from app.importer.parsed import ParsedPlan, ParsedTask
-from app.importer.units import UnitResolver
 from app.models import Jurisdiction, Plan, PlanImport, ProgressReport, Responsibility, Role, Section, Task, utcnow
 from app.services import derivation
 from app.services.feed import record_event
 from app.services.permissions import OWNER_ROLES
 from app.services.schedule import ensure_schedule
+from app.services.unit_names import UnitResolver
 
 
 class PlanMovedError(ValueError):

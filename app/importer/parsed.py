@@ -8,13 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from enum import StrEnum
 
-
-class Role(StrEnum):
-    lead = "lead"  # 牵头单位
-    cooperating = "cooperating"  # 配合单位
-    responsible = "responsible"  # 责任单位
+from app.models.task import Role  # the tables' enum; the parser fills it in
 
 
 @dataclass

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum
 
-from app.importer.parsed import ParsedPlan, ParsedSection, ParsedTask, Role, UnitMention
+from app.importer.parsed import ParsedPlan, ParsedSection, ParsedTask, UnitMention
+from app.models import Role
 
 __all__ = ["PlanTextError", "decode_plan_bytes", "parse_plan", "parse_term"]
 
@@ -258,7 +259,7 @@ def _split_unit_names(segment: str) -> list[str]:
 
 def _clean_unit_name(name: str) -> str:
     # Spaces inside a name are copy artefacts (`县 司法局`). The name is written in the form the unit
-    # resolver compares names in (NFKC, no whitespace: `units.name_key`): `各部门(单位)` and
+    # resolver compares names in (NFKC, no whitespace: `unit_names.name_key`): `各部门(单位)` and
     # `各部门（单位）` are one name, and so are `县Ａ局` and `县A局`, which would otherwise both be
     # created as new units with the same name. Repeated: removing a space can let NFKC compose anew.
     for _ in range(4):

@@ -1,6 +1,5 @@
 """All table models; importing this package registers them on SQLModel.metadata (Alembic needs that)."""
 
-from app.importer.parsed import Role
 from app.models.base import UTCDateTime, utcnow
 from app.models.cycle import Cadence, DutyExcusal, ReportingSchedule
 from app.models.jurisdiction import Jurisdiction, JurisdictionLevel
@@ -15,7 +14,7 @@ from app.models.progress import (
     ReviewState,
     TaskUnitState,
 )
-from app.models.task import Responsibility, Task, TaskStatus
+from app.models.task import Responsibility, Role, Task, TaskStatus
 from app.models.unit import GroupMember, Unit, UnitAlias, UnitKind
 from app.models.webhook import (
     DutyMissingSeen,

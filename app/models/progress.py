@@ -147,10 +147,12 @@ class ChangeEvent(SQLModel, table=True):
 
 
 class FeedCounter(SQLModel, table=True):
-    """One row: the last `seq` given out, and so the data's version (the read cache keys on it).
-    Writers take it as the last thing before commit, which makes seq order commit order."""
+    """One row: the last `seq` given out, and the data's `version` (the read cache keys on it).
+    Writers take it as the last thing before commit, which makes seq order commit order; every
+    transaction that changed any row bumps `version` (`app/services/feed.py`), events or not."""
 
     __tablename__ = "feed_counter"
 
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
+    version: int = 0

@@ -8,8 +8,13 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.importer.parsed import Role
 from app.models.base import UTCDateTime, utcnow
+
+
+class Role(StrEnum):
+    lead = "lead"  # 牵头单位
+    cooperating = "cooperating"  # 配合单位
+    responsible = "responsible"  # 责任单位
 
 
 class TaskStatus(StrEnum):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import object_session
 
-from app.api.deps import AdminDep, WriteSessionDep, client_address
+from app.api.deps import AdminDep, AdminReaderDep, SessionDep, WriteSessionDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import JurisdictionParam
@@ -95,7 +95,7 @@ def create_key(request: Request, body: KeyCreate, admin: AdminDep, session: Writ
 
 
 @router.get("/keys", response_model=Page[KeyOut])
-def list_keys(request: Request, admin: AdminDep, session: WriteSessionDep, page: ListParamsDep) -> Response:
+def list_keys(request: Request, admin: AdminReaderDep, session: SessionDep, page: ListParamsDep) -> Response:
     """列出密钥(不含明文)/ List keys (never the secrets)."""
     items = [_key_out(k, u) for k, u in administration.list_keys(session=session, admin=admin)]
     return send(request, render_slice(KeyOut, page_in_memory(items, page)))
@@ -192,8 +192,8 @@ def create_jurisdiction(
 @router.get("/audit", response_model=Page[AuditOut])
 def audit_log(
     request: Request,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     since: Since = "0",
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
     jurisdiction: JurisdictionParam = None,

@@ -10,13 +10,21 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
+from app.api.deps import (
+    AuthorizationHeader,
+    SessionDep,
+    VerifiedPrincipal,
+    WriterDep,
+    WriteSessionDep,
+    client_address,
+)
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
+from app.api.writes import WritesDep
 from app.core.clock import county_today
 from app.errors import FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
 from app.models import ProgressReport, ReportKind, ReviewState, Task
@@ -27,6 +35,7 @@ from app.services import progress as progress_service
 from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
+from app.services.keys import authenticate
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
@@ -76,8 +85,9 @@ def submit_progress(
     plan: PlanSlug,
     code: TaskCode,
     data: ProgressCreate,
-    principal: WriterDep,
-    session: WriteSessionDep,
+    _verified: VerifiedPrincipal,  # a bad key is refused (audited, throttled) before any write waits
+    authorization: AuthorizationHeader,
+    writes: WritesDep,
     idempotency_key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> Response:
@@ -86,19 +96,26 @@ def submit_progress(
     牵头、责任单位(直接或经所属组)的报告决定任务状态;配合单位的报告作为配合情况记入历史;依法治县办的管理密钥可对任何任务作更正。
     Lead/responsible units' reports set the task's status; cooperating units' are contributions; admin keys correct.
     """
-    row = plan_service.get_plan(session=session, slug=plan)
-    [outcome] = submission.submit(
-        session=session,
-        plan=row,
-        principal=principal,
-        submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
-        remote_addr=client_address(request),
-        precondition=_if_match(session, if_match) if if_match is not None else None,
-    )
-    if outcome.problem is not None:
-        raise outcome.problem
+    remote_addr = client_address(request)
+
+    def work(session: Session) -> submission.Outcome:
+        # Authenticated, authorized and validated on its own, whoever it shares a transaction with.
+        principal = authenticate(session=session, authorization=authorization)
+        row = plan_service.get_plan(session=session, slug=plan)
+        [outcome] = submission.submit(
+            session=session,
+            plan=row,
+            principal=principal,
+            submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
+            remote_addr=remote_addr,
+            precondition=_if_match(session, if_match) if if_match is not None else None,
+        )
+        if outcome.problem is not None:
+            raise outcome.problem
+        return outcome
+
+    outcome = writes.run(work)  # returns once the report is committed
     assert outcome.report is not None
-    session.commit()
     headers = {"Location": f"/api/v1/progress/{outcome.report.id}"}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"

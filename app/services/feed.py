@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import event, update
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
@@ -16,23 +19,62 @@ from app.services.keys import Principal
 PENDING = "feed_events_pending"
 
 
+CHANGED = "feed_rows_changed"
+
+# Webhook delivery bookkeeping is written all the time by the delivery worker and is in no cached read
+# (webhook admin answers are never cached): its writes must not empty every worker's read cache.
+UNVERSIONED_TABLES = frozenset(
+    {"webhook_endpoint", "webhook_message", "webhook_attempt", "task_light_seen", "duty_missing_seen"}
+)
+
+
+def _changes_data(rows: Iterable[object]) -> bool:
+    return any(getattr(row, "__tablename__", None) not in UNVERSIONED_TABLES for row in rows)
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed_rows(session: Session, _context: Any) -> None:
+    if _changes_data(chain(session.new, session.dirty, session.deleted)):  # still the pre-flush state here
+        session.info[CHANGED] = True  # kept through a rolled-back savepoint: a spare bump costs one cache miss
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_statement_writes(state: ORMExecuteState) -> None:
+    # Set-based writes (`insert(...).values([...])`, `update(...)`) never pass through a flush.
+    if state.is_insert or state.is_update or state.is_delete:
+        table = getattr(state.statement, "table", None)
+        if getattr(table, "name", None) not in UNVERSIONED_TABLES:
+            state.session.info[CHANGED] = True
+
+
 @event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
-    """Give this transaction's events their feed numbers as the very last step before commit.
+    """Give this transaction's events their feed numbers, and bump the data version if it changed
+    anything, as the very last step before commit.
 
-    The counter row stays locked only from here to the commit, and every writer takes it last, so
-    it can take part in no deadlock, and numbers are handed out in commit order. Events whose
-    savepoint was rolled back have left the session and get no number."""
+    This is the one place the data version moves: no write has to remember it, so the read cache
+    (`app/api/read_cache.py`) cannot serve a rendering a write has made stale (a revoked key, a unit
+    renamed behind no event). The counter row stays locked only from here to the commit, and every
+    writer takes it last, so it can take part in no deadlock, and numbers are handed out in commit
+    order. Events whose savepoint was rolled back have left the session and get no number."""
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released (one write of a group commit): numbered once, at the real commit
     pending = [change for change in session.info.pop(PENDING, []) if change in session]
-    if not pending:
+    changed = (
+        session.info.pop(CHANGED, False)
+        or bool(pending)
+        or _changes_data(chain(session.new, session.dirty, session.deleted))
+    )
+    if not changed:
         return
     with session.no_autoflush:  # the commit's flush then inserts the events with their numbers
         last: int = session.execute(
             update(FeedCounter)
             .where(col(FeedCounter.id) == 1)
-            .values(seq=col(FeedCounter.seq) + len(pending))
+            .values(seq=col(FeedCounter.seq) + len(pending), version=col(FeedCounter.version) + 1)
             .returning(col(FeedCounter.seq))
         ).scalar_one()
+    session.info.pop(CHANGED, None)  # set again by the UPDATE just made
     for number, change in enumerate(pending, start=last - len(pending) + 1):
         change.seq = number  # written by the commit's own flush
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from app.errors import Conflict, InvalidParameter, NotFound, ProblemError
-from app.importer.units import UnitResolver, candidate_keys, name_key
 from app.models import GroupMember, Jurisdiction, Plan, Unit, UnitAlias, UnitKind
 from app.services import jurisdictions
 from app.services.jurisdictions import LEVEL_PREFIXES, subtree_ids
 from app.services.keys import Principal
 from app.services.permissions import check_jurisdiction, key_scope
+from app.services.unit_names import UnitResolver, candidate_keys, name_key
 
 
 @dataclass

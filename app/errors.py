@@ -66,6 +66,38 @@ class Conflict(ProblemError):
     title = "Conflict"
 
 
+class LastAdminKey(ProblemError):
+    """Revoking it would leave a jurisdiction (or the platform) with no admin key: nobody could then
+    issue or revoke its keys over the API. Issue the successor first, then revoke."""
+
+    status = 409
+    code = "last-admin-key"
+    title = "Conflict"
+
+
+class KeyWithoutRight(ProblemError):
+    """A key that is neither a unit's nor an admin's could do nothing but read."""
+
+    status = 422
+    code = "validation-error"
+    title = "Validation Error"
+
+
+class UnitNameRejected(ProblemError):
+    status = 422
+    code = "validation-error"
+    title = "Validation Error"
+
+
+class BatchRejected(ProblemError):
+    """An atomic batch with a failing item: nothing written; the per-item results ride along as
+    extension members (`atomic`, `created`, `replayed`, `failed`, `results`)."""
+
+    status = 422
+    code = "batch-rejected"
+    title = "Batch Rejected"
+
+
 class InvalidParameter(ProblemError):
     status = 400
     code = "invalid-parameter"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app.api.deps import require_admin, require_writer
 from app.errors import PROBLEM_JSON, Problem
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -24,8 +26,24 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "无权操作:单位与任务无关联(not-linked-to-task)、越出密钥的行政区划(outside-jurisdiction)"
         "、需管理密钥(admin-only)/ not allowed",
     },
+    409: {
+        "model": Problem,
+        "description": "冲突:名称、别名或区划代码已存在,不可吊销或降级最后一把管理密钥,或与并发写入冲突(未写入,可重试)"
+        " / conflict: already exists, the last admin key, or a concurrent write (nothing written; retry)",
+    },
     413: {"model": Problem, "description": "请求体过大 / body too large"},
 }
+# What any operation may answer, whatever it does: a busy or unreachable database (503, nothing
+# written), too many requests (429, with Retry-After), and — for reads, when REQUIRE_KEY_FOR_READS is
+# set — a missing or bad key (401). Added to every /api/v1 operation by `_common_responses`.
+COMMON_RESPONSES: dict[str, str] = {
+    "401": "缺少、无效或已吊销的密钥(读取需密钥时)/ missing, bad or revoked key (when reads need one)",
+    "429": "请求过多,请按 Retry-After 稍后再试 / too many requests; retry after Retry-After",
+    "503": "数据库暂时繁忙或不可用,未写入任何数据,可重试 / database busy or unavailable; nothing written, retry",
+}
+# Text parameters refuse control characters (app/api/params.py); the document says so, so generated
+# clients and fuzzers know the rule before the server tells them.
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -46,7 +64,10 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
             )
             _summaries_from_docstrings(schema)
+            _common_responses(schema)
             _errors_as_problem_json(schema)
+            _key_optional_on_reads(schema, _keyless_operations(app))
+            _text_parameters_without_control_characters(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -62,8 +83,8 @@ def _errors_as_problem_json(schema: dict[str, Any]) -> None:
                 if not code.startswith(("4", "5")):
                     continue
                 if "application/json" in content:
-                    content[PROBLEM_JSON] = {"schema": {"$ref": PROBLEM_REF}}
-                    del content["application/json"]
+                    # The documented model is Problem or a subclass with extension members (BatchProblem).
+                    content[PROBLEM_JSON] = content.pop("application/json")
 
 
 def _summaries_from_docstrings(schema: dict[str, Any]) -> None:
@@ -74,3 +95,57 @@ def _summaries_from_docstrings(schema: dict[str, Any]) -> None:
             if first:
                 operation["summary"] = first.strip()
                 operation["description"] = rest.strip()
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return dependant.call in (require_writer, require_admin) or any(_needs_key(d) for d in dependant.dependencies)
+
+
+def _keyless_operations(app: FastAPI) -> set[str]:
+    # FastAPI >= 0.16x keeps included routers as branches; iter_route_contexts walks them.
+    from fastapi.routing import iter_route_contexts
+
+    names: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and not _needs_key(route.dependant):
+            names.add(route.name)
+    return names
+
+
+def _key_optional_on_reads(schema: dict[str, Any], keyless: set[str]) -> None:
+    # Reads are open unless REQUIRE_KEY_FOR_READS is set: the key is optional there (`{}` = anonymous).
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if operation.get("operationId") in keyless and operation.get("security"):
+                operation["security"] = [{}, *operation["security"]]
+
+
+def _common_responses(schema: dict[str, Any]) -> None:
+    for name, path in schema.get("paths", {}).items():
+        if not name.startswith("/api/"):
+            continue
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in COMMON_RESPONSES.items():
+                responses.setdefault(
+                    code, {"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
+                )
+
+
+def _text_parameters_without_control_characters(schema: dict[str, Any]) -> None:
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for param in operation.get("parameters", []):
+                if param.get("in") not in ("path", "query"):
+                    continue
+                for variant in _string_schemas(param.get("schema", {})):
+                    variant.setdefault("pattern", NO_CONTROL_CHARACTERS)
+
+
+def _string_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    if schema.get("type") == "string" and "format" not in schema and "enum" not in schema:
+        return [schema]
+    if schema.get("type") == "array":
+        return _string_schemas(schema.get("items", {}))
+    return [s for variant in schema.get("anyOf", []) for s in _string_schemas(variant)]

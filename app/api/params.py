@@ -8,11 +8,13 @@ byte must not reach the database (PostgreSQL refuses it with an error, SQLite st
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
 
 from app.errors import FieldError, ProblemError
 
@@ -45,6 +47,23 @@ class ControlCharacter(ProblemError):
     code = "invalid-parameter"
     title = "Invalid Parameter"
 
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # pydantic also reads `0` or `1700000000` as a Unix time and `２０２３-01-01` as a date; the
+    # document says YYYY-MM-DD, so that is the only spelling accepted.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A date query parameter: exactly YYYY-MM-DD in ASCII digits."""
+
+# Counter cursors (`since=`, history `cursor=`) as the document states them: ASCII digits only.
+COUNTER_PATTERN = r"^[0-9]{1,19}$"
 
 # C0 controls (NUL included) and DEL; tab, newline and carriage return have no business in a parameter either.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -4,6 +4,8 @@ security headers a JSON API sends (a browser must never sniff, frame or render o
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
@@ -33,6 +35,11 @@ class ProtocolMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
+                if message["status"] == 405:
+                    # Starlette lists only the methods of the first route that matched the path; a
+                    # path served by several routes (GET and POST /admin/keys) allows all of theirs.
+                    allow = ", ".join(allowed_methods(scope.get("app"), scope["path"]))
+                    headers = [(n, v) for n, v in headers if n.lower() != b"allow"] + [(b"allow", allow.encode())]
                 names = {name.lower() for name, _ in headers}
                 headers += [h for h in SECURITY_HEADERS if h[0] not in names]
                 content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
@@ -44,3 +51,17 @@ class ProtocolMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def allowed_methods(app: Any, path: str) -> list[str]:
+    """Every method some route serves at `path` (HEAD wherever GET is served)."""
+    from fastapi.routing import iter_route_contexts
+
+    methods: set[str] = set()
+    for context in iter_route_contexts(getattr(app, "routes", [])):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(path) and context.methods:
+            methods |= set(context.methods)
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

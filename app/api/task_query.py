@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
+from app.api.params import IsoDate
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
 from app.core.clock import county_today
 from app.errors import InvalidParameter
@@ -96,17 +97,17 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         ),
     ] = None,
     due_before: Annotated[
-        date | None, Query(description="期限不晚于(含)/ due on or before", examples=["2023-12-31"])
+        IsoDate | None, Query(description="期限不晚于(含)/ due on or before", examples=["2023-12-31"])
     ] = None,
     due_after: Annotated[
-        date | None, Query(description="期限不早于(含)/ due on or after", examples=["2024-01-01"])
+        IsoDate | None, Query(description="期限不早于(含)/ due on or after", examples=["2023-01-01"])
     ] = None,
     overdue: Annotated[
         bool | None,
         Query(description="已过期且未完成(以今天或 as_of 计)/ past due and not completed", examples=[True]),
     ] = None,
     as_of: Annotated[
-        date | None,
+        IsoDate | None,
         Query(
             description="基准日,默认今天:status、progress、unit_states、overdue、light 均为该日结束时的情况"
             "(由当时已有的报告重建);status、overdue 过滤也按该日判断"

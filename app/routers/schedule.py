@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
+from app.api.params import IsoDate
 from app.api.paths import PlanSlug
 from app.api.responses import json_response
 from app.errors import Problem
@@ -64,7 +65,7 @@ def list_periods(
     plan: PlanSlug,
     session: SessionDep,
     settings: SettingsDep,
-    as_of: Annotated[date | None, Query(description="哪一天的当前报告期;默认今天 / the date; default today")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="哪一天的当前报告期;默认今天 / the date; default today")] = None,
 ) -> Response:
     """方案实施期内的报告期日历及截止日 / The calendar of reporting periods with their deadlines."""
     row = plan_service.get_plan(session=session, slug=plan)

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.models import Cadence
-from app.schemas.common import MAX_ID
+from app.schemas.common import MAX_ID, MultiLine, SingleLine
 from app.schemas.progress import ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[MultiLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
 class ScheduleIn(BaseModel):
@@ -128,9 +128,9 @@ class ExcusalIn(BaseModel):
         },
     )
 
-    task: str = Field(min_length=1, max_length=20, description="任务编号 / task code")
-    unit: str = Field(min_length=1, max_length=100, description="单位 id、名称或别名 / unit")
-    period: str = Field(
+    task: SingleLine = Field(min_length=1, max_length=20, description="任务编号 / task code")
+    unit: SingleLine = Field(min_length=1, max_length=100, description="单位 id、名称或别名 / unit")
+    period: SingleLine = Field(
         min_length=1, max_length=10, json_schema_extra={"pattern": PERIOD_PATTERN}, description="报告期 / period"
     )
     reason: Reason = Field(description="免报理由 / why the duty is waived")

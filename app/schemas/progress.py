@@ -7,12 +7,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
+from app.errors import Problem
 from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
+from app.schemas.common import IdempotencyKeyValue, MultiLine, SingleLine
 from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
-Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Evidence = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 class ProgressCreate(BaseModel):
@@ -37,8 +39,8 @@ class ProgressCreate(BaseModel):
         description="not_started 未启动 / in_progress 推进中 / completed 已完成 / delayed 滞后 / ongoing 常态化(长效机制运行中)"
     )
     percent: int = Field(ge=0, le=100, description="完成百分比;completed 必须为 100,not_started 必须为 0")
-    summary: str = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
-    period: str = Field(
+    summary: MultiLine = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
+    period: SingleLine = Field(
         json_schema_extra={"pattern": PERIOD_PATTERN},
         description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`(半角数字),须符合方案的报送周期(或更粗,如年度小结),"
         "在方案实施期内(或次年,用于终期评估)/ canonical period, at the plan's cadence or coarser",
@@ -126,6 +128,13 @@ class UnitState(BaseModel):
     updated_at: datetime
 
 
+class BatchItem(ProgressCreate):
+    """One item of a batch: a report plus its task and optional idempotency key."""
+
+    task: SingleLine = Field(min_length=1, max_length=20, description="任务编号 / task code")
+    idempotency_key: IdempotencyKeyValue | None = None
+
+
 class BatchIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -171,6 +180,16 @@ class BatchOut(BaseModel):
     results: list[BatchResult]
 
 
+class BatchProblem(Problem):
+    """The 422 of an atomic batch: a problem+json whose extension members are the batch's answer."""
+
+    atomic: bool
+    created: int
+    replayed: int
+    failed: int
+    results: list[BatchResult]
+
+
 class ChangeOut(BaseModel):
     seq: int = Field(description="单调递增序号 / monotonically increasing sequence")
     type: str = Field(
@@ -201,10 +220,10 @@ class ChangesPage(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit: str | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
+    unit: SingleLine | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
     admin: bool = Field(default=False, description="依法治县办管理密钥 / an admin key")
-    name: str | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
-    jurisdiction: str | None = Field(
+    name: SingleLine | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
+    jurisdiction: SingleLine | None = Field(
         default=None,
         description="管理密钥管辖的行政区划(代码或名称);省略时为签发者自己的区划,全平台管理员省略则签发全平台密钥"
         " / the admin key's jurisdiction; default: the issuer's own (platform-wide from a platform admin)",
@@ -241,10 +260,10 @@ class KeyCreated(KeyOut):
 class UnitCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLine = Field(min_length=1, max_length=100)
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
-    aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
-    jurisdiction: str | None = Field(
+    aliases: list[Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
+    jurisdiction: SingleLine | None = Field(
         default=None,
         description="所属行政区划(代码或名称);省略时为管理密钥自己的区划 / default: the admin key's own",
         examples=["640422"],
@@ -254,10 +273,10 @@ class UnitCreate(BaseModel):
 class AliasCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alias: str = Field(min_length=1, max_length=100)
+    alias: SingleLine = Field(min_length=1, max_length=100)
 
 
 class MemberAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    member: str = Field(min_length=1, description="成员单位 id、名称或别名 / member unit")
+    member: SingleLine = Field(min_length=1, max_length=100, description="成员单位 id、名称或别名 / member unit")

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -240,6 +240,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             title="Service Unavailable",
             detail="数据库暂时繁忙或不可用,本次请求未写入任何数据,请稍后重试 / database busy, nothing written; retry",
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(DataError)
+    async def _out_of_range(request: Request, exc: DataError) -> JSONResponse:
+        # A value the column cannot hold (a number past its range, a string past its length) that
+        # slipped past the request's validation: the request's fault, so a 400, and logged to be fixed.
+        log.warning("database refused a value on %s %s: %s", request.method, request.url.path, exc.orig)
+        return problem_response(
+            request,
+            status=400,
+            code="value-out-of-range",
+            title="Bad Request",
+            detail="请求中的某个值超出允许范围,未写入任何数据 / a value is out of range; nothing written",
         )
 
     @app.exception_handler(IntegrityError)

@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 
 from app.errors import FieldError, ProblemError
+from app.schemas.common import MAX_ID
 
 JurisdictionParam = Annotated[
     str | None,
@@ -63,17 +64,19 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 """A date query parameter: exactly YYYY-MM-DD in ASCII digits."""
 
 # Counter cursors (`since=`, history `cursor=`) as the document states them: ASCII digits only.
-COUNTER_PATTERN = r"^[0-9]{1,19}$"
+COUNTER_PATTERN = r"^[0-9]{1,10}$"
 
 # C0 controls (NUL included) and DEL; tab, newline and carriage return have no business in a parameter either.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_CURSOR = 2**63 - 1  # the largest id or sequence number either database stores
+# Ids and feed sequence numbers are 32-bit integer columns on PostgreSQL: no cursor is ever larger,
+# and a larger one must be a 400 here, not an "integer out of range" from the database.
+MAX_CURSOR = MAX_ID
 
 
 def parse_counter(value: str, param: str) -> int:
     """A non-negative integer cursor (`since=`, a history cursor): ASCII digits, in range, or a 400.
     (`str.isdigit` alone accepts `²` and `٣`, which `int()` then rejects or misreads.)"""
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_CURSOR:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_CURSOR:
         raise ProblemError(
             f"参数 {param} 无效:应为上一页响应中的游标原值(非负整数) / invalid parameter {param}",
             errors=[FieldError(field=f"query.{param}", message="应为非负整数游标", type="value_error")],

@@ -181,13 +181,14 @@ class BatchOut(BaseModel):
 
 
 class BatchProblem(Problem):
-    """The 422 of an atomic batch: a problem+json whose extension members are the batch's answer."""
+    """A batch's 422: a problem+json. When an atomic batch is refused (code `batch-rejected`), its
+    extension members are the batch's answer; a body that is not a batch at all has none of them."""
 
-    atomic: bool
-    created: int
-    replayed: int
-    failed: int
-    results: list[BatchResult]
+    atomic: bool | None = Field(default=None, description="仅 batch-rejected / only with batch-rejected")
+    created: int | None = None
+    replayed: int | None = None
+    failed: int | None = None
+    results: list[BatchResult] | None = Field(default=None, description="逐条结果 / per-item results")
 
 
 class ChangeOut(BaseModel):

@@ -68,6 +68,7 @@ def install_openapi(app: FastAPI) -> None:
             _errors_as_problem_json(schema)
             _key_optional_on_reads(schema, _keyless_operations(app))
             _text_parameters_without_control_characters(schema)
+            _links(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -149,3 +150,39 @@ def _string_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
     if schema.get("type") == "array":
         return _string_schemas(schema.get("items", {}))
     return [s for variant in schema.get("anyOf", []) for s in _string_schemas(variant)]
+
+
+# OpenAPI links: what a created resource's answer lets a client (or a stateful fuzzer) call next.
+# (operation, status) → {link name: (target operation, {parameter: runtime expression})}
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("submit_progress", "201"): {
+        "GetReport": ("get_report", {"report_id": "$response.body#/id"}),
+        "WithdrawReport": ("withdraw_report", {"report_id": "$response.body#/id"}),
+        "ReviewReport": ("review_report", {"report_id": "$response.body#/id"}),
+        "TaskHistory": ("task_history", {"plan": "$request.path.plan", "code": "$request.path.code"}),
+    },
+    ("create_unit", "201"): {
+        "GetUnit": ("get_unit", {"unit_id": "$response.body#/id"}),
+        "AddAlias": ("add_alias", {"unit_id": "$response.body#/id"}),
+        "UnitTasks": ("list_unit_tasks", {"unit_id": "$response.body#/id"}),
+    },
+    ("add_alias", "201"): {"GetUnit": ("get_unit", {"unit_id": "$response.body#/id"})},
+    ("add_member", "201"): {
+        "GetGroup": ("get_unit", {"unit_id": "$response.body#/id"}),
+        "RemoveMember": ("remove_member", {"group_id": "$response.body#/id", "member_id": "$request.body#/member"}),
+    },
+    ("create_key", "201"): {"RevokeKey": ("revoke_key", {"prefix": "$response.body#/prefix"})},
+    ("create_excusal", "201"): {
+        "RevokeExcusal": ("revoke_excusal", {"plan": "$request.path.plan", "excusal_id": "$response.body#/id"})
+    },
+    ("create_jurisdiction", "201"): {"GetJurisdiction": ("get_jurisdiction", {"code": "$response.body#/code"})},
+}
+
+
+def _links(schema: dict[str, Any]) -> None:
+    operations = {op.get("operationId"): op for path in schema.get("paths", {}).values() for op in path.values()}
+    for (source, status), links in LINKS.items():
+        response = operations[source]["responses"][status]
+        for name, (target, parameters) in links.items():
+            assert target in operations, target  # a renamed handler must not leave a dangling link
+            response.setdefault("links", {})[name] = {"operationId": target, "parameters": parameters}

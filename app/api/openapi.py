@@ -38,6 +38,8 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 # set — a missing or bad key (401). Added to every /api/v1 operation by `_common_responses`.
 COMMON_RESPONSES: dict[str, str] = {
     "401": "缺少、无效或已吊销的密钥(读取需密钥时)/ missing, bad or revoked key (when reads need one)",
+    "414": "查询字符串过长(超过 8 KiB)/ query string too long (over 8 KiB)",
+    "431": "请求头过大(合计超过 16 KiB)/ request headers too large (over 16 KiB)",
     "429": "请求过多,请按 Retry-After 稍后再试 / too many requests; retry after Retry-After",
     "503": "数据库暂时繁忙或不可用,未写入任何数据,可重试 / database busy or unavailable; nothing written, retry",
 }

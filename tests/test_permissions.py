@@ -23,11 +23,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
+from app.errors import NotLinkedToTask, OutsideJurisdiction
 from app.importer.parsed import Role as ParsedRole
 from app.importer.parser import parse_plan
 from app.models import ApiKey, ChangeEvent, GroupMember, Plan, ProgressReport, ReportKind, Role, Task, Unit, UnitKind
 from app.services.keys import Principal, create_key
-from app.services.permissions import NotLinkedToTask, OutsideJurisdiction, check_permission, permission
+from app.services.permissions import check_permission, permission
 from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS, make_key, xiji_id
 from tests.test_importer import SEED_SPELLINGS
 

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
-from app.errors import ProblemError
+from app.errors import AdminOnly
 from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -47,12 +47,6 @@ AuthorizationHeader = Annotated[str | None, Depends(authorization_header)]
 def client_address(request: Request) -> str | None:
     """The caller's address for the audit log (behind a proxy, uvicorn's --proxy-headers sets it)."""
     return request.client.host if request.client else None
-
-
-class AdminOnly(ProblemError):
-    status = 403
-    code = "admin-only"
-    title = "Forbidden"
 
 
 def require_writer(session: WriteSessionDep, authorization: AuthorizationHeader) -> Principal:

@@ -16,7 +16,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import BeforeValidator
 
-from app.errors import FieldError, ProblemError
+from app.errors import ControlCharacter, FieldError, ProblemError, UnknownParameter
 from app.schemas.common import MAX_ID
 
 JurisdictionParam = Annotated[
@@ -35,18 +35,6 @@ UnitJurisdictionParam = Annotated[
         examples=["640422"],
     ),
 ]
-
-
-class UnknownParameter(ProblemError):
-    status = 400
-    code = "unknown-parameter"
-    title = "Unknown Query Parameter"
-
-
-class ControlCharacter(ProblemError):
-    status = 400
-    code = "invalid-parameter"
-    title = "Invalid Parameter"
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -282,7 +282,7 @@ def _csv_row(view: TaskView) -> list[Any]:
         f"{view.section.code} {view.section.title}",
         task.title or "",
         task.text,
-        task.due.isoformat(),
+        task.due.isoformat() if task.due else "",
         view.status,
         view.progress,
         "是" if view.overdue else "否",

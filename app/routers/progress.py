@@ -17,7 +17,17 @@ from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.core.clock import county_today
-from app.errors import BatchRejected, FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
+from app.errors import (
+    BatchRejected,
+    FieldError,
+    NotFound,
+    Problem,
+    ProblemError,
+    ReportRejected,
+    StaleETag,
+    field_errors,
+    problem_body,
+)
 from app.models import ProgressReport, ReportKind, ReviewState, Task
 from app.schemas.common import IdempotencyKeyValue, Page
 from app.schemas.progress import BatchIn, BatchItem, BatchOut, BatchProblem, BatchResult, ProgressCreate, ProgressOut
@@ -43,12 +53,6 @@ IfMatch = Annotated[
         description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency",
     ),
 ]
-
-
-class StaleETag(ProblemError):
-    status = 412
-    code = "precondition-failed"
-    title = "Precondition Failed"
 
 
 def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
@@ -117,7 +121,7 @@ def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:
     try:
         item = BatchItem.model_validate(raw)
     except ValidationError as exc:
-        raise progress_service.ReportRejected(
+        raise ReportRejected(
             f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
             errors=field_errors(exc.errors(), ("body", "items", index)),
         ) from None

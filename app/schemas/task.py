@@ -67,7 +67,10 @@ class TaskOut(BaseModel):
     text: str = Field(description="任务全文 / full text")
     chapter: SectionRef
     section: SectionRef
-    due: date = Field(description="完成期限 / due date", examples=["2025-12-31"])
+    due: date | None = Field(
+        description="完成期限;实施期限未定的方案中原文未给年份的任务为 null / due date; null in an open-term plan",
+        examples=["2025-12-31"],
+    )
     status: TaskStatus = Field(
         description="状态(由进展报告派生;有 as_of 时为当日的状态)/ status derived from reports, as of as_of if given"
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, FieldError, NotFound, ProblemError
+from app.errors import Conflict, ExcusalRejected, FieldError, NotFound
 from app.models import ApiKey, DutyExcusal, GroupMember, Plan, Responsibility, Role, Task, Unit, utcnow
 from app.schemas.cycle import ExcusalIn, ExcusalOut
 from app.schemas.unit import UnitRef
@@ -19,12 +19,6 @@ from app.services.keys import Principal
 from app.services.permissions import authorize_admin, permission
 from app.services.schedule import CADENCE_ZH, get_schedule
 from app.services.units import find_unit, plan_scope
-
-
-class ExcusalRejected(ProblemError):
-    status = 422
-    code = "validation-error"
-    title = "Validation Error"
 
 
 def _rejected(field: str, message: str, kind: str) -> ExcusalRejected:

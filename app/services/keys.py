@@ -10,21 +10,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import ClassVar
 
 from sqlmodel import Session, col, select
 
-from app.errors import KeyWithoutRight, LastAdminKey, NotFound, ProblemError
+from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
 
 KEY_PREFIX = "pa_"
-
-
-class Unauthenticated(ProblemError):
-    status = 401
-    code = "unauthenticated"
-    title = "Unauthorized"
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
 
 
 @dataclass(frozen=True)

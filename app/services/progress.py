@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import ProblemError
 from app.models import (
     ApiKey,
     Plan,
@@ -33,12 +32,6 @@ from app.models import (
 )
 from app.schemas.progress import ProgressOut, ReviewOut
 from app.schemas.unit import UnitRef
-
-
-class ReportRejected(ProblemError):
-    status = 422
-    code = "validation-error"
-    title = "Validation Error"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, FieldError, InvalidParameter, NotFound, ProblemError, UnitNameRejected
+from app.errors import AmbiguousUnit, Conflict, FieldError, InvalidParameter, NotFound, UnitNameRejected
 from app.importer.units import UnitResolver, candidate_keys, name_key
 from app.models import GroupMember, Jurisdiction, Plan, Unit, UnitAlias, UnitKind
 from app.services import jurisdictions
@@ -24,12 +24,6 @@ from app.services.permissions import check_jurisdiction, key_scope
 class ResolvedUnit:
     unit: Unit
     as_typed: str  # what the caller wrote: an id, the canonical name or an alias
-
-
-class AmbiguousUnit(ProblemError):
-    status = 400
-    code = "ambiguous-unit"
-    title = "Ambiguous Unit"
 
 
 NAME_QUALIFIER = "name:"  # `name:12`: the unit named 12, not unit id 12

@@ -126,3 +126,21 @@ def test_the_public_change_feed_shows_no_key_prefixes_or_admin_names(client: Tes
         "/api/v1/changes", params={"since": 0, "limit": 1000}, headers={"Authorization": unit_key["key"]}
     )
     assert created["prefix"] not in as_unit.text
+
+
+def test_every_problem_code_is_documented(client: TestClient) -> None:
+    import re
+    from pathlib import Path
+
+    from app.errors import PROBLEM_CODES, ProblemError
+
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    raised = {cls.code for cls in (ProblemError, *subclasses(ProblemError))}
+    literal = re.compile(r'code="([a-z-]+)"|"code": "([a-z-]+)"|^\s+\("([a-z]+-[a-z-]+)",', re.M)
+    rendered = {m for path in Path("app").rglob("*.py") for hit in literal.findall(path.read_text()) for m in hit if m}
+    assert raised | rendered <= set(PROBLEM_CODES), (raised | rendered) - set(PROBLEM_CODES)
+    described = client.get("/openapi.json").json()["components"]["schemas"]["Problem"]["properties"]["code"]
+    for code in PROBLEM_CODES:
+        assert f"`{code}`" in described["description"], code

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from app.errors import ProblemError
+from app.errors import OutsideJurisdiction, ProblemError
 from app.importer.jurisdiction import JurisdictionNotInferred, place_plan
 from app.importer.parser import parse_plan
 from app.importer.units import UnitResolver, candidate_keys
 from app.models import Jurisdiction, JurisdictionLevel, Unit, UnitKind
 from app.services import jurisdictions
 from app.services.keys import Principal, create_key
-from app.services.permissions import OutsideJurisdiction, check_jurisdiction
+from app.services.permissions import check_jurisdiction
 from tests.factories import QU, XIJI, import_text, qu_plan_text
 
 PLAIN = "某方案(2021-2025年)\n一、主要任务\n(一)基层治理\n1.推进乡村依法治理。\n牵头单位:{unit}\n"

@@ -62,9 +62,14 @@ def _refuse(bad: re.Pattern[str]) -> Callable[[str], str]:
     return check
 
 
-SingleLine = Annotated[str, AfterValidator(_refuse(_SINGLE_LINE_BAD)), _DocumentedPattern(SINGLE_LINE_PATTERN)]
+# The rule as Annotated metadata, for types with StringConstraints of their own (which must come
+# first: constraints on an Annotated type that is itself annotated are applied after its validators).
+SINGLE_LINE = (AfterValidator(_refuse(_SINGLE_LINE_BAD)), _DocumentedPattern(SINGLE_LINE_PATTERN))
+MULTI_LINE = (AfterValidator(_refuse(_MULTI_LINE_BAD)), _DocumentedPattern(MULTI_LINE_PATTERN))
+
+SingleLine = Annotated[str, SINGLE_LINE[0], SINGLE_LINE[1]]
 """A name, code, reference or key: one line, no control characters."""
-MultiLine = Annotated[str, AfterValidator(_refuse(_MULTI_LINE_BAD)), _DocumentedPattern(MULTI_LINE_PATTERN)]
+MultiLine = Annotated[str, MULTI_LINE[0], MULTI_LINE[1]]
 """Free text (a summary, a reason): line breaks and tabs allowed, other control characters not."""
 
 

@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from app.models import Cadence
-from app.schemas.common import MAX_ID, MultiLine, SingleLine
+from app.schemas.common import MAX_ID, MULTI_LINE, SingleLine
 from app.schemas.progress import ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN
 
-Reason = Annotated[MultiLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), MULTI_LINE[0], MULTI_LINE[1]
+]
 
 
 class ScheduleIn(BaseModel):

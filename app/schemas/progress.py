@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from app.errors import Problem
 from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
-from app.schemas.common import IdempotencyKeyValue, MultiLine, SingleLine
+from app.schemas.common import SINGLE_LINE, IdempotencyKeyValue, MultiLine, SingleLine
 from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
-Evidence = Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Evidence = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SINGLE_LINE[0], SINGLE_LINE[1]
+]
 
 
 class ProgressCreate(BaseModel):
@@ -263,7 +265,11 @@ class UnitCreate(BaseModel):
 
     name: SingleLine = Field(min_length=1, max_length=100)
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
-    aliases: list[Annotated[SingleLine, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
+    aliases: list[
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE[0], SINGLE_LINE[1]
+        ]
+    ] = []
     jurisdiction: SingleLine | None = Field(
         default=None,
         description="所属行政区划(代码或名称);省略时为管理密钥自己的区划 / default: the admin key's own",

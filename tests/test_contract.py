@@ -124,6 +124,7 @@ def test_the_live_api_keeps_its_documented_contract(running: Running, role: str,
     )
     output = result.stdout + result.stderr
     summary = output[output.rfind("SUMMARY") :] if "SUMMARY" in output else output[-3000:]
-    print(summary)  # operations and cases tried, shown with `pytest -s` / -rA
+    phases = output[output.find("Examples (") : output.find("SUMMARY")] if "Examples (" in output else ""
+    print(phases[:2000], summary)  # phases, links covered, operations and cases tried: `pytest -s`
     assert result.returncode == 0, f"schemathesis found contract failures ({role} key):\n{output[-20000:]}"
     assert "Tested:" in summary and " 0 " not in summary.split("Tested:")[1].splitlines()[0], summary

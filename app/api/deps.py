@@ -69,5 +69,22 @@ async def require_reader(
     return await run_in_threadpool(authenticate, session=session, authorization=authorization)
 
 
+async def reading_key(session: SessionDep, authorization: AuthorizationHeader) -> Principal | None:
+    """The key an open read is made with, if any (a bad key is a 401, as anywhere). Key metadata
+    (prefixes, admin key names) is shown to admins and to a key about itself only: a prefix names a
+    key to attack."""
+    if not authorization:
+        return None
+    return await run_in_threadpool(authenticate, session=session, authorization=authorization)
+
+
+ReadingKeyDep = Annotated[Principal | None, Depends(reading_key)]
+
+
+async def admin_reading(reader: ReadingKeyDep) -> bool:
+    return reader is not None and reader.is_admin
+
+
+AdminReadingDep = Annotated[bool, Depends(admin_reading)]
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]

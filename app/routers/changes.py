@@ -6,14 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from app.api.deps import AuthorizationHeader, SessionDep
+from app.api.deps import AdminReadingDep, SessionDep
 from app.api.params import COUNTER_PATTERN, JurisdictionParam, parse_counter
 from app.api.responses import json_response
 from app.schemas.progress import ChangesPage
 from app.services import feed
 from app.services import jurisdictions as jurisdiction_service
 from app.services import plans as plan_service
-from app.services.keys import authenticate
 
 router = APIRouter(tags=["changes"])
 
@@ -36,7 +35,7 @@ def parse_since(since: str) -> int:
 def list_changes(
     request: Request,
     session: SessionDep,
-    authorization: AuthorizationHeader,
+    admin_reading: AdminReadingDep,
     since: Since = "0",
     limit: Limit = 100,
     plan: Annotated[str | None, Query(description="只看某方案 / one plan only")] = None,
@@ -48,7 +47,6 @@ def list_changes(
     Poll with `since=<next_cursor>`; continue at once while `has_more` is true.
     不带管理密钥时不显示密钥前缀与管理密钥名称 / without an admin key, key prefixes and admin key names are left out.
     """
-    reader = authenticate(session=session, authorization=authorization) if authorization else None
     after = parse_since(since)
     plan_id = plan_service.get_plan(session=session, slug=plan).id if plan else None
     within = jurisdiction_service.scope_ids(session=session, ref=jurisdiction)
@@ -61,7 +59,7 @@ def list_changes(
     )
     page = events[:limit]
     body = ChangesPage(
-        items=feed.present_events(session=session, events=page, public=not (reader and reader.is_admin)),
+        items=feed.present_events(session=session, events=page, public=not admin_reading),
         next_cursor=str(page[-1].seq if page else after),
         has_more=len(events) > limit,
     )

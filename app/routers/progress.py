@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.deps import SessionDep, WriterDep, WriteSessionDep, client_address
+from app.api.deps import ReadingKeyDep, SessionDep, WriterDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import COUNTER_PATTERN, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
@@ -204,13 +204,23 @@ ReviewFilter = Annotated[
 ]
 
 
-def history_page(session: Session, request: Request, limit: int, cursor: str | None, **filters: Any) -> Response:
+def history_page(
+    session: Session,
+    request: Request,
+    limit: int,
+    cursor: str | None,
+    public: bool = True,
+    own_key_id: int | None = None,
+    **filters: Any,
+) -> Response:
     before_id = None
     if cursor is not None:
         before_id = parse_counter(cursor, "cursor")
     reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
     next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
-    items = progress_service.present_reports(session=session, reports=reports[:limit])
+    items = progress_service.present_reports(
+        session=session, reports=reports[:limit], public=public, own_key_id=own_key_id
+    )
     return json_response(request, Page[ProgressOut](items=items, next_cursor=next_cursor), exclude={"total"})
 
 
@@ -220,6 +230,7 @@ def task_history(
     plan: PlanSlug,
     code: TaskCode,
     session: SessionDep,
+    reader: ReadingKeyDep,
     unit: Annotated[str | None, Query(description="报送单位 id、名称或别名 / reporting unit")] = None,
     period: PeriodFilter = None,
     kind: KindFilter = None,
@@ -237,7 +248,17 @@ def task_history(
         else None
     )
     return history_page(
-        session, request, limit, cursor, task_id=task.id, unit_id=unit_id, period=period, kind=kind, review=review
+        session,
+        request,
+        limit,
+        cursor,
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+        task_id=task.id,
+        unit_id=unit_id,
+        period=period,
+        kind=kind,
+        review=review,
     )
 
 
@@ -246,6 +267,7 @@ def unit_history(
     request: Request,
     unit_id: UnitRefPath,
     session: SessionDep,
+    reader: ReadingKeyDep,
     period: PeriodFilter = None,
     kind: KindFilter = None,
     review: ReviewFilter = None,
@@ -258,13 +280,30 @@ def unit_history(
     `review=returned` 列出被退回、需重新报送的报告 / lists the reports returned in review, to resubmit.
     """
     unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
-    return history_page(session, request, limit, cursor, unit_id=unit.id, period=period, kind=kind, review=review)
+    return history_page(
+        session,
+        request,
+        limit,
+        cursor,
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+        unit_id=unit.id,
+        period=period,
+        kind=kind,
+        review=review,
+    )
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)
-def get_report(request: Request, report_id: ReportId, session: SessionDep) -> Response:
+def get_report(request: Request, report_id: ReportId, session: SessionDep, reader: ReadingKeyDep) -> Response:
     """一条进展报告 / One report (the Location of a created report)."""
     report = session.get(ProgressReport, report_id)
     if report is None:
         raise NotFound(f"没有编号为 {report_id} 的进展报告 / no report {report_id}")
-    return json_response(request, progress_service.present_reports(session=session, reports=[report])[0])
+    shown = progress_service.present_reports(
+        session=session,
+        reports=[report],
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+    )
+    return json_response(request, shown[0])

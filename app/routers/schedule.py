@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep, client_address
+from app.api.deps import AdminDep, AdminReadingDep, SessionDep, SettingsDep, WriteSessionDep, client_address
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import IsoDate
 from app.api.paths import PlanSlug
@@ -119,11 +119,15 @@ def list_excusals(
     request: Request,
     plan: PlanSlug,
     session: SessionDep,
+    admin_reading: AdminReadingDep,
     period: Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2023-Q4"])] = None,
 ) -> Response:
     """方案的免报记录(含已撤销),最新在前 / The plan's excusals, revoked ones too, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
     items = excusals.present(
-        session=session, plan=row, excusals=excusals.list_excusals(session=session, plan=row, period=period)
+        session=session,
+        plan=row,
+        excusals=excusals.list_excusals(session=session, plan=row, period=period),
+        public=not admin_reading,
     )
     return json_response(request, Page[ExcusalOut](items=items, next_cursor=None), exclude={"total"})

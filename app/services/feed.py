@@ -96,7 +96,7 @@ def list_events(
 
 # What the public feed (readable without a key) leaves out: which key acted, and admin keys' names.
 # A prefix names a key to attack; an admin key's name says who holds the county's master key.
-PUBLIC_ADMIN_ACTOR = "管理员 / admin"
+PUBLIC_ADMIN_ACTOR = "管理员 / admin"  # also what reports and excusals show for an admin key, publicly
 _KEY_DATA = ("prefix", "key_prefix")
 
 

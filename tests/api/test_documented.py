@@ -144,3 +144,28 @@ def test_every_problem_code_is_documented(client: TestClient) -> None:
     described = client.get("/openapi.json").json()["components"]["schemas"]["Problem"]["properties"]["code"]
     for code in PROBLEM_CODES:
         assert f"`{code}`" in described["description"], code
+
+
+def test_public_report_and_excusal_reads_show_no_key_prefixes(client: TestClient, db: Session) -> None:
+    unit_key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    unit_prefix, admin_prefix = unit_key.split("_")[1], admin.split("_")[1]
+    report = client.post(f"{PLAN}/tasks/2.3.3/progress", json=REPORT, headers={"Authorization": unit_key}).json()
+    excusal = {"task": "2.3.3", "unit": "司法局", "period": "2023-Q4", "reason": "机构改革"}
+    assert client.post(f"{PLAN}/excusals", json=excusal, headers={"Authorization": admin}).status_code == 201
+    public = [
+        client.get(f"/api/v1/progress/{report['id']}"),
+        client.get(f"{PLAN}/tasks/2.3.3/progress"),
+        client.get("/api/v1/units/县司法局/progress"),
+        client.get(f"{PLAN}/excusals"),
+    ]
+    for response in public:
+        assert response.status_code == 200, response.text
+        for bit in (unit_prefix, admin_prefix, "依法治县办"):
+            assert bit not in response.text, (bit, response.request.url)
+    assert public[0].json()["submitted_by"] == "县司法局"
+    assert public[3].json()["items"][0]["excused_by"] == "管理员 / admin"
+    as_admin = {"Authorization": admin}
+    assert unit_prefix in client.get(f"/api/v1/progress/{report['id']}", headers=as_admin).json()["submitted_by"]
+    assert admin_prefix in client.get(f"{PLAN}/excusals", headers=as_admin).json()["items"][0]["excused_by"]
+    # The submitter's own answer (201, and its replays) still names its key.
+    assert unit_prefix in report["submitted_by"]

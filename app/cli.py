@@ -124,7 +124,10 @@ def import_command(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     term: Annotated[
         str | None,
-        typer.Option(help="plan term YYYY-YYYY, e.g. 2012-2016; wins over the text", callback=_check_term),
+        typer.Option(
+            help="plan term YYYY-YYYY, e.g. 2012-2016; wins over the text; `open`: the text states none, leave it open",
+            callback=_check_term,
+        ),
     ] = None,
     jurisdiction: Annotated[
         str | None,
@@ -171,7 +174,8 @@ def _fail(message: str, *, what: str = "导入失败 / import refused") -> NoRet
 
 
 def _print_structure(parsed: ParsedPlan) -> None:
-    typer.echo(f"{parsed.title}({parsed.period_start}-{parsed.period_end})")
+    term = f"{parsed.period_start}-{parsed.period_end}" if parsed.period_start else "实施期限未定 / term open"
+    typer.echo(f"{parsed.title}({term})")
     tasks_by_section: dict[str, list[str]] = {}
     for task in parsed.tasks:
         units = ";".join(

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 
 from app.core.config import SEED_DIR
 from app.importer.loader import ImportSummary
+from app.importer.parser import Term
 from app.importer.service import import_file
 
 SEED_PLAN = SEED_DIR / "xiji-fzsh-2021-2025.txt"
@@ -41,7 +42,7 @@ def import_text(
     *,
     slug: str,
     strict: bool = False,
-    term: tuple[int, int] | None = None,
+    term: Term | None = None,
     jurisdiction: str | None = XIJI,
 ) -> ImportSummary:
     """Imports as 西吉县's plan unless told otherwise (`jurisdiction=None`: inferred from the text,

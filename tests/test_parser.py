@@ -706,7 +706,8 @@ def test_parse_without_period() -> None:
         parse_plan("标题:某某县实施方案\n一、任务\n(一)甲组\n1.甲。\n责任单位:县甲局\n")
     assert str(error.value) == (
         "找不到实施期限:标题“某某县实施方案”、正文前各行及总体目标中都没有“2021-2025年”这样的年份区间;"
-        "请用 --term 指定,如 --term 2021-2025 / no term found in the text: give it with --term YYYY-YYYY"
+        "请用 --term 指定,如 --term 2021-2025;原文确无期限时用 --term open"
+        " / no term found in the text: give it with --term YYYY-YYYY, or --term open to leave it open"
     )
 
 

@@ -23,11 +23,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
+from app.errors import NotLinkedToTask, OutsideJurisdiction
 from app.importer.parsed import Role as ParsedRole
 from app.importer.parser import parse_plan
-from app.models import ChangeEvent, GroupMember, Plan, ProgressReport, ReportKind, Role, Task, Unit, UnitKind
+from app.models import ApiKey, ChangeEvent, GroupMember, Plan, ProgressReport, ReportKind, Role, Task, Unit, UnitKind
 from app.services.keys import Principal, create_key
-from app.services.permissions import NotLinkedToTask, OutsideJurisdiction, check_permission, permission
+from app.services.permissions import check_permission, permission
 from tests.factories import SEED_PLAN, SEED_SLUG, SEED_UNITS, make_key, xiji_id
 from tests.test_importer import SEED_SPELLINGS
 
@@ -200,8 +201,12 @@ def test_admin_key_corrects_every_task(db: Session) -> None:
 
 def test_unitless_non_admin_key_is_refused(db: Session) -> None:
     """A key with neither a unit nor admin rights (only reachable by a bad row) may report on nothing:
-    it belongs to no jurisdiction, so the boundary refuses it before the link rule is asked."""
-    nobody = _principal(db, None)
+    it belongs to no jurisdiction, so the boundary refuses it before the link rule is asked.
+    (`create_key` refuses to issue one, so the row is written directly.)"""
+    row = ApiKey(prefix="deadbeef", secret_hash="0" * 64, name="nobody", unit_id=None, is_admin=False)
+    db.add(row)
+    db.flush()
+    nobody = Principal(key=row, unit=None)
     for task in _tasks(db)[:5]:
         with pytest.raises(OutsideJurisdiction):
             check_permission(session=db, task=task, principal=nobody)

@@ -61,7 +61,8 @@ def test_lead_report_sets_status_and_is_read_back(client: TestClient, db: Sessio
     report = response.json()
     assert (report["kind"], report["task"], report["unit"]["name"]) == ("status", "2.1.3", "县教育体育局")
     assert report["evidence"] == ["https://example.gov.cn/a", "西教发〔2022〕1号"]
-    assert client.get(response.headers["location"]).json() == report
+    assert client.get(response.headers["location"], headers={"Authorization": key}).json() == report
+    assert client.get(response.headers["location"]).json()["submitted_by"] == "县教育体育局"  # no key prefix
     task = client.get(f"{TASKS}/2.1.3").json()
     assert (task["status"], task["progress"]) == ("in_progress", 60)
     assert [(s["unit"]["name"], s["status"], s["report_id"]) for s in task["unit_states"]] == [

@@ -13,8 +13,8 @@ from sqlmodel import Session
 from app.api.rate_limit import AbuseLimits
 from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
-from app.errors import ProblemError
-from app.services.keys import Principal, Unauthenticated, authenticate
+from app.errors import AdminOnly, Unauthenticated
+from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
@@ -49,12 +49,6 @@ AuthorizationHeader = Annotated[str | None, Depends(authorization_header)]
 def client_address(request: Request) -> str | None:
     """The caller's address for the audit log (behind a proxy, uvicorn's --proxy-headers sets it)."""
     return request.client.host if request.client else None
-
-
-class AdminOnly(ProblemError):
-    status = 403
-    code = "admin-only"
-    title = "Forbidden"
 
 
 async def verified_principal(request: Request, session: SessionDep, authorization: AuthorizationHeader) -> Principal:
@@ -120,6 +114,23 @@ async def require_reader(
     return await verified_principal(request, session, authorization)
 
 
+async def reading_key(request: Request, session: SessionDep, authorization: AuthorizationHeader) -> Principal | None:
+    """The key an open read is made with, if any (a bad key is a 401, audited and throttled, as
+    anywhere). Key metadata (prefixes, admin key names) is shown to admins and to a key about itself
+    only: a prefix names a key to attack."""
+    if not authorization:
+        return None
+    return await verified_principal(request, session, authorization)
+
+
+ReadingKeyDep = Annotated[Principal | None, Depends(reading_key)]
+
+
+async def admin_reading(reader: ReadingKeyDep) -> bool:
+    return reader is not None and reader.is_admin
+
+
+AdminReadingDep = Annotated[bool, Depends(admin_reading)]
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 AdminReaderDep = Annotated[Principal, Depends(require_admin_reader)]

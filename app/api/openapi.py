@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
+from app.api.deps import require_admin, require_admin_reader, require_writer, verified_principal
 from app.errors import PROBLEM_JSON, Problem
 from app.schemas.common import DOCUMENTED_MODELS
 
@@ -33,8 +35,26 @@ WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "无权操作:单位与任务无关联(not-linked-to-task)、越出密钥的行政区划(outside-jurisdiction)"
         "、需管理密钥(admin-only)/ not allowed",
     },
+    409: {
+        "model": Problem,
+        "description": "冲突:名称、别名或区划代码已存在,不可吊销或降级最后一把管理密钥,或与并发写入冲突(未写入,可重试)"
+        " / conflict: already exists, the last admin key, or a concurrent write (nothing written; retry)",
+    },
     413: {"model": Problem, "description": "请求体过大 / body too large"},
 }
+# What any operation may answer, whatever it does: a busy or unreachable database (503, nothing
+# written), too many requests (429, with Retry-After), and — for reads, when REQUIRE_KEY_FOR_READS is
+# set — a missing or bad key (401). Added to every /api/v1 operation by `_common_responses`.
+COMMON_RESPONSES: dict[str, str] = {
+    "401": "缺少、无效或已吊销的密钥(读取需密钥时)/ missing, bad or revoked key (when reads need one)",
+    "414": "查询字符串过长(超过 8 KiB)/ query string too long (over 8 KiB)",
+    "431": "请求头过大(合计超过 16 KiB)/ request headers too large (over 16 KiB)",
+    "429": "请求过多,请按 Retry-After 稍后再试 / too many requests; retry after Retry-After",
+    "503": "数据库暂时繁忙或不可用,未写入任何数据,可重试 / database busy or unavailable; nothing written, retry",
+}
+# Text parameters refuse control characters (app/api/params.py); the document says so, so generated
+# clients and fuzzers know the rule before the server tells them.
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u001f\\u007f]*$"
 
 
 def operation_id(route: APIRoute) -> str:
@@ -56,7 +76,11 @@ def install_openapi(app: FastAPI) -> None:
             )
             _documented_models(schema)
             _summaries_from_docstrings(schema)
+            _common_responses(schema)
             _errors_as_problem_json(schema)
+            _key_optional_on_reads(schema, _keyless_operations(app))
+            _text_parameters_without_control_characters(schema)
+            _links(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -72,8 +96,8 @@ def _errors_as_problem_json(schema: dict[str, Any]) -> None:
                 if not code.startswith(("4", "5")):
                     continue
                 if "application/json" in content:
-                    content[PROBLEM_JSON] = {"schema": {"$ref": PROBLEM_REF}}
-                    del content["application/json"]
+                    # The documented model is Problem or a subclass with extension members (BatchProblem).
+                    content[PROBLEM_JSON] = content.pop("application/json")
 
 
 def _summaries_from_docstrings(schema: dict[str, Any]) -> None:
@@ -94,3 +118,98 @@ def _documented_models(schema: dict[str, Any]) -> None:
         for name, definition in document.pop("$defs", {}).items():
             components.setdefault(name, definition)
         components.setdefault(model.__name__, document)
+
+
+# The dependencies that refuse a request without a valid key (reads with an optional key call
+# `verified_principal` as a function, not as a dependency, so they stay keyless here).
+KEY_REQUIRED = (require_writer, require_admin, require_admin_reader, verified_principal)
+
+
+def _needs_key(dependant: Dependant) -> bool:
+    return dependant.call in KEY_REQUIRED or any(_needs_key(d) for d in dependant.dependencies)
+
+
+def _keyless_operations(app: FastAPI) -> set[str]:
+    # FastAPI >= 0.16x keeps included routers as branches; iter_route_contexts walks them.
+    from fastapi.routing import iter_route_contexts
+
+    names: set[str] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and not _needs_key(route.dependant):
+            names.add(route.name)
+    return names
+
+
+def _key_optional_on_reads(schema: dict[str, Any], keyless: set[str]) -> None:
+    # Reads are open unless REQUIRE_KEY_FOR_READS is set: the key is optional there (`{}` = anonymous).
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            if operation.get("operationId") in keyless and operation.get("security"):
+                operation["security"] = [{}, *operation["security"]]
+
+
+def _common_responses(schema: dict[str, Any]) -> None:
+    for name, path in schema.get("paths", {}).items():
+        if not name.startswith("/api/"):
+            continue
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            for code, description in COMMON_RESPONSES.items():
+                responses.setdefault(
+                    code, {"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
+                )
+
+
+def _text_parameters_without_control_characters(schema: dict[str, Any]) -> None:
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for param in operation.get("parameters", []):
+                if param.get("in") not in ("path", "query"):
+                    continue
+                for variant in _string_schemas(param.get("schema", {})):
+                    variant.setdefault("pattern", NO_CONTROL_CHARACTERS)
+
+
+def _string_schemas(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    if schema.get("type") == "string" and "format" not in schema and "enum" not in schema:
+        return [schema]
+    if schema.get("type") == "array":
+        return _string_schemas(schema.get("items", {}))
+    return [s for variant in schema.get("anyOf", []) for s in _string_schemas(variant)]
+
+
+# OpenAPI links: what a created resource's answer lets a client (or a stateful fuzzer) call next.
+# (operation, status) → {link name: (target operation, {parameter: runtime expression})}
+LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    ("submit_progress", "201"): {
+        "GetReport": ("get_report", {"report_id": "$response.body#/id"}),
+        "WithdrawReport": ("withdraw_report", {"report_id": "$response.body#/id"}),
+        "ReviewReport": ("review_report", {"report_id": "$response.body#/id"}),
+        "TaskHistory": ("task_history", {"plan": "$request.path.plan", "code": "$request.path.code"}),
+    },
+    ("create_unit", "201"): {
+        "GetUnit": ("get_unit", {"unit_id": "$response.body#/id"}),
+        "AddAlias": ("add_alias", {"unit_id": "$response.body#/id"}),
+        "UnitTasks": ("list_unit_tasks", {"unit_id": "$response.body#/id"}),
+    },
+    ("add_alias", "201"): {"GetUnit": ("get_unit", {"unit_id": "$response.body#/id"})},
+    ("add_member", "201"): {
+        "GetGroup": ("get_unit", {"unit_id": "$response.body#/id"}),
+        "RemoveMember": ("remove_member", {"group_id": "$response.body#/id", "member_id": "$request.body#/member"}),
+    },
+    ("create_key", "201"): {"RevokeKey": ("revoke_key", {"prefix": "$response.body#/prefix"})},
+    ("create_excusal", "201"): {
+        "RevokeExcusal": ("revoke_excusal", {"plan": "$request.path.plan", "excusal_id": "$response.body#/id"})
+    },
+    ("create_jurisdiction", "201"): {"GetJurisdiction": ("get_jurisdiction", {"code": "$response.body#/code"})},
+}
+
+
+def _links(schema: dict[str, Any]) -> None:
+    operations = {op.get("operationId"): op for path in schema.get("paths", {}).values() for op in path.values()}
+    for (source, status), links in LINKS.items():
+        response = operations[source]["responses"][status]
+        for name, (target, parameters) in links.items():
+            assert target in operations, target  # a renamed handler must not leave a dangling link
+            response.setdefault("links", {})[name] = {"operationId": target, "parameters": parameters}

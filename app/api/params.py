@@ -8,13 +8,16 @@ byte must not reach the database (PostgreSQL refuses it with an error, SQLite st
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from datetime import date
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from pydantic import BeforeValidator
 
-from app.errors import FieldError, ProblemError
+from app.errors import ControlCharacter, FieldError, ProblemError, UnknownParameter
+from app.schemas.common import MAX_ID
 
 JurisdictionParam = Annotated[
     str | None,
@@ -34,27 +37,34 @@ UnitJurisdictionParam = Annotated[
 ]
 
 
-class UnknownParameter(ProblemError):
-    status = 400
-    code = "unknown-parameter"
-    title = "Unknown Query Parameter"
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-class ControlCharacter(ProblemError):
-    status = 400
-    code = "invalid-parameter"
-    title = "Invalid Parameter"
+def _iso_date(value: Any) -> Any:
+    # pydantic also reads `0` or `1700000000` as a Unix time and `２０２３-01-01` as a date; the
+    # document says YYYY-MM-DD, so that is the only spelling accepted.
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise ValueError("应为日期 YYYY-MM-DD / expected a date YYYY-MM-DD")
+    return value
 
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+"""A date query parameter: exactly YYYY-MM-DD in ASCII digits."""
+
+# Counter cursors (`since=`, history `cursor=`) as the document states them: ASCII digits only.
+COUNTER_PATTERN = r"^[0-9]{1,10}$"
 
 # C0 controls (NUL included) and DEL; tab, newline and carriage return have no business in a parameter either.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_CURSOR = 2**63 - 1  # the largest id or sequence number either database stores
+# Ids and feed sequence numbers are 32-bit integer columns on PostgreSQL: no cursor is ever larger,
+# and a larger one must be a 400 here, not an "integer out of range" from the database.
+MAX_CURSOR = MAX_ID
 
 
 def parse_counter(value: str, param: str) -> int:
     """A non-negative integer cursor (`since=`, a history cursor): ASCII digits, in range, or a 400.
     (`str.isdigit` alone accepts `²` and `٣`, which `int()` then rejects or misreads.)"""
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > MAX_CURSOR:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10 or int(value) > MAX_CURSOR:
         raise ProblemError(
             f"参数 {param} 无效:应为上一页响应中的游标原值(非负整数) / invalid parameter {param}",
             errors=[FieldError(field=f"query.{param}", message="应为非负整数游标", type="value_error")],

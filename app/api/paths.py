@@ -11,7 +11,12 @@ from app.schemas.common import MAX_ID
 PlanSlug = Annotated[str, Path(description="方案 slug / plan slug", examples=["xiji-fzsh-2021-2025"])]
 TaskCode = Annotated[str, Path(description="任务编号 章.节.条 / task code", examples=["5.4.2"])]
 UnitRefPath = Annotated[
-    str, Path(description="单位 id、规范名称或别名 / unit id, canonical name or alias", examples=["县司法局"])
+    str,
+    Path(
+        description="单位 id、规范名称或别名;可写 区划代码:名称(640422:县司法局);名称全为数字时写 name:12(12 为 id)"
+        " / unit id, canonical name or alias; `640422:县司法局`; an all-digit name as `name:12` (bare 12 is an id)",
+        examples=["县司法局"],
+    ),
 ]
 GroupRefPath = Annotated[str, Path(description="组的 id、名称或别名 / group id, name or alias", examples=["各乡镇"])]
 KeyPrefix = Annotated[str, Path(description="密钥前缀(keys list 中显示)/ key prefix", examples=["874f2857"])]

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
+from app.api.params import IsoDate
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
 from app.core.clock import county_today
 from app.errors import InvalidParameter
@@ -118,17 +119,17 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         ),
     ] = None,
     due_before: Annotated[
-        date | None, Query(description="期限不晚于(含)/ due on or before", examples=["2023-12-31"])
+        IsoDate | None, Query(description="期限不晚于(含)/ due on or before", examples=["2023-12-31"])
     ] = None,
     due_after: Annotated[
-        date | None, Query(description="期限不早于(含)/ due on or after", examples=["2024-01-01"])
+        IsoDate | None, Query(description="期限不早于(含)/ due on or after", examples=["2023-01-01"])
     ] = None,
     overdue: Annotated[
         bool | None,
         Query(description="已过期且未完成(以今天或 as_of 计)/ past due and not completed", examples=[True]),
     ] = None,
     as_of: Annotated[
-        date | None,
+        IsoDate | None,
         Query(
             description="基准日,默认今天:status、progress、unit_states、overdue、light 均为该日结束时的情况"
             "(由当时已有的报告重建);status、overdue 过滤也按该日判断"
@@ -285,7 +286,7 @@ CSV_COLUMNS: dict[str, tuple[_Column, ...]] = {
     "text": (("任务内容", lambda v: v.task.text),),
     "chapter": (("章", lambda v: f"{v.chapter.code} {v.chapter.title}"),),
     "section": (("节", lambda v: f"{v.section.code} {v.section.title}"),),
-    "due": (("完成期限", lambda v: v.task.due.isoformat()),),
+    "due": (("完成期限", lambda v: v.task.due.isoformat() if v.task.due else ""),),
     "status": (("状态", lambda v: TaskStatus(v.status).label),),
     "progress": (("完成百分比", lambda v: v.progress),),
     "overdue": (("已逾期", lambda v: "是" if v.overdue else "否"),),

@@ -40,7 +40,7 @@ class ParsedTask:
     section_code: str  # the subsection it belongs to, e.g. "2.1"
     title: str | None
     text: str
-    due: date
+    due: date | None  # None: an open-term plan's task whose text names no year
     line: int
     number_inferred: bool = False
     units: list[UnitMention] = field(default_factory=list)
@@ -52,8 +52,8 @@ class ParsedPlan:
     issuer: str | None
     doc_index: str | None  # 索引号
     issued_on: date | None  # 发文时间
-    period_start: int
-    period_end: int
+    period_start: int | None  # both None: the term was left open
+    period_end: int | None
     goals: str | None  # 总体目标 text
     sections: list[ParsedSection]
     tasks: list[ParsedTask]

@@ -29,6 +29,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 from enum import IntEnum
+from typing import Literal, TypeAlias
 
 from app.importer.parsed import ParsedPlan, ParsedSection, ParsedTask, UnitMention
 from app.models import Role
@@ -625,8 +626,12 @@ _DUE_UNKNOWN = date.max
 _DUE_RE = re.compile(r"(\d{4})\s*年\s*(?:年底|底|前|内|末)*\s*(?:基本建成|全面建成|实现|完成|建成|达到)")
 
 
-def _due_date(text: str, period_start: int, period_end: int) -> date:
+def _due_date(text: str, period_start: int | None, period_end: int | None) -> date | None:
     years = [int(m[1]) for m in _DUE_RE.finditer(text)]
+    if period_start is None or period_end is None:
+        # An open term: a task is due when its own text says (`2023年底前完成`), else it has no due date.
+        plausible = [year for year in years if _plausible(year, year)]
+        return date(min(plausible), 12, 31) if plausible else None
     earlier = [year for year in years if period_start <= year < period_end]
     return date(min(earlier) if earlier else period_end, 12, 31)
 
@@ -671,8 +676,8 @@ class _Metadata:
 
 @dataclass
 class _Term:
-    start: int
-    end: int
+    start: int | None  # both None: the term was left open (`--term open`)
+    end: int | None
 
 
 def _first_match(pattern: re.Pattern[str], lines: list[_Line]) -> re.Match[str] | None:
@@ -744,8 +749,16 @@ def _read_title(preamble: list[_Line], default_title: str | None) -> tuple[str, 
 _TERM_OPTION_RE = re.compile(r"([0-9]{4})-([0-9]{4})")  # [0-9], not \d: `２０２１` is not a year here
 
 
-def parse_term(value: str) -> tuple[int, int]:
-    """`2012-2016` (as given to `import --term`) -> (2012, 2016); PlanTextError for anything else."""
+OPEN_TERM: Literal["open"] = "open"
+Term: TypeAlias = tuple[int, int] | Literal["open"]
+"""A term given by the operator: (start, end) years, or `open` (the plan states none; left open)."""
+
+
+def parse_term(value: str) -> Term:
+    """`2012-2016` (as given to `import --term`) -> (2012, 2016); `open` -> left open; PlanTextError
+    for anything else."""
+    if value == OPEN_TERM:
+        return OPEN_TERM
     m = _TERM_OPTION_RE.fullmatch(value)
     if not m:
         raise PlanTextError(f"实施期限“{value}”格式不对,应为 YYYY-YYYY(半角数字),如 2021-2025 / expected YYYY-YYYY")
@@ -763,7 +776,7 @@ def _plausible(start: int, end: int) -> bool:
 
 
 def _resolve_term(
-    term: tuple[int, int] | None,
+    term: Term | None,
     meta: _Metadata,
     preamble: list[_Line],
     goals: list[_Line],
@@ -776,6 +789,13 @@ def _resolve_term(
     refused, naming `--term`: a wrong term would silently move every task's due date.
     """
     written = _term_in_title(meta.title)
+    if term == OPEN_TERM:
+        if written is not None:
+            raise PlanTextError(
+                f"标题已写明实施期限 {written.start}-{written.end},不能再指定 --term open / the title states the term"
+            )
+        warnings.append((0, "实施期限未定(--term open):无报告期日历,原文未写年份的任务无期限 / term left open"))
+        return _Term(None, None)
     if term is not None:
         return _given_term(term, written, meta, warnings)
     if written is not None:
@@ -800,7 +820,8 @@ def _resolve_term(
                     return _term_until(int(m[1]), m[0], where, line.no, meta, warnings)
     raise PlanTextError(
         f"找不到实施期限:标题“{meta.title}”、正文前各行及总体目标中都没有“2021-2025年”这样的年份区间;"
-        "请用 --term 指定,如 --term 2021-2025 / no term found in the text: give it with --term YYYY-YYYY"
+        "请用 --term 指定,如 --term 2021-2025;原文确无期限时用 --term open"
+        " / no term found in the text: give it with --term YYYY-YYYY, or --term open to leave it open"
     )
 
 
@@ -874,7 +895,7 @@ def _read_issued_on(preamble: list[_Line], warnings: list[tuple[int, str]]) -> d
 # Entry point
 
 
-def parse_plan(text: str, *, default_title: str | None = None, term: tuple[int, int] | None = None) -> ParsedPlan:
+def parse_plan(text: str, *, default_title: str | None = None, term: Term | None = None) -> ParsedPlan:
     """Parse a plan text (already decoded). Raises PlanTextError when no task can be found.
 
     `term` (start and end year) is the operator's `--term`: it wins over whatever the text says.

@@ -12,7 +12,7 @@ from app.db import lock_for_startup
 from app.importer.jurisdiction import place_plan
 from app.importer.loader import ImportSummary, checksum, import_plan
 from app.importer.parsed import ParsedPlan
-from app.importer.parser import decode_plan_bytes, parse_plan
+from app.importer.parser import Term, decode_plan_bytes, parse_plan
 from app.importer.units import apply_unit_file, read_unit_file
 from app.models import Jurisdiction, Plan
 from app.services.jurisdictions import ancestors
@@ -20,7 +20,7 @@ from app.services.jurisdictions import ancestors
 log = logging.getLogger(__name__)
 
 
-def read_plan_file(path: Path, *, term: tuple[int, int] | None = None) -> tuple[ParsedPlan, bytes]:
+def read_plan_file(path: Path, *, term: Term | None = None) -> tuple[ParsedPlan, bytes]:
     data = path.read_bytes()
     text, encoding = decode_plan_bytes(data)
     parsed = parse_plan(text, default_title=path.stem, term=term)
@@ -45,7 +45,7 @@ def import_file(
     slug: str,
     units_path: Path | None,
     strict: bool = False,
-    term: tuple[int, int] | None = None,
+    term: Term | None = None,
     jurisdiction: str | None = None,
 ) -> tuple[ParsedPlan, ImportSummary]:
     """`units_path` is the directory of unit files (`<code>.toml`); `jurisdiction` (code or name)

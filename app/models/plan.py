@@ -19,8 +19,9 @@ class Plan(SQLModel, table=True):
     issuer: str | None = Field(default=None, max_length=100)  # 发布机构
     doc_index: str | None = Field(default=None, max_length=64)  # 索引号
     issued_on: date | None = None  # 发文时间
-    period_start: int
-    period_end: int
+    # The term (实施期限) in years; both None for a plan imported with its term left open.
+    period_start: int | None = None
+    period_end: int | None = None
     goals: str | None = Field(default=None, sa_column=Column(Text))  # 总体目标
     source_name: str = Field(max_length=200)
     source_checksum: str = Field(max_length=64)  # sha256 of the source bytes

@@ -52,7 +52,7 @@ class Task(SQLModel, table=True):
     position: int  # document order, so sorting by code needs no string tricks ("2.10" > "2.9")
     title: str | None = Field(default=None, max_length=200)
     text: str = Field(sa_column=Column(Text, nullable=False))
-    due: date
+    due: date | None = None  # None: an open-term plan's task whose text names no year
     source_line: int
     number_inferred: bool = False
     # Derived from progress reports and maintained on write; "not_started" until the first report.

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
 from app.api.lists import CountParam, ListParamsDep, Slice, page_in_memory, render_slice
-from app.api.params import UnitJurisdictionParam
+from app.api.params import IsoDate, UnitJurisdictionParam
 from app.api.paths import PlanSlug, UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
@@ -51,11 +51,11 @@ PeriodParam = Annotated[
     str | None,
     Query(
         description="报告期,如 2023-Q4(须为本方案报送周期中的一期)/ a period of the plan's calendar",
-        examples=["2023-Q4"],
+        examples=["2023"],
     ),
 ]
 AsOfParam = Annotated[
-    date | None,
+    IsoDate | None,
     Query(
         description="基准日,默认今天:按该日结束时已有的数据计算 / judge with the data as it was at the end of that day"
     ),

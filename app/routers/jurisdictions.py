@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
+from app.api.params import IsoDate
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
 from app.core.clock import county_today
@@ -42,7 +42,7 @@ async def get_jurisdiction_stats(
     code: JurisdictionRefPath,
     session: SessionDep,
     cache: ReadCacheDep,
-    as_of: Annotated[date | None, Query(description="计算逾期的基准日,默认今天 / reference date")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="计算逾期的基准日,默认今天 / reference date")] = None,
 ) -> Response:
     """统计:该区划及其下级全部方案的任务状态与逾期数,并按方案列出 / Task status and overdue counts over its plans."""
 

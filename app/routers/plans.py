@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
-from app.api.params import JurisdictionParam
+from app.api.params import IsoDate, JurisdictionParam
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
@@ -78,7 +77,7 @@ async def get_stats(
     session: SessionDep,
     cache: ReadCacheDep,
     as_of: Annotated[
-        date | None,
+        IsoDate | None,
         Query(description="基准日,默认今天:状态、进度、亮灯均为该日结束时的情况 / reference date (default today)"),
     ] = None,
     period: Annotated[
@@ -86,7 +85,7 @@ async def get_stats(
         Query(
             description="合规统计的报告期,默认 as_of 时最近一个已过报送期限的报告期"
             " / compliance period, default the latest whose deadline has passed",
-            examples=["2023-Q4"],
+            examples=["2023"],
         ),
     ] = None,
 ) -> Response:

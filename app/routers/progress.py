@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from app.api.deps import (
     AuthorizationHeader,
+    ReadingKeyDep,
     SessionDep,
     VerifiedPrincipal,
     WriterDep,
@@ -20,16 +21,26 @@ from app.api.deps import (
 )
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
-from app.api.params import UnitJurisdictionParam, parse_counter
+from app.api.params import COUNTER_PATTERN, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
 from app.api.writes import WritesDep
 from app.core.clock import county_today
-from app.errors import FieldError, NotFound, Problem, ProblemError, field_errors, problem_body
+from app.errors import (
+    BatchRejected,
+    FieldError,
+    NotFound,
+    Problem,
+    ProblemError,
+    ReportRejected,
+    StaleETag,
+    field_errors,
+    problem_body,
+)
 from app.models import ProgressReport, ReportKind, ReviewState, Task
-from app.schemas.common import Page
-from app.schemas.progress import BatchIn, BatchOut, BatchResult, ProgressCreate, ProgressOut
+from app.schemas.common import IdempotencyKeyValue, Page
+from app.schemas.progress import BatchIn, BatchItem, BatchOut, BatchProblem, BatchResult, ProgressCreate, ProgressOut
 from app.services import plans as plan_service
 from app.services import progress as progress_service
 from app.services import submission
@@ -40,24 +51,19 @@ from app.services.keys import authenticate
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
 IdempotencyKey = Annotated[
-    str | None,
+    IdempotencyKeyValue | None,
     Header(
-        max_length=200,
-        description="重试安全:同一密钥下相同的键和请求体返回最初的结果,不会重复创建 / retry-safe key, remembered per API key",
+        description="重试安全:同一密钥下相同的键和请求体返回最初的结果,不会重复创建;1–200 个可见字符"
+        " / retry-safe key, remembered per API key; 1-200 visible characters",
     ),
 ]
 IfMatch = Annotated[
     str | None,
     Header(
-        description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency"
+        min_length=1,
+        description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency",
     ),
 ]
-
-
-class StaleETag(ProblemError):
-    status = 412
-    code = "precondition-failed"
-    title = "Precondition Failed"
 
 
 def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
@@ -125,28 +131,26 @@ def submit_progress(
 
 def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:
     """One batch item as a submission, or the problem with its field paths (`body.items.3.percent`)."""
-    code, key = raw.get("task"), raw.get("idempotency_key")
+    code = raw.get("task")
     if not isinstance(code, str) or not code:
         raise ProblemError(
             "缺少 task(任务编号) / missing task code",
             errors=[FieldError(field=f"body.items.{index}.task", message="缺少必填项", type="missing")],
         )
-    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
-        raise ProblemError(
-            "idempotency_key 应为 1–200 字符的字符串",
-            errors=[FieldError(field=f"body.items.{index}.idempotency_key", message="格式不正确", type="value_error")],
-        )
     try:
-        data = ProgressCreate.model_validate({k: v for k, v in raw.items() if k not in ("task", "idempotency_key")})
+        item = BatchItem.model_validate(raw)
     except ValidationError as exc:
-        raise progress_service.ReportRejected(
+        raise ReportRejected(
             f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
             errors=field_errors(exc.errors(), ("body", "items", index)),
         ) from None
-    return submission.Submission(index=index, code=code, data=data, idempotency_key=key, path=f"body.items.{index}")
+    data = ProgressCreate.model_validate(item.model_dump(exclude={"task", "idempotency_key"}))
+    return submission.Submission(
+        index=index, code=item.task, data=data, idempotency_key=item.idempotency_key, path=f"body.items.{index}"
+    )
 
 
-@router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchOut}})
+@router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchProblem}})
 def submit_batch(
     request: Request,
     plan: PlanSlug,
@@ -213,7 +217,10 @@ def submit_batch(
             if r.outcome != "error":
                 r.outcome, r.report = "rolled_back", None
         out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=ordered)
-        return JSONResponse(out_body.model_dump(mode="json"), status_code=422)
+        raise BatchRejected(
+            f"整批未写入:{failed} 条未通过(见 results)/ atomic batch rejected, nothing written",
+            **out_body.model_dump(mode="json"),
+        )
     session.commit()
     out_body = BatchOut(
         atomic=atomic,
@@ -226,7 +233,13 @@ def submit_batch(
 
 
 HistoryLimit = Annotated[int, Query(ge=1, le=500, description="每页条数 / page size")]
-HistoryCursor = Annotated[str | None, Query(description="上一页的 next_cursor / previous page's next_cursor")]
+HistoryCursor = Annotated[
+    str | None,
+    Query(
+        description="上一页的 next_cursor / previous page's next_cursor",
+        json_schema_extra={"pattern": COUNTER_PATTERN},
+    ),
+]
 PeriodFilter = Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2022-H2"])]
 KindFilter = Annotated[ReportKind | None, Query(description="status / contribution / correction")]
 ReviewFilter = Annotated[
@@ -236,14 +249,23 @@ ReviewFilter = Annotated[
 
 
 def history_page(
-    session: Session, request: Request, limit: int, cursor: str | None, count: bool = False, **filters: Any
+    session: Session,
+    request: Request,
+    limit: int,
+    cursor: str | None,
+    count: bool = False,
+    public: bool = True,
+    own_key_id: int | None = None,
+    **filters: Any,
 ) -> Response:
     before_id = None
     if cursor is not None:
         before_id = parse_counter(cursor, "cursor")
     reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
     next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
-    items = progress_service.present_reports(session=session, reports=reports[:limit])
+    items = progress_service.present_reports(
+        session=session, reports=reports[:limit], public=public, own_key_id=own_key_id
+    )
     total = progress_service.count_reports(session=session, **filters) if count else None
     body = Page[ProgressOut](items=items, next_cursor=next_cursor, total=total)
     return json_response(request, body, exclude=None if count else {"total"})
@@ -255,6 +277,7 @@ def task_history(
     plan: PlanSlug,
     code: TaskCode,
     session: SessionDep,
+    reader: ReadingKeyDep,
     unit: Annotated[str | None, Query(description="报送单位 id、名称或别名 / reporting unit")] = None,
     period: PeriodFilter = None,
     kind: KindFilter = None,
@@ -278,6 +301,8 @@ def task_history(
         limit,
         cursor,
         count,
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
         task_id=task.id,
         unit_id=unit_id,
         period=period,
@@ -291,6 +316,7 @@ def unit_history(
     request: Request,
     unit_id: UnitRefPath,
     session: SessionDep,
+    reader: ReadingKeyDep,
     period: PeriodFilter = None,
     kind: KindFilter = None,
     review: ReviewFilter = None,
@@ -305,14 +331,30 @@ def unit_history(
     """
     unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
     return history_page(
-        session, request, limit, cursor, count, unit_id=unit.id, period=period, kind=kind, review=review
+        session,
+        request,
+        limit,
+        cursor,
+        count,
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+        unit_id=unit.id,
+        period=period,
+        kind=kind,
+        review=review,
     )
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)
-def get_report(request: Request, report_id: ReportId, session: SessionDep) -> Response:
+def get_report(request: Request, report_id: ReportId, session: SessionDep, reader: ReadingKeyDep) -> Response:
     """一条进展报告 / One report (the Location of a created report)."""
     report = session.get(ProgressReport, report_id)
     if report is None:
         raise NotFound(f"没有编号为 {report_id} 的进展报告 / no report {report_id}")
-    return json_response(request, progress_service.present_reports(session=session, reports=[report])[0])
+    shown = progress_service.present_reports(
+        session=session,
+        reports=[report],
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+    )
+    return json_response(request, shown[0])

@@ -13,7 +13,7 @@ from app.api.deps import AdminDep, WriterDep, WriteSessionDep, client_address
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId
-from app.errors import Problem, ProblemError, field_errors, problem_body
+from app.errors import Problem, ProblemError, ReportRejected, field_errors, problem_body
 from app.models import ProgressReport, ReviewState
 from app.routers.progress import HistoryCursor, HistoryLimit, history_page
 from app.schemas.common import Page
@@ -78,7 +78,7 @@ def _parse_item(index: int, raw: dict[str, Any]) -> review_service.Decision:
     try:
         item = ReviewItem.model_validate(raw)
     except ValidationError as exc:
-        raise progress_service.ReportRejected(
+        raise ReportRejected(
             f"第 {index} 条审核内容校验未通过 / item {index} is invalid",
             errors=field_errors(exc.errors(), ("body", "items", index)),
         ) from None

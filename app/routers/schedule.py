@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.api.deps import AdminDep, SessionDep, SettingsDep, WriteSessionDep, client_address
+from app.api.deps import AdminDep, AdminReadingDep, SessionDep, SettingsDep, WriteSessionDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
+from app.api.params import IsoDate
 from app.api.paths import PlanSlug
 from app.api.responses import json_response, send
 from app.errors import Problem
@@ -65,7 +66,7 @@ def list_periods(
     plan: PlanSlug,
     session: SessionDep,
     settings: SettingsDep,
-    as_of: Annotated[date | None, Query(description="哪一天的当前报告期;默认今天 / the date; default today")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="哪一天的当前报告期;默认今天 / the date; default today")] = None,
 ) -> Response:
     """方案实施期内的报告期日历及截止日 / The calendar of reporting periods with their deadlines."""
     row = plan_service.get_plan(session=session, slug=plan)
@@ -120,11 +121,15 @@ def list_excusals(
     plan: PlanSlug,
     session: SessionDep,
     page: ListParamsDep,
+    admin_reading: AdminReadingDep,
     period: Annotated[str | None, Query(description="按报告期过滤 / filter by period", examples=["2023-Q4"])] = None,
 ) -> Response:
     """方案的免报记录(含已撤销),最新在前 / The plan's excusals, revoked ones too, newest first."""
     row = plan_service.get_plan(session=session, slug=plan)
     items = excusals.present(
-        session=session, plan=row, excusals=excusals.list_excusals(session=session, plan=row, period=period)
+        session=session,
+        plan=row,
+        excusals=excusals.list_excusals(session=session, plan=row, period=period),
+        public=not admin_reading,
     )
     return send(request, render_slice(ExcusalOut, page_in_memory(items, page)))

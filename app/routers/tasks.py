@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import IsoDate
 from app.api.paths import PlanSlug, TaskCode
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
 from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
 from app.core.clock import county_today
-from app.schemas.common import Page
-from app.schemas.task import TaskOut
+from app.schemas.task import TaskListPage, TaskOut
 from app.services import plans as plan_service
 from app.services import tasks as task_service
 
@@ -25,7 +24,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("", response_model=Page[TaskOut], responses=CSV_RESPONSE)
+@router.get("", response_model=TaskListPage, responses=CSV_RESPONSE)
 async def list_tasks(
     request: Request, plan: PlanSlug, session: SessionDep, params: TaskQueryDep, cache: ReadCacheDep
 ) -> Response:
@@ -56,7 +55,7 @@ async def get_task(
     session: SessionDep,
     cache: ReadCacheDep,
     as_of: Annotated[
-        date | None,
+        IsoDate | None,
         Query(
             description="基准日,默认今天:状态、进度、亮灯为该日结束时的情况 / status, progress and light as of that day"
         ),

@@ -15,7 +15,7 @@ from app.api.responses import Rendered, render_json
 from app.api.task_query import TaskQueryDep, render_tasks, to_filter
 from app.models import UnitKind
 from app.schemas.common import Page
-from app.schemas.task import TaskOut
+from app.schemas.task import TaskListPage
 from app.schemas.unit import UnitDetail, UnitRef
 from app.services import jurisdictions as jurisdiction_service
 from app.services import units as unit_service
@@ -75,7 +75,7 @@ async def get_unit(
     return await cache.respond(build)
 
 
-@router.get("/{unit_id}/tasks", response_model=Page[TaskOut])
+@router.get("/{unit_id}/tasks", response_model=TaskListPage)
 async def list_unit_tasks(
     request: Request, unit_id: UnitRefPath, session: SessionDep, params: TaskQueryDep, cache: ReadCacheDep
 ) -> Response:

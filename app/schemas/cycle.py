@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from app.errors import Problem
 from app.models import Cadence
-from app.schemas.common import MAX_ID, documented_as
+from app.schemas.common import MAX_ID, MULTI_LINE, SingleLine, documented_as
 from app.schemas.progress import ProgressOut
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Reason = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), MULTI_LINE[0], MULTI_LINE[1]
+]
 
 
 class ScheduleIn(BaseModel):
@@ -134,9 +136,9 @@ class ExcusalIn(BaseModel):
         },
     )
 
-    task: str = Field(min_length=1, max_length=20, description="任务编号 / task code")
-    unit: str = Field(min_length=1, max_length=100, description="单位 id、名称或别名 / unit")
-    period: str = Field(
+    task: SingleLine = Field(min_length=1, max_length=20, description="任务编号 / task code")
+    unit: SingleLine = Field(min_length=1, max_length=100, description="单位 id、名称或别名 / unit")
+    period: SingleLine = Field(
         min_length=1, max_length=10, json_schema_extra={"pattern": PERIOD_PATTERN}, description="报告期 / period"
     )
     reason: Reason = Field(description="免报理由 / why the duty is waived")

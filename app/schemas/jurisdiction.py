@@ -7,6 +7,7 @@ from typing import Protocol
 from pydantic import BaseModel, Field
 
 from app.models import JurisdictionLevel
+from app.schemas.common import SingleLine
 
 
 class JurisdictionLike(Protocol):
@@ -41,7 +42,11 @@ class JurisdictionNode(JurisdictionRef):
 class JurisdictionCreate(BaseModel):
     """新增一个本地区划(乡镇等)/ A local jurisdiction, e.g. a township."""
 
-    code: str = Field(pattern=r"^\d{6}(\d{3,10})?$", description="区划代码;乡镇为 9 位以上", examples=["640422100"])
-    name: str = Field(min_length=1, max_length=100, examples=["吉强镇"])
+    code: str = Field(
+        pattern=r"^[0-9]{6}([0-9]{3,10})?$", description="区划代码;乡镇为 9 位以上", examples=["640422100"]
+    )
+    name: SingleLine = Field(min_length=1, max_length=100, examples=["吉强镇"])
     level: JurisdictionLevel = Field(examples=["township"])
-    parent: str = Field(description="上级区划的代码或名称 / parent code or name", examples=["640422"])
+    parent: SingleLine = Field(
+        max_length=100, description="上级区划的代码或名称 / parent code or name", examples=["640422"]
+    )

@@ -13,8 +13,10 @@ from app.schemas.unit import UnitRef
 
 
 class Period(BaseModel):
-    start: int = Field(examples=[2021])
-    end: int = Field(examples=[2025])
+    """The term in years; both null when the plan was imported with its term left open."""
+
+    start: int | None = Field(examples=[2021])
+    end: int | None = Field(examples=[2025])
 
 
 class PlanSummary(BaseModel):

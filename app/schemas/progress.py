@@ -9,12 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from app.errors import Problem
 from app.models import ReportKind, ReviewState, TaskStatus, UnitKind
-from app.schemas.common import documented_as
+from app.schemas.common import SINGLE_LINE, IdempotencyKeyValue, MultiLine, SingleLine, documented_as
 from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.unit import UnitRef
 from app.services.periods import PERIOD_PATTERN, PeriodError, parse_period
 
-Evidence = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Evidence = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), SINGLE_LINE[0], SINGLE_LINE[1]
+]
 
 
 class ProgressCreate(BaseModel):
@@ -39,8 +41,8 @@ class ProgressCreate(BaseModel):
         description="not_started 未启动 / in_progress 推进中 / completed 已完成 / delayed 滞后 / ongoing 常态化(长效机制运行中)"
     )
     percent: int = Field(ge=0, le=100, description="完成百分比;completed 必须为 100,not_started 必须为 0")
-    summary: str = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
-    period: str = Field(
+    summary: MultiLine = Field(min_length=1, max_length=2000, description="进展摘要(1–2000 字)/ what was done")
+    period: SingleLine = Field(
         json_schema_extra={"pattern": PERIOD_PATTERN},
         description="报告期:`2022`、`2022-H1`、`2022-Q3` 或 `2022-07`(半角数字),须符合方案的报送周期(或更粗,如年度小结),"
         "在方案实施期内(或次年,用于终期评估)/ canonical period, at the plan's cadence or coarser",
@@ -131,11 +133,9 @@ class UnitState(BaseModel):
 class BatchItem(ProgressCreate):
     """批量报送中的一条:单条报送的字段,另加任务编号和可选的幂等键 / one report of a batch."""
 
-    task: str = Field(min_length=1, max_length=16, description="任务编号 / task code", examples=["2.1.3"])
-    idempotency_key: str | None = Field(
+    task: SingleLine = Field(min_length=1, max_length=20, description="任务编号 / task code", examples=["2.1.3"])
+    idempotency_key: IdempotencyKeyValue | None = Field(
         default=None,
-        min_length=1,
-        max_length=200,
         description="重试安全键:重发同一条时重放而非重复 / retry-safe key of this item",
         examples=["jyt-2022-H2-2.1.3"],
     )
@@ -196,6 +196,17 @@ class BatchOut(BaseModel):
     results: list[BatchResult]
 
 
+class BatchProblem(Problem):
+    """A batch's 422: a problem+json. When an atomic batch is refused (code `batch-rejected`), its
+    extension members are the batch's answer; a body that is not a batch at all has none of them."""
+
+    atomic: bool | None = Field(default=None, description="仅 batch-rejected / only with batch-rejected")
+    created: int | None = None
+    replayed: int | None = None
+    failed: int | None = None
+    results: list[BatchResult] | None = Field(default=None, description="逐条结果 / per-item results")
+
+
 class ChangeOut(BaseModel):
     seq: int = Field(description="单调递增序号 / monotonically increasing sequence")
     type: str = Field(
@@ -226,10 +237,10 @@ class ChangesPage(BaseModel):
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    unit: str | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
+    unit: SingleLine | None = Field(default=None, description="单位 id、名称或别名(单位密钥)/ unit for a unit key")
     admin: bool = Field(default=False, description="依法治县办管理密钥 / an admin key")
-    name: str | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
-    jurisdiction: str | None = Field(
+    name: SingleLine | None = Field(default=None, max_length=100, description="密钥名称(管理密钥必填)/ key name")
+    jurisdiction: SingleLine | None = Field(
         default=None,
         description="管理密钥管辖的行政区划(代码或名称);省略时为签发者自己的区划,全平台管理员省略则签发全平台密钥"
         " / the admin key's jurisdiction; default: the issuer's own (platform-wide from a platform admin)",
@@ -266,10 +277,14 @@ class KeyCreated(KeyOut):
 class UnitCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100)
+    name: SingleLine = Field(min_length=1, max_length=100)
     kind: UnitKind = Field(description="单位类别 / unit kind", examples=["government_department"])
-    aliases: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = []
-    jurisdiction: str | None = Field(
+    aliases: list[
+        Annotated[
+            str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SINGLE_LINE[0], SINGLE_LINE[1]
+        ]
+    ] = []
+    jurisdiction: SingleLine | None = Field(
         default=None,
         description="所属行政区划(代码或名称);省略时为管理密钥自己的区划 / default: the admin key's own",
         examples=["640422"],
@@ -279,10 +294,10 @@ class UnitCreate(BaseModel):
 class AliasCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    alias: str = Field(min_length=1, max_length=100)
+    alias: SingleLine = Field(min_length=1, max_length=100)
 
 
 class MemberAdd(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    member: str = Field(min_length=1, description="成员单位 id、名称或别名 / member unit")
+    member: SingleLine = Field(min_length=1, max_length=100, description="成员单位 id、名称或别名 / member unit")

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from app.models import Role, TaskStatus
+from app.schemas.common import Page
 from app.schemas.progress import UnitState
 from app.schemas.unit import UnitRef
 from app.services.lights import Light
@@ -73,7 +74,10 @@ class TaskOut(BaseModel):
     text: str = Field(description="任务全文 / full text")
     chapter: SectionRef
     section: SectionRef
-    due: date = Field(description="完成期限 / due date", examples=["2025-12-31"])
+    due: date | None = Field(
+        description="完成期限;实施期限未定的方案中原文未给年份的任务为 null / due date; null in an open-term plan",
+        examples=["2025-12-31"],
+    )
     status: TaskStatus = Field(
         description="状态(由进展报告派生;有 as_of 时为当日的状态)/ status derived from reports, as of as_of if given"
     )
@@ -99,6 +103,36 @@ class TaskOut(BaseModel):
 
 
 TASK_FIELDS = tuple(TaskOut.model_fields)
+
+
+class TaskPartial(BaseModel):
+    """A task as `fields=` returns it: only the fields asked for, so every one is optional here.
+    Same names and types as TaskOut; a client that asked for `fields=code,title` reads this shape."""
+
+    plan: str | None = None
+    code: str | None = None
+    title: str | None = None
+    title_derived: bool | None = None
+    text: str | None = None
+    chapter: SectionRef | None = None
+    section: SectionRef | None = None
+    due: date | None = None
+    status: TaskStatus | None = None
+    progress: int | None = Field(default=None, ge=0, le=100)
+    overdue: bool | None = None
+    light: Light | None = None
+    light_reasons: list[LightReasonOut] | None = None
+    responsibilities: list[ResponsibilityOut] | None = None
+    unit_states: list[UnitState] | None = None
+    updated_at: datetime | None = None
+    provenance: Provenance | None = None
+    matched_via: MatchedVia | None = None
+
+
+# The task lists' 200: whole tasks, or with `fields=` the partial ones (documented as either).
+TaskListPage = Page[TaskOut] | Page[TaskPartial]
+
+assert set(TaskPartial.model_fields) == set(TaskOut.model_fields), "TaskPartial must mirror TaskOut"
 
 
 def task_out(view: TaskView) -> TaskOut:

@@ -59,7 +59,7 @@ def list_keys(*, session: Session, admin: Principal) -> list[tuple[ApiKey, Unit 
 def revoke_key(*, session: Session, admin: Principal, prefix: str) -> ApiKey:
     key = keys.find_key(session=session, prefix=prefix)
     check_jurisdiction(session=session, principal=admin, jurisdiction_id=key.jurisdiction_id, what="密钥")
-    return keys.revoke_key(session=session, prefix=prefix)
+    return keys.revoke_key(session=session, prefix=prefix, keep_last_admin=True)
 
 
 def add_unit(

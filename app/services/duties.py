@@ -335,6 +335,10 @@ def check_period_param(facts: SupervisionFacts, plan_id: int, period: str) -> Pe
     if parsed.label not in labels:
         schedule = facts.schedules[plan_id]
         plan = facts.plans[plan_id]
+        if plan.period_start is None:
+            raise InvalidParameter(
+                "period", f"{period}:本方案实施期限未定,没有报告期 / the plan's term is open: it has no periods"
+            )
         example = label_for(plan.period_start, 1, schedule.cadence)
         raise InvalidParameter(
             "period",

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, FieldError, NotFound, ProblemError
+from app.errors import Conflict, ExcusalRejected, FieldError, NotFound
 from app.models import ApiKey, DutyExcusal, GroupMember, Plan, Responsibility, Role, Task, Unit, utcnow
 from app.schemas.cycle import ExcusalIn, ExcusalOut
 from app.schemas.unit import UnitRef
 from app.services import periods
-from app.services.feed import record_event
+from app.services.feed import PUBLIC_ADMIN_ACTOR, record_event
 from app.services.keys import Principal
 from app.services.permissions import authorize_admin, permission
 from app.services.schedule import CADENCE_ZH, get_schedule
 from app.services.units import find_unit, plan_scope
-
-
-class ExcusalRejected(ProblemError):
-    status = 422
-    code = "validation-error"
-    title = "Validation Error"
 
 
 def _rejected(field: str, message: str, kind: str) -> ExcusalRejected:
@@ -142,7 +136,7 @@ def list_excusals(*, session: Session, plan: Plan, period: str | None = None) ->
     return list(session.exec(query.order_by(col(DutyExcusal.id).desc())))
 
 
-def present(*, session: Session, plan: Plan, excusals: list[DutyExcusal]) -> list[ExcusalOut]:
+def present(*, session: Session, plan: Plan, excusals: list[DutyExcusal], public: bool = False) -> list[ExcusalOut]:
     """Excusals with their task codes, units and keys, in a fixed number of queries."""
     codes = dict(session.exec(select(Task.id, Task.code).where(col(Task.id).in_({e.task_id for e in excusals}))).all())
     units = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_({e.unit_id for e in excusals})))}
@@ -155,7 +149,7 @@ def present(*, session: Session, plan: Plan, excusals: list[DutyExcusal]) -> lis
             unit=UnitRef.from_unit(units[e.unit_id]),
             period=e.period,
             reason=e.reason,
-            excused_by=f"{keys[e.api_key_id].name} ({keys[e.api_key_id].prefix})",
+            excused_by=PUBLIC_ADMIN_ACTOR if public else f"{keys[e.api_key_id].name} ({keys[e.api_key_id].prefix})",
             created_at=e.created_at,
             revoked_at=e.revoked_at,
         )

@@ -136,7 +136,23 @@ def list_events(
     return list(session.exec(query.order_by(col(ChangeEvent.seq)).limit(limit)))
 
 
-def present_events(*, session: Session, events: list[ChangeEvent], audit: bool = False) -> list[ChangeOut]:
+# What the public feed (readable without a key) leaves out: which key acted, and admin keys' names.
+# A prefix names a key to attack; an admin key's name says who holds the county's master key.
+PUBLIC_ADMIN_ACTOR = "管理员 / admin"  # also what reports and excusals show for an admin key, publicly
+_KEY_DATA = ("prefix", "key_prefix")
+
+
+def _public_view(fields: dict[str, Any], type: str, admin_actor: bool) -> dict[str, Any]:
+    data = {k: v for k, v in fields["data"].items() if k not in _KEY_DATA}
+    if type.startswith("key.") and data.get("is_admin"):
+        data.pop("name", None)
+    return {**fields, "data": data, "actor": PUBLIC_ADMIN_ACTOR if admin_actor else fields["actor"]}
+
+
+def present_events(
+    *, session: Session, events: list[ChangeEvent], audit: bool = False, public: bool = False
+) -> list[ChangeOut]:
+    """`public`: as anyone may read them, without key prefixes and admin key names (see `_public_view`)."""
     plan_ids = {e.plan_id for e in events if e.plan_id is not None}
     task_ids = {e.task_id for e in events if e.task_id is not None}
     unit_ids = {e.unit_id for e in events if e.unit_id is not None}
@@ -145,6 +161,7 @@ def present_events(*, session: Session, events: list[ChangeEvent], audit: bool =
     codes = dict(session.exec(select(Task.id, Task.code).where(col(Task.id).in_(task_ids))).all())
     units = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_(unit_ids)))}
     prefixes = dict(session.exec(select(ApiKey.id, ApiKey.prefix).where(col(ApiKey.id).in_(key_ids))).all())
+    admin_keys = set(session.exec(select(ApiKey.id).where(col(ApiKey.id).in_(key_ids), col(ApiKey.is_admin))).all())
     out: list[ChangeOut] = []
     for e in events:
         fields = {
@@ -161,6 +178,8 @@ def present_events(*, session: Session, events: list[ChangeEvent], audit: bool =
         if audit:
             key_prefix = prefixes.get(e.api_key_id) if e.api_key_id else None
             out.append(AuditOut(**fields, key_prefix=key_prefix, remote_addr=e.remote_addr))
+        elif public:
+            out.append(ChangeOut(**_public_view(fields, e.type, e.api_key_id in admin_keys or e.actor == "cli")))
         else:
             out.append(ChangeOut(**fields))
     return out

@@ -16,21 +16,7 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from app.db import dialect_insert
-from app.errors import ProblemError
 from app.models import IdempotencyRecord, utcnow
-
-
-class IdempotencyKeyReused(ProblemError):
-    status = 422
-    code = "idempotency-key-reused"
-    title = "Idempotency Key Reused"
-
-    @classmethod
-    def for_key(cls, key: str) -> IdempotencyKeyReused:
-        return cls(
-            f"Idempotency-Key“{key}”已用于另一内容不同的请求;重试请保持请求体不变,新报告请换新键 / "
-            "the key was used with a different request"
-        )
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, InvalidParameter, NotFound, ProblemError
+from app.errors import AmbiguousJurisdiction, Conflict, InvalidParameter, NotFound
 from app.models import Jurisdiction, JurisdictionLevel, Plan, Task, Unit
 from app.schemas.jurisdiction import JurisdictionCounts, JurisdictionNode
 
@@ -33,12 +33,6 @@ LEVEL_PREFIXES: dict[JurisdictionLevel, tuple[str, ...]] = {
     JurisdictionLevel.province: ("自治区", "省", "市"),
     JurisdictionLevel.township: ("镇", "乡"),
 }
-
-
-class AmbiguousJurisdiction(ProblemError):
-    status = 400
-    code = "ambiguous-jurisdiction"
-    title = "Ambiguous Jurisdiction"
 
 
 @dataclass(frozen=True)

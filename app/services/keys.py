@@ -10,26 +10,13 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import ClassVar
 
 from sqlmodel import Session, col, select
 
-from app.errors import NotFound, ProblemError
+from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
 
 KEY_PREFIX = "pa_"
-
-
-class Unauthenticated(ProblemError):
-    status = 401
-    code = "unauthenticated"
-    title = "Unauthorized"
-    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
-
-    @property
-    def reason(self) -> str:
-        """The English part of the detail ("invalid API key"), for the audit log."""
-        return self.detail.rsplit(" / ", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -62,6 +49,8 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """Returns the row and the secret. The secret exists only in this return value. A unit key takes
     its unit's jurisdiction; an admin key the given one (None: platform-wide)."""
+    if unit is None and not is_admin:
+        raise KeyWithoutRight("密钥须属于某单位或为管理密钥 / a key needs a unit or the admin right")
     prefix = secrets.token_hex(4)
     secret = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(
@@ -92,8 +81,36 @@ def find_key(*, session: Session, prefix: str) -> ApiKey:
     return key
 
 
-def revoke_key(*, session: Session, prefix: str) -> ApiKey:
+def other_active_admin_keys(*, session: Session, key: ApiKey) -> int:
+    """Active admin keys of the same scope as `key` (its jurisdiction, or platform-wide), besides it."""
+    query = select(ApiKey.id).where(
+        ApiKey.is_admin == True,  # noqa: E712 -- SQL, not Python
+        col(ApiKey.revoked_at).is_(None),
+        ApiKey.id != key.id,
+    )
+    query = query.where(
+        col(ApiKey.jurisdiction_id).is_(None)
+        if key.jurisdiction_id is None
+        else col(ApiKey.jurisdiction_id) == key.jurisdiction_id
+    )
+    return len(session.exec(query).all())
+
+
+def revoke_key(*, session: Session, prefix: str, keep_last_admin: bool = False) -> ApiKey:
+    """`keep_last_admin`: refuse to revoke the last active admin key of its scope (the API does; the
+    operator's `plan-api keys revoke` may, since the command line can always issue a new one)."""
     key = find_key(session=session, prefix=prefix)
+    if (
+        keep_last_admin
+        and key.is_admin
+        and key.revoked_at is None
+        and not other_active_admin_keys(session=session, key=key)
+    ):
+        scope = "全平台" if key.jurisdiction_id is None else "该行政区划"
+        raise LastAdminKey(
+            f"密钥 {prefix} 是{scope}最后一把有效的管理密钥,吊销后将无人能通过接口管理密钥;请先签发新的管理密钥"
+            " / this is the last active admin key of its scope: issue another one first"
+        )
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)

@@ -88,18 +88,20 @@ def expected_progress(*, term_start: date, due: date, as_of: date) -> int:
 
 def evaluate(
     *,
-    due: date,
+    due: date | None,
     status: TaskStatus,
     progress: int,
     as_of: date,
-    term_start: date,
+    term_start: date | None,
     delayed_units: list[str],
     missing: list[MissingDuty],
     returned: list[ReturnedReport],
     thresholds: LightThresholds,
 ) -> tuple[Light, list[LightReason]]:
+    """`due` None (an open-term plan's task without a year): the date rules (overdue, behind schedule,
+    due soon) do not apply; the reporting rules still do."""
     reasons: list[LightReason] = []
-    if due < as_of and status != TaskStatus.completed:
+    if due is not None and due < as_of and status != TaskStatus.completed:
         days = (as_of - due).days
         reasons.append(
             LightReason(
@@ -139,7 +141,7 @@ def evaluate(
                 },
             )
         )
-    if status not in (TaskStatus.completed, TaskStatus.ongoing):
+    if due is not None and term_start is not None and status not in (TaskStatus.completed, TaskStatus.ongoing):
         expected = expected_progress(term_start=term_start, due=due, as_of=as_of)
         if expected - progress > thresholds.lag_tolerance:
             reasons.append(
@@ -156,7 +158,7 @@ def evaluate(
                     },
                 )
             )
-    if status != TaskStatus.completed and 0 <= (due - as_of).days <= thresholds.due_soon_days:
+    if due is not None and status != TaskStatus.completed and 0 <= (due - as_of).days <= thresholds.due_soon_days:
         days = (due - as_of).days
         reasons.append(
             LightReason(

@@ -87,8 +87,11 @@ def fits_cadence(period: Period, cadence: Cadence) -> bool:
     return period.months >= _MONTHS[cadence]
 
 
-def calendar(*, first_year: int, last_year: int, cadence: Cadence) -> list[Period]:
-    """Every period of the cadence from January of `first_year` to December of `last_year`."""
+def calendar(*, first_year: int | None, last_year: int | None, cadence: Cadence) -> list[Period]:
+    """Every period of the cadence from January of `first_year` to December of `last_year`; none for
+    a plan whose term was left open (no years): it owes no periodic reports until given a term."""
+    if first_year is None or last_year is None:
+        return []
     per_year = 12 // _MONTHS[cadence]
     return [
         parse_period(label_for(year, index, cadence))

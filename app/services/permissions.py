@@ -21,18 +21,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import ProblemError
+from app.errors import AdminRequired, NotLinkedToTask, OutsideJurisdiction
 from app.models import GroupMember, Plan, ReportKind, Responsibility, Role, Task, Unit
 from app.services import jurisdictions
 from app.services.keys import Principal
 
 OWNER_ROLES = (Role.lead, Role.responsible)
-
-
-class OutsideJurisdiction(ProblemError):
-    status = 403
-    code = "outside-jurisdiction"
-    title = "Forbidden"
 
 
 def key_scope(*, session: Session, principal: Principal) -> set[int] | None:
@@ -77,12 +71,6 @@ def check_jurisdiction(
         f" / key of {own} cannot act on {target.name}",
         boundary={"key_jurisdiction": own, "target_jurisdiction": target.name, "target_code": target.code},
     )
-
-
-class NotLinkedToTask(ProblemError):
-    status = 403
-    code = "not-linked-to-task"
-    title = "Forbidden"
 
 
 @dataclass(frozen=True)
@@ -175,12 +163,6 @@ def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> 
 def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:
     """The rule for one task: its grant, or NotLinkedToTask (403) saying why."""
     return load_facts(session=session, tasks=[task], principal=principal).decide(task)
-
-
-class AdminRequired(ProblemError):
-    status = 403
-    code = "admin-only"
-    title = "Forbidden"
 
 
 def authorize_admin(*, session: Session, principal: Principal, plan_id: int | None) -> None:

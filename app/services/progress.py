@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from app.errors import ProblemError
 from app.models import (
     ApiKey,
     Plan,
@@ -36,12 +35,7 @@ from app.models import (
 )
 from app.schemas.progress import ProgressOut, ReviewOut
 from app.schemas.unit import UnitRef
-
-
-class ReportRejected(ProblemError):
-    status = 422
-    code = "validation-error"
-    title = "Validation Error"
+from app.services.feed import PUBLIC_ADMIN_ACTOR
 
 
 @dataclass(frozen=True)
@@ -146,8 +140,12 @@ def _filtered(
     return query
 
 
-def present_reports(*, session: Session, reports: list[ProgressReport]) -> list[ProgressOut]:
-    """Reports with their plan, task, units and key, loaded in a fixed number of queries."""
+def present_reports(
+    *, session: Session, reports: list[ProgressReport], public: bool = False, own_key_id: int | None = None
+) -> list[ProgressOut]:
+    """Reports with their plan, task, units and key, loaded in a fixed number of queries. `public`:
+    as anyone may read them, `submitted_by` without the key's prefix or an admin key's name — except
+    the reports sent with `own_key_id` (the reader's own key)."""
     if not reports:
         return []
     tasks = {
@@ -166,7 +164,10 @@ def present_reports(*, session: Session, reports: list[ProgressReport]) -> list[
         task, slug = tasks[r.task_id]
         unit = units.get(r.unit_id) if r.unit_id is not None else None
         via = units.get(r.via_unit_id) if r.via_unit_id is not None else None
-        out.append(report_out(r, plan_slug=slug, task_code=task.code, unit=unit, via=via, key=keys[r.api_key_id]))
+        shown = report_out(r, plan_slug=slug, task_code=task.code, unit=unit, via=via, key=keys[r.api_key_id])
+        if public and r.api_key_id != own_key_id:
+            shown.submitted_by = unit.name if unit else PUBLIC_ADMIN_ACTOR
+        out.append(shown)
     return out
 
 

@@ -13,19 +13,13 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, NotFound, ProblemError
+from app.errors import Conflict, NotFound, NotYourReport, ProblemError
 from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, utcnow
 from app.services import derivation
 from app.services.feed import record_event
 from app.services.keys import Principal
 from app.services.permissions import authorize_admin
 from app.services.submission import record_status_changes
-
-
-class NotYourReport(ProblemError):
-    status = 403
-    code = "not-your-report"
-    title = "Forbidden"
 
 
 @dataclass

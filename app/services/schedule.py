@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.errors import FieldError, ProblemError
+from app.errors import FieldError, PeriodRejected
 from app.models import Plan, ReportingSchedule, utcnow
 from app.models.cycle import Cadence
 from app.services import periods
@@ -32,12 +32,6 @@ _EXAMPLES = {
     Cadence.yearly: "2023",
 }
 SCHEDULE_FIELDS = ("cadence", "deadline_days", "cooperating_units_report", "review_required")
-
-
-class PeriodRejected(ProblemError):
-    status = 422
-    code = "validation-error"
-    title = "Validation Error"
 
 
 def get_schedule(*, session: Session, plan: Plan) -> ReportingSchedule:
@@ -131,6 +125,8 @@ def check_report_period(*, plan: Plan, schedule: ReportingSchedule, period: str,
             f" / period {period} is finer than the plan's {cadence.value} cadence"
         )
         raise PeriodRejected(message, errors=[FieldError(field=field, message=message, type="period_cadence")])
+    if plan.period_start is None or plan.period_end is None:
+        return  # an open-term plan: any period at its cadence
     if not plan.period_start <= parsed.start.year <= plan.period_end + 1:
         raise PeriodRejected(
             f"报告期 {period} 不在方案实施期 {plan.period_start}–{plan.period_end}(及次年终期评估)内 / "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
-from app.errors import NotFound, ProblemError
+from app.errors import IdempotencyKeyReused, NotFound, ProblemError
 from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, Unit
 from app.schemas.progress import ProgressCreate, ProgressOut
 from app.services import derivation, idempotency
@@ -106,7 +106,7 @@ def submit(
             if task is None:
                 raise NotFound(f"方案 {plan.slug} 中没有编号为 {submission.code} 的任务 / no task {submission.code!r}")
             if claim is not None and claim.reused:
-                raise idempotency.IdempotencyKeyReused.for_key(claim.key)
+                raise IdempotencyKeyReused.for_key(claim.key)
             if claim is not None and claim.replay_response is not None:
                 outcome.report, outcome.replayed = ProgressOut.model_validate_json(claim.replay_response), True
                 continue
@@ -128,7 +128,7 @@ def submit(
     for index, original in repeats.items():
         outcome, answer = by_index[index], by_index[original.index]
         if hashes[index] != hashes[original.index]:
-            outcome.problem = idempotency.IdempotencyKeyReused.for_key(original.idempotency_key or "")
+            outcome.problem = IdempotencyKeyReused.for_key(original.idempotency_key or "")
         elif answer.problem is not None:
             outcome.problem = answer.problem
         else:

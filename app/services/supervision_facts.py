@@ -60,12 +60,12 @@ class ScheduleFacts:
 class PlanTerm:
     id: int
     slug: str
-    period_start: int
-    period_end: int
+    period_start: int | None  # None: the term was left open
+    period_end: int | None
 
     @property
-    def starts(self) -> date:
-        return date(self.period_start, 1, 1)
+    def starts(self) -> date | None:
+        return date(self.period_start, 1, 1) if self.period_start is not None else None
 
 
 @dataclass(frozen=True)

@@ -151,8 +151,9 @@ def is_overdue(task: Task, as_of: date) -> bool:
     return overdue_on(task.due, TaskStatus(task.status), as_of)
 
 
-def overdue_on(due: date, status: TaskStatus, as_of: date) -> bool:
-    return due < as_of and status != TaskStatus.completed
+def overdue_on(due: date | None, status: TaskStatus, as_of: date) -> bool:
+    """A task without a due date (an open-term plan's) is never overdue."""
+    return due is not None and due < as_of and status != TaskStatus.completed
 
 
 def _overdue_clause(as_of: date) -> ColumnElement[bool]:
@@ -213,14 +214,23 @@ def _sort_columns(sort: TaskSort) -> list[Any]:
     if base == "code":
         return [col(Task.plan_id), col(Task.position)]
     if base == "due":
-        return [col(Task.due), col(Task.plan_id), col(Task.position)]
+        # Tasks without a due date sort last (first with -due) on both engines, and the keyset cursor
+        # compares the same expression, so none is skipped between pages.
+        return [func.coalesce(col(Task.due), OPEN_DUE).label("due"), col(Task.plan_id), col(Task.position)]
     return [col(Task.updated_at), col(Task.id)]
 
 
 def _encode_cursor(sort: TaskSort, task: Task) -> str:
-    values = [getattr(task, c.key) for c in _sort_columns(sort)]
+    values = [_or_open(getattr(task, c.key)) if c.key == "due" else getattr(task, c.key) for c in _sort_columns(sort)]
     raw = json.dumps({"s": sort.value, "k": [v.isoformat() if isinstance(v, date) else v for v in values]})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+OPEN_DUE = date(9999, 12, 31)  # the sort key of a task without a due date
+
+
+def _or_open(due: date | None) -> date:
+    return due if due is not None else OPEN_DUE
 
 
 def _decode_cursor(sort: TaskSort, cursor: str) -> list[Any]:

@@ -2,6 +2,7 @@
 
 A name means a unit of some jurisdiction: when it matches units of several, the caller must say
 which (a `jurisdiction` parameter, a `640422:县司法局` qualifier, or the id); it is never guessed.
+All digits mean an id (`12`); a unit whose name is all digits is addressed as `name:12`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, InvalidParameter, NotFound, ProblemError
+from app.errors import AmbiguousUnit, Conflict, FieldError, InvalidParameter, NotFound, UnitNameRejected
 from app.models import GroupMember, Jurisdiction, Plan, Unit, UnitAlias, UnitKind
 from app.services import jurisdictions
 from app.services.jurisdictions import LEVEL_PREFIXES, subtree_ids
@@ -25,11 +26,7 @@ class ResolvedUnit:
     as_typed: str  # what the caller wrote: an id, the canonical name or an alias
 
 
-class AmbiguousUnit(ProblemError):
-    status = 400
-    code = "ambiguous-unit"
-    title = "Ambiguous Unit"
-
+NAME_QUALIFIER = "name:"  # `name:12`: the unit named 12, not unit id 12
 
 ALL_PREFIXES = tuple(dict.fromkeys(p for prefixes in LEVEL_PREFIXES.values() for p in prefixes))
 
@@ -40,10 +37,10 @@ def split_qualifier(ref: str) -> tuple[str | None, str]:
     return (head.strip(), tail.strip()) if sep else (None, ref.strip())
 
 
-def find_units(*, session: Session, ref: str, within: set[int] | None = None) -> list[Unit]:
+def find_units(*, session: Session, ref: str, within: set[int] | None = None, as_name: bool = False) -> list[Unit]:
     """Every unit `ref` may mean, at most one per jurisdiction (its best spelling there); `within`
-    limits the search to those jurisdictions. An id is one unit."""
-    if ref.isascii() and ref.isdigit():
+    limits the search to those jurisdictions. An id is one unit (unless `as_name`)."""
+    if ref.isascii() and ref.isdigit() and not as_name:
         # An id beyond the integer column's range names no unit (and must not overflow PostgreSQL).
         unit = session.get(Unit, int(ref)) if len(ref) <= 10 and int(ref) < 2**31 else None
         return [unit] if unit is not None and (within is None or unit.jurisdiction_id in within) else []
@@ -79,12 +76,13 @@ def find_unit(
     """`ref` is an id (`12`), the canonical name (`县司法局`) or any alias (`司法局`), optionally
     qualified (`640422:司法局`); `jurisdiction` limits the search to its subtree (`within`: to those
     jurisdictions). A name that means units of several jurisdictions is AmbiguousUnit (400, listing
-    them), never a guess."""
-    qualifier, name = split_qualifier(ref)
+    them), never a guess. `name:12` is the unit named 12 (a bare `12` is id 12)."""
+    as_name = ref.startswith(NAME_QUALIFIER)
+    qualifier, name = split_qualifier(ref.removeprefix(NAME_QUALIFIER))
     if qualifier is not None:
         jurisdiction, within = jurisdictions.resolve(session=session, ref=qualifier), None
     scope = within if within is not None else _scope(session, jurisdiction)
-    found = find_units(session=session, ref=name, within=scope)
+    found = find_units(session=session, ref=name, within=scope, as_name=as_name)
     if len(found) > 1:
         listed = "、".join(f"{u.name}(id {u.id},{u.jurisdiction.name} {u.jurisdiction.code})" for u in found)
         raise AmbiguousUnit(
@@ -188,7 +186,10 @@ def _taken(session: Session, jurisdiction: Jurisdiction, name: str) -> Unit | No
 
 
 def create_unit(*, session: Session, name: str, kind: UnitKind, aliases: list[str], jurisdiction: Jurisdiction) -> Unit:
-    """Names and aliases are unique within the jurisdiction."""
+    """Names and aliases are unique within the jurisdiction, and addressable (see `_check_addressable`)."""
+    _check_addressable(name, "body.name")
+    for index, alias in enumerate(aliases):
+        _check_addressable(alias, f"body.aliases.{index}")
     for candidate in [name, *aliases]:
         if (owner := _taken(session, jurisdiction, candidate)) is not None:
             raise Conflict(f"名称“{candidate}”已属于单位 {owner.name}(id {owner.id})/ name already in use")
@@ -204,6 +205,7 @@ def create_unit(*, session: Session, name: str, kind: UnitKind, aliases: list[st
 
 
 def add_alias(*, session: Session, unit: Unit, alias: str) -> None:
+    _check_addressable(alias, "body.alias")
     owner = _taken(session, unit.jurisdiction, alias)
     if owner is not None and owner.id != unit.id:
         raise Conflict(f"别名“{alias}”已属于单位 {owner.name}(id {owner.id})/ alias already in use")
@@ -211,6 +213,17 @@ def add_alias(*, session: Session, unit: Unit, alias: str) -> None:
         assert unit.id is not None
         session.add(UnitAlias(unit_id=unit.id, jurisdiction_id=unit.jurisdiction_id, alias=name_key(alias)))
         session.flush()
+
+
+def _check_addressable(name: str, field: str) -> None:
+    # A colon would read as a jurisdiction qualifier (`640422:县司法局`), so such a name could never be
+    # looked up. All digits are fine: `name:12` addresses them (a bare `12` is an id).
+    if ":" in name or "：" in name:
+        raise UnitNameRejected(
+            f"单位名称或别名“{name}”不能含冒号(冒号用于区划限定,如 640422:县司法局)"
+            " / a unit name or alias must not contain a colon",
+            errors=[FieldError(field=field, message="不能含冒号 / no colon", type="value_error")],
+        )
 
 
 def add_member(*, session: Session, group: Unit, member: Unit) -> bool:

@@ -61,3 +61,18 @@ def test_a_forged_forwarded_address_is_not_recorded(database_url: str, tmp_path:
         assert addresses == {"127.0.0.1"}
     finally:
         server.stop()
+
+
+def test_an_overlong_query_string_is_a_414_problem(client: TestClient) -> None:
+    response = client.get("/api/v1/plans/xiji-fzsh-2021-2025/tasks", params={"q": "法" * 4000})  # 36 KB encoded
+    assert response.status_code == 414, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "uri-too-long"
+    assert client.get("/api/v1/plans/xiji-fzsh-2021-2025/tasks", params={"q": "民法典"}).status_code == 200
+
+
+def test_oversized_headers_are_a_431_problem(client: TestClient) -> None:
+    response = client.get("/api/v1/plans", headers={"X-Padding": "x" * 20_000})
+    assert response.status_code == 431, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "headers-too-large"

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from app.errors import ProblemError
+from app.errors import OutsideJurisdiction, ProblemError
 from app.importer.jurisdiction import JurisdictionNotInferred, place_plan
 from app.importer.parser import parse_plan
 from app.models import Jurisdiction, JurisdictionLevel, Unit, UnitKind
 from app.services import jurisdictions
 from app.services.keys import Principal, create_key
-from app.services.permissions import OutsideJurisdiction, check_jurisdiction
+from app.services.permissions import check_jurisdiction
 from app.services.unit_names import UnitResolver, candidate_keys
 from tests.factories import QU, XIJI, import_text, qu_plan_text
 

@@ -101,6 +101,12 @@ async def lifespan(app: ASGI) -> None:
 async def main(args: argparse.Namespace, workdir: Path) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{workdir / 'db.sqlite3'}"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    os.environ["WEBHOOK_WORKER"] = "false"
+    if args.limiter:  # the production default: counted per address and key, limits set out of reach
+        os.environ["RATE_LIMIT_ENABLED"] = "true"
+        os.environ["RATE_LIMIT_PER_ADDRESS"] = "1000000000/minute"
+    else:  # the stack alone, as the bare endpoint has no limiter either
+        os.environ["RATE_LIMIT_ENABLED"] = "false"
     from sqlmodel import Session  # the app's modules after DATABASE_URL: settings are read once
 
     from app.core.config import get_settings
@@ -185,5 +191,6 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--limiter", action="store_true", help="with the rate limiter counting (in memory)")
     with tempfile.TemporaryDirectory(prefix="asgi-bench-") as tmp:
         asyncio.run(main(parser.parse_args(), Path(tmp)))

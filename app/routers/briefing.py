@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.deps import SessionDep, SettingsDep
+from app.api.params import IsoDate
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
@@ -35,7 +36,7 @@ PeriodPath = Annotated[
     str, Path(description="报告期(须为本方案报送周期中的一期)/ a period of the plan's calendar", examples=["2023-Q4"])
 ]
 AsOf = Annotated[
-    date | None,
+    IsoDate | None,
     Query(description="基准日,默认今天:状态、亮灯、报送情况均为该日结束时 / judge with the data as of that day"),
 ]
 UnitFilter = Annotated[

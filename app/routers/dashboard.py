@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 
 from app.api.deps import AuthorizationHeader, SessionDep, SettingsDep
-from app.api.params import reject_unknown_query_params
+from app.api.params import IsoDate, reject_unknown_query_params
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
 from app.core.clock import county_today
@@ -100,7 +100,7 @@ async def plan_dashboard(
     cache: ReadCacheDep,
     period: Annotated[str | None, Query(description="合规统计的报告期 / compliance period")] = None,
     unit: Annotated[str | None, Query(description="只看某一单位 / one unit only")] = None,
-    as_of: Annotated[date | None, Query(description="基准日,默认今天 / reference date")] = None,
+    as_of: Annotated[IsoDate | None, Query(description="基准日,默认今天 / reference date")] = None,
 ) -> Response:
     """一个方案的督查看板 / One plan's dashboard (kept, with its ETag, until the data changes)."""
     return await cache.respond(lambda: _page(session, settings, plan, period, unit, as_of))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from app.api.deps import SessionDep
+from app.api.params import IsoDate
 from app.api.paths import PlanSlug
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import CSV, Rendered, attachment
@@ -26,7 +26,7 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "CSV(UTF-8 带 BOM)"}
 }
 AsOf = Annotated[
-    date | None, Query(description="基准日,默认今天:状态、进度、亮灯为该日结束时的情况 / as of that day's end")
+    IsoDate | None, Query(description="基准日,默认今天:状态、进度、亮灯为该日结束时的情况 / as of that day's end")
 ]
 Period = Annotated[str | None, Query(description="只导出该报告期 / only this period", examples=["2024-Q1"])]
 Unit = Annotated[str | None, Query(description="只导出该单位报送的报告(id、名称或别名)/ only this unit's reports")]

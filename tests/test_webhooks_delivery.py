@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from app.services import webhook_delivery
-from tests.webhook_support import Receiver, World, build_world, webhook_settings
+from tests.webhook_support import WEBHOOKS, Receiver, World, build_world, webhook_settings
 
 NAME = "hooks.example.test"
 
@@ -114,3 +114,35 @@ def test_a_hanging_receiver_holds_up_no_other_endpoint(webhook_engine: Engine, r
 
 def _pending(world: World, endpoint_id: int) -> list[Any]:
     return [m for m in world.messages(endpoint_id) if m.state == "pending"]
+
+
+def test_the_delivery_log_filters_by_message_state(world: World, receiver: Receiver) -> None:
+    receiver.behaviour = lambda path, n: (200 if n == 1 else 410, {}, 0.0)  # the second event: 410 Gone
+    hook = world.register(receiver.url(), event_types=["report.submitted"])
+    world.report("2.1.3", "教育体育局")
+    world.report("2.1.4", "司法局")
+    world.deliver_until(lambda: len(receiver.received) == 2 and not _pending(world, hook["id"]))
+
+    def codes(state: str) -> list[int | None]:
+        response = world.call("GET", f"/{hook['id']}/deliveries", params={"state": state})
+        assert response.status_code == 200, response.text
+        return [a["status_code"] for a in response.json()["items"] if a["message_state"] == state]
+
+    assert (codes("delivered"), codes("failed"), codes("pending")) == ([200], [410], [])
+    every = world.call("GET", f"/{hook['id']}/deliveries").json()["items"]
+    assert [a["status_code"] for a in every] == [200, 410]
+    bad = world.call("GET", f"/{hook['id']}/deliveries", params={"state": "lost"})
+    assert bad.status_code in (400, 422) and "query.state" in [e["field"] for e in bad.json()["errors"]]
+
+
+def test_an_endpoint_has_an_etag_and_revalidates(world: World, receiver: Receiver) -> None:
+    hook = world.register(receiver.url())
+    url = f"{WEBHOOKS}/{hook['id']}"
+    first = world.call("GET", f"/{hook['id']}")
+    assert first.status_code == 200 and first.headers["etag"]
+    again = world.client.get(url, headers={"Authorization": world.admin, "If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+    assert world.call("PATCH", f"/{hook['id']}", json={"description": "改名"}).status_code == 200
+    changed = world.client.get(url, headers={"Authorization": world.admin, "If-None-Match": first.headers["etag"]})
+    assert changed.status_code == 200 and changed.json()["description"] == "改名"
+    assert changed.headers["etag"] != first.headers["etag"]

@@ -340,15 +340,19 @@ def present(*, session: Session, endpoint: WebhookEndpoint) -> WebhookOut:
     )
 
 
-def list_attempts(*, session: Session, endpoint: WebhookEndpoint, since: int, limit: int) -> list[DeliveryAttemptOut]:
-    """The delivery log, oldest first, after attempt id `since`."""
-    rows = session.exec(
+def list_attempts(
+    *, session: Session, endpoint: WebhookEndpoint, since: int, limit: int, state: MessageState | None = None
+) -> list[DeliveryAttemptOut]:
+    """The delivery log, oldest first, after attempt id `since`; `state`: only attempts of messages
+    now in that state (e.g. what failed for good)."""
+    query = (
         select(WebhookAttempt, WebhookMessage)
         .join(WebhookMessage, col(WebhookMessage.id) == col(WebhookAttempt.message_id))
         .where(WebhookAttempt.endpoint_id == endpoint.id, col(WebhookAttempt.id) > since)
-        .order_by(col(WebhookAttempt.id))
-        .limit(limit)
     )
+    if state is not None:
+        query = query.where(WebhookMessage.state == state)
+    rows = session.exec(query.order_by(col(WebhookAttempt.id)).limit(limit))
     return [
         DeliveryAttemptOut(
             id=attempt.id or 0,

@@ -132,3 +132,26 @@ def test_the_page_has_an_etag_and_revalidates(client: TestClient) -> None:
     etag = first.headers["etag"]
     again = client.get(PAGE, params={"as_of": "2024-02-01"}, headers={"If-None-Match": etag})
     assert again.status_code == 304
+
+
+def test_recent_reports_are_the_first_page_of_one_api_request(client: TestClient, db: Session) -> None:
+    justice, court = make_key(db, unit="司法局"), make_key(db, unit="法院")
+    report = {"status": "in_progress", "percent": 60, "summary": "开展宪法进校园活动 42 场", "period": "2022-H2"}
+    sent = {}
+    for code, key in (("2.2.2", justice), ("4.1.2", justice), ("2.2.2", court)):
+        response = client.post(
+            f"/api/v1/plans/{SEED_SLUG}/tasks/{code}/progress", json=report, headers={"Authorization": key}
+        )
+        assert response.status_code == 201, response.text
+        sent[response.json()["id"]] = key
+    for params, expected in (({}, set(sent)), ({"unit": "司法局"}, {i for i, k in sent.items() if k == justice})):
+        page = client.get(PAGE, params=params).text
+        rows = [int(i) for i in re.findall(r'data-report="(\d+)"', page)]
+        href, value = {name: (unescape(h), v) for h, name, v in FIGURE.findall(page)}["reports"]
+        assert href.startswith(f"/api/v1/plans/{SEED_SLUG}/progress?"), href
+        listed = client.get(href)
+        assert listed.status_code == 200, listed.text
+        assert [r["id"] for r in listed.json()["items"]] == rows and value == str(len(rows))  # the same list
+        assert expected <= set(rows) and rows == sorted(rows, reverse=True)  # newest first
+        if params:
+            assert {r["unit"]["name"] for r in listed.json()["items"]} == {"县司法局"}

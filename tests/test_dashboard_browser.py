@@ -58,6 +58,7 @@ def expected_figures(http: httpx.Client, period: str | None, unit: str | None) -
     unit_filter = {"unit": unit} if unit else {}
     red = get(http, f"{PLAN}/tasks", light="red", as_of=day, limit=500, count="true", **unit_filter)
     missing = get(http, f"{PLAN}/duties", period=period, state="missing", as_of=day, limit=500, **unit_filter)
+    recent = get(http, f"{PLAN}/progress", until=day, limit=10, **unit_filter)  # the plan's reports, newest first
     unit_ids = {get(http, f"/api/v1/units/{unit}")["id"]} if unit else None
 
     out: dict[str, Any] = {"tasks": stats["tasks"], "overdue": stats["overdue"]}
@@ -91,6 +92,8 @@ def expected_figures(http: httpx.Client, period: str | None, unit: str | None) -
         out[f"standing.{kind}"] = sum(1 for r in rows if standing(r) == kind)
     out["__red"] = sorted(t["code"] for t in red["items"])
     out["__missing"] = sorted(f"{d['task']}|{d['unit']['id']}" for d in missing["items"])
+    out["reports"] = len(recent["items"])
+    out["__reports"] = [str(r["id"]) for r in recent["items"]]
     return {k: v if isinstance(v, list) else str(v) for k, v in out.items()}
 
 
@@ -126,10 +129,12 @@ def test_dashboard_in_chromium_shows_the_apis_numbers(
 
         expected = expected_figures(http, period, unit)
         shown = {figure: (unescape(href), value) for href, figure, value in FIGURE.findall(dom)}
-        red, missing = expected.pop("__red"), expected.pop("__missing")
+        red, missing, reports = expected.pop("__red"), expected.pop("__missing"), expected.pop("__reports")
         assert {k: v for k, (_, v) in shown.items()} == expected, name
         assert sorted(re.findall(r'data-red-task="([^"]+)"', dom)) == red
         assert sorted(re.findall(r'data-missing="([^"]+)"', dom)) == missing
+        assert re.findall(r'data-report="([^"]+)"', dom) == reports and reports  # in the API's order
+        assert [str(r["id"]) for r in http.get(shown["reports"][0]).json()["items"]] == reports
         # Each number's link is the API request that produced it.
         assert all(href.startswith("/api/v1/plans/") for href, _ in shown.values())
         stats_link = shown["tasks"][0]

@@ -54,6 +54,8 @@ class Receiver:
     behaviour: Callable[[str, int], tuple[int, dict[str, str], float]]
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    endless: set[str] = field(default_factory=set)  # paths answered with a body that never ends
+    held: dict[str, threading.Event] = field(default_factory=dict)  # paths that answer once the event is set
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str = "/hook") -> str:
@@ -77,10 +79,17 @@ def receiver() -> Iterator[Receiver]:
                 entry = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, 0)
                 box.received.append(entry)
             time.sleep(wait)
+            if self.path in box.held:
+                box.held[self.path].wait(60)
             try:
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
+                if self.path in box.endless:  # HTTP/1.0 without a length: the body runs until we stop
+                    self.end_headers()
+                    entry.status = status
+                    while True:
+                        self.wfile.write("没完没了 endless ".encode() * 1024)
                 self.send_header("content-length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

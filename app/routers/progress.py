@@ -1,8 +1,9 @@
-"""Progress reports: submit (single, batch), read the history of a task or of a unit."""
+"""Progress reports: submit (single, batch), read the history of a task, a unit or a whole plan."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
@@ -14,6 +15,7 @@ from app.api.deps import (
     AuthorizationHeader,
     ReadingKeyDep,
     SessionDep,
+    SettingsDep,
     VerifiedPrincipal,
     WriterDep,
     WriteSessionDep,
@@ -21,7 +23,7 @@ from app.api.deps import (
 )
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
-from app.api.params import COUNTER_PATTERN, UnitJurisdictionParam, parse_counter
+from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
@@ -46,6 +48,7 @@ from app.services import progress as progress_service
 from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
+from app.services.cycle import end_of_day
 from app.services.keys import authenticate
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
@@ -308,6 +311,48 @@ def task_history(
         period=period,
         kind=kind,
         review=review,
+    )
+
+
+@router.get("/plans/{plan}/progress", response_model=Page[ProgressOut])
+def plan_history(
+    request: Request,
+    plan: PlanSlug,
+    session: SessionDep,
+    settings: SettingsDep,
+    reader: ReadingKeyDep,
+    unit: Annotated[str | None, Query(description="报送单位 id、名称或别名(组:其成员)/ reporting unit")] = None,
+    period: PeriodFilter = None,
+    kind: KindFilter = None,
+    review: ReviewFilter = None,
+    since: Annotated[IsoDate | None, Query(description="报送日期不早于(县的日历日)/ sent on or after")] = None,
+    until: Annotated[IsoDate | None, Query(description="报送日期不晚于(县的日历日)/ sent on or before")] = None,
+    limit: HistoryLimit = 50,
+    cursor: HistoryCursor = None,
+    count: CountParam = False,
+) -> Response:
+    """计划内全部报告,最新在前 / Every report of the plan, newest first (the dashboard's recent reports)."""
+    row = plan_service.get_plan(session=session, slug=plan)
+    unit_ids = None
+    if unit:
+        within = unit_service.plan_scope(session=session, plan=row)
+        found = unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit
+        unit_ids = progress_service.reporting_units(session=session, unit=found)
+    return history_page(
+        session,
+        request,
+        limit,
+        cursor,
+        count,
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
+        plan_id=row.id,
+        unit_ids=unit_ids,
+        period=period,
+        kind=kind,
+        review=review,
+        until=end_of_day(until, settings.timezone) if until else None,
+        after=end_of_day(since - timedelta(days=1), settings.timezone) if since and since > date.min else None,
     )
 
 

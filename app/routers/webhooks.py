@@ -14,6 +14,7 @@ from app.api.openapi import WRITE_RESPONSES
 from app.api.params import parse_counter
 from app.api.responses import json_response, send
 from app.errors import Problem
+from app.models import MessageState
 from app.routers.changes import Since
 from app.schemas.common import MAX_ID, Page
 from app.schemas.webhook import (
@@ -78,10 +79,10 @@ def list_webhooks(request: Request, admin: AdminDep, session: WriteSessionDep, p
 
 
 @router.get("/{endpoint_id}", response_model=WebhookOut)
-def get_webhook(endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep) -> WebhookOut:
-    """推送端点详情 / One endpoint."""
+def get_webhook(request: Request, endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep) -> Response:
+    """推送端点详情(带 ETag,可用 If-None-Match 重新验证)/ One endpoint, with an ETag."""
     endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
-    return webhook_service.present(session=session, endpoint=endpoint)
+    return json_response(request, webhook_service.present(session=session, endpoint=endpoint))
 
 
 @router.patch("/{endpoint_id}", response_model=WebhookOut, responses=URL_RESPONSES)
@@ -146,11 +147,15 @@ def list_webhook_deliveries(
     session: WriteSessionDep,
     since: Since = "0",
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
+    state: Annotated[
+        MessageState | None,
+        Query(description="按消息当前状态过滤:pending 待投递 / delivered 已送达 / failed 已放弃"),
+    ] = None,
 ) -> Response:
     """投递记录:每次尝试的状态码、耗时、错误与下次重试时间 / The delivery log: every attempt, oldest first."""
     endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
     rows = webhook_service.list_attempts(
-        session=session, endpoint=endpoint, since=parse_counter(since, "since"), limit=limit + 1
+        session=session, endpoint=endpoint, since=parse_counter(since, "since"), limit=limit + 1, state=state
     )
     page = rows[:limit]
     next_cursor = str(page[-1].id) if len(rows) > limit else None

@@ -33,7 +33,7 @@ from docx.text.paragraph import Paragraph
 from sqlmodel import Session
 
 from app.core.config import Settings
-from app.models import Plan, ReviewState, TaskStatus, Unit, UnitKind
+from app.models import Plan, ReviewState, TaskStatus
 from app.schemas.duty import ComplianceOut, ComplianceSort, compliance_out, duty_out, sort_compliance
 from app.schemas.duty import DutyOut as DutyRow
 from app.schemas.plan import PlanStats, UnitLoad
@@ -96,7 +96,7 @@ class Sources:
     compliance: str | None
     missing: str | None
     red: str
-    reports: str | None
+    reports: str  # the recent reports: the first page of the plan's report list
 
     @staticmethod
     def report(report_id: int) -> str:
@@ -138,14 +138,6 @@ class PeriodPicture:
         return [r for r in rows if r.unit.id in self.unit_ids]
 
 
-def _unit_ids(session: Session, unit: Unit) -> set[int]:
-    """A unit, or a group's members (as the duties list reads a group)."""
-    assert unit.id is not None
-    if unit.kind == UnitKind.group:
-        return {m.id for m in unit_service.members_of(session=session, group_id=unit.id) if m.id is not None}
-    return {unit.id}
-
-
 def period_picture(
     *,
     session: Session,
@@ -164,7 +156,7 @@ def period_picture(
     if unit:
         within = unit_service.plan_scope(session=session, plan=plan)
         resolved = unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within)
-        unit_ids = _unit_ids(session, resolved.unit)
+        unit_ids = progress_service.reporting_units(session=session, unit=resolved.unit)
     stats = plan_service.plan_stats(session=session, plan=plan, as_of=as_of, period=period)
     period = stats.compliance_period
     slug = plan.slug
@@ -197,13 +189,10 @@ def period_picture(
     ).items
 
     cutoff = end_of_day(as_of, settings.timezone)
-    single = next(iter(unit_ids)) if unit_ids is not None and len(unit_ids) == 1 else None
-    recent_rows = progress_service.list_reports(
-        session=session, plan_id=plan.id, unit_id=single, until=cutoff, limit=NOTABLE_LIMIT
+    recent_rows = progress_service.list_reports(  # as GET /plans/{plan}/progress?unit=…&until=… reads them
+        session=session, plan_id=plan.id, unit_ids=unit_ids, until=cutoff, limit=RECENT_REPORTS
     )
-    if unit_ids is not None:
-        recent_rows = [r for r in recent_rows if r.unit_id in unit_ids]
-    reports = progress_service.present_reports(session=session, reports=recent_rows[:RECENT_REPORTS])
+    reports = progress_service.present_reports(session=session, reports=recent_rows)
     notable_reports: list[ProgressOut] = []
     if notable and period is not None:
         of_period = progress_service.list_reports(
@@ -231,7 +220,7 @@ def period_picture(
             fields="code,title,light,light_reasons",
             limit=RED_LIMIT,
         ),
-        reports=api_url(f"/units/{resolved.unit.id}/progress") if resolved and single is not None else None,
+        reports=api_url(f"/plans/{slug}/progress", unit=unit_param, until=day, limit=RECENT_REPORTS),
     )
     picture = PeriodPicture(
         plan=plan,

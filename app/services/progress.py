@@ -16,6 +16,7 @@ slot that has not reported counting 0.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,9 +33,11 @@ from app.models import (
     Task,
     TaskStatus,
     Unit,
+    UnitKind,
 )
 from app.schemas.progress import ProgressOut, ReviewOut
 from app.schemas.unit import UnitRef
+from app.services import units as unit_service
 from app.services.feed import PUBLIC_ADMIN_ACTOR
 
 
@@ -73,9 +76,12 @@ def list_reports(
     plan_id: int | None = None,
     before_id: int | None = None,
     until: datetime | None = None,
+    after: datetime | None = None,
+    unit_ids: Collection[int] | None = None,
     limit: int = 50,
 ) -> list[ProgressReport]:
-    """Newest first; `before_id` is the keyset cursor; `until`: only reports sent by then."""
+    """Newest first; `before_id` is the keyset cursor; `until`: only reports sent by then; `after`:
+    only reports sent after then; `unit_ids`: only these units' reports (a group's members)."""
     query = _filtered(
         select(ProgressReport),
         task_id=task_id,
@@ -84,11 +90,12 @@ def list_reports(
         kind=kind,
         review=review,
         plan_id=plan_id,
+        until=until,
+        after=after,
+        unit_ids=unit_ids,
     )
     if before_id is not None:
         query = query.where(col(ProgressReport.id) < before_id)
-    if until is not None:
-        query = query.where(col(ProgressReport.created_at) <= until)
     return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
 
 
@@ -101,6 +108,9 @@ def count_reports(
     kind: ReportKind | None = None,
     review: ReviewState | None = None,
     plan_id: int | None = None,
+    until: datetime | None = None,
+    after: datetime | None = None,
+    unit_ids: Collection[int] | None = None,
 ) -> int:
     """How many reports `list_reports` pages through with the same filters (`count=true`)."""
     query = _filtered(
@@ -111,6 +121,9 @@ def count_reports(
         kind=kind,
         review=review,
         plan_id=plan_id,
+        until=until,
+        after=after,
+        unit_ids=unit_ids,
     )
     return int(session.exec(query).one())
 
@@ -124,7 +137,16 @@ def _filtered(
     kind: ReportKind | None,
     review: ReviewState | None,
     plan_id: int | None,
+    until: datetime | None = None,
+    after: datetime | None = None,
+    unit_ids: Collection[int] | None = None,
 ) -> Any:
+    if until is not None:
+        query = query.where(col(ProgressReport.created_at) <= until)
+    if after is not None:
+        query = query.where(col(ProgressReport.created_at) > after)
+    if unit_ids is not None:
+        query = query.where(col(ProgressReport.unit_id).in_(unit_ids))
     if plan_id is not None:
         query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == plan_id)
     if review is not None:
@@ -196,3 +218,12 @@ def report_out(
         withdrawn_reason=report.withdrawn_reason,
         review=ReviewOut(state=report.review_state, reviewed_at=report.reviewed_at, reason=report.review_reason),
     )
+
+
+def reporting_units(*, session: Session, unit: Unit) -> set[int]:
+    """A unit, or a group's members: whose reports a `unit=` filter on a plan's reports reads (as the
+    duties list reads a group)."""
+    assert unit.id is not None
+    if unit.kind == UnitKind.group:
+        return {m.id for m in unit_service.members_of(session=session, group_id=unit.id) if m.id is not None}
+    return {unit.id}

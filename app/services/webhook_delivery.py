@@ -40,6 +40,8 @@ from app.services import supervision_watch, webhooks
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 5.0
+REPLY_EXCERPT_BYTES = 4096  # of a receiver's answer, read at most
+REPLY_EXCERPT_CHARS = 500  # of it, kept in the delivery log
 
 
 def _write_session(engine: Engine) -> Session:
@@ -150,26 +152,47 @@ class Outcome:
 
 
 def send(*, claimed: Claimed, settings: Settings, client: httpx.Client) -> Outcome:
+    """POSTs the message to the very address that was just vetted (the Host header, TLS SNI and the
+    certificate check keep the URL's name), and reads at most REPLY_EXCERPT_BYTES of the answer within
+    the request's time bound: a receiver answering an endless body holds the lane no longer."""
     started = time.monotonic()
     try:
-        webhooks.check_url(claimed.url, settings=settings, field="url")  # again: DNS may answer differently now
-        response = client.post(
-            claimed.url,
+        address = webhooks.vetted_addresses(claimed.url, settings=settings)[0]  # again: DNS may answer differently now
+        url = httpx.URL(claimed.url)
+        extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+        with client.stream(
+            "POST",
+            url.copy_with(host=address),
             content=claimed.body,
             headers={
+                "host": url.netloc.decode("ascii"),
                 "content-type": "application/json",
+                "accept-encoding": "identity",  # the excerpt's bound is on what is read, not inflated
                 "webhook-id": claimed.webhook_id,
                 "webhook-timestamp": str(claimed.timestamp),
                 "webhook-signature": claimed.signature,
                 "user-agent": "plan-api-webhooks",
             },
-        )
+            extensions=extensions,
+        ) as response:
+            excerpt = _reply_excerpt(response, until=started + settings.webhook_timeout_seconds)
     except webhooks.UnsafeWebhookUrl as exc:
         return Outcome(None, _ms(started), exc.detail, None)
     except httpx.HTTPError as exc:
         return Outcome(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500], None)
-    error = None if response.is_success else response.text[:500]
+    error = None if response.is_success else excerpt.decode("utf-8", "replace")[:REPLY_EXCERPT_CHARS]
     return Outcome(response.status_code, _ms(started), error, _retry_after(response))
+
+
+def _reply_excerpt(response: httpx.Response, *, until: float) -> bytes:
+    """The start of the receiver's body: reading stops at REPLY_EXCERPT_BYTES or at the deadline; the
+    rest is never read (the connection is closed, not reused)."""
+    excerpt = b""
+    for chunk in response.iter_raw():
+        excerpt += chunk
+        if len(excerpt) >= REPLY_EXCERPT_BYTES or time.monotonic() >= until:
+            break
+    return excerpt[:REPLY_EXCERPT_BYTES]
 
 
 def _ms(started: float) -> int:
@@ -242,7 +265,14 @@ def run_once(*, engine: Engine, settings: Settings, limit: int = 100) -> int:
     def lane(_: int) -> int:
         done = 0
         # No redirects: a receiver must not send the request on to an address that was never checked.
-        with httpx.Client(timeout=settings.webhook_timeout_seconds, follow_redirects=False, trust_env=False) as client:
+        # No kept-alive connections: one made for a name (its TLS checked for that name) must not
+        # serve another name that resolves to the same address.
+        with httpx.Client(
+            timeout=settings.webhook_timeout_seconds,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client:
             while done < limit and (claimed := claim(engine=engine, settings=settings)) is not None:
                 outcome = send(claimed=claimed, settings=settings, client=client)
                 record(engine=engine, settings=settings, claimed=claimed, outcome=outcome)

@@ -132,15 +132,32 @@ def check_url(url: str, *, settings: Settings, field: str = "body.url") -> None:
         raise _unsafe(url, "仅支持 http/https 地址 / only http(s) URLs", field)
     if settings.webhook_allow_private:
         return
+    vetted_addresses(url, settings=settings, field=field)
+
+
+def vetted_addresses(url: str, *, settings: Settings, field: str = "url") -> list[str]:
+    """Resolves the URL's host once and returns its addresses, each checked as `check_url` does
+    (unless WEBHOOK_ALLOW_PRIVATE). The delivery connects to one of these very addresses, so a name
+    that resolves elsewhere a moment later (DNS rebinding) cannot redirect it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise _unsafe(url, "仅支持 http/https 地址 / only http(s) URLs", field)
     try:
         infos = socket.getaddrinfo(
             host, parts.port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM
         )
     except (OSError, UnicodeError) as exc:
         raise _unsafe(url, f"无法解析主机名 {host} / cannot resolve host", field) from exc
+    found: list[str] = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if address.is_global or _allowed_by_list(host, address, settings.webhook_allowed_hosts):
+        if (
+            settings.webhook_allow_private
+            or address.is_global
+            or _allowed_by_list(host, address, settings.webhook_allowed_hosts)
+        ):
+            found.append(str(address))
             continue
         raise _unsafe(
             url,
@@ -148,6 +165,9 @@ def check_url(url: str, *, settings: Settings, field: str = "body.url") -> None:
             f"如确需推送,请配置 WEBHOOK_ALLOWED_HOSTS / {host} resolves to non-public address {address}",
             field,
         )
+    if not found:
+        raise _unsafe(url, f"无法解析主机名 {host} / cannot resolve host", field)
+    return list(dict.fromkeys(found))
 
 
 def _unsafe(url: str, message: str, field: str) -> UnsafeWebhookUrl:
@@ -320,15 +340,19 @@ def present(*, session: Session, endpoint: WebhookEndpoint) -> WebhookOut:
     )
 
 
-def list_attempts(*, session: Session, endpoint: WebhookEndpoint, since: int, limit: int) -> list[DeliveryAttemptOut]:
-    """The delivery log, oldest first, after attempt id `since`."""
-    rows = session.exec(
+def list_attempts(
+    *, session: Session, endpoint: WebhookEndpoint, since: int, limit: int, state: MessageState | None = None
+) -> list[DeliveryAttemptOut]:
+    """The delivery log, oldest first, after attempt id `since`; `state`: only attempts of messages
+    now in that state (e.g. what failed for good)."""
+    query = (
         select(WebhookAttempt, WebhookMessage)
         .join(WebhookMessage, col(WebhookMessage.id) == col(WebhookAttempt.message_id))
         .where(WebhookAttempt.endpoint_id == endpoint.id, col(WebhookAttempt.id) > since)
-        .order_by(col(WebhookAttempt.id))
-        .limit(limit)
     )
+    if state is not None:
+        query = query.where(WebhookMessage.state == state)
+    rows = session.exec(query.order_by(col(WebhookAttempt.id)).limit(limit))
     return [
         DeliveryAttemptOut(
             id=attempt.id or 0,

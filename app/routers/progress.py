@@ -49,7 +49,7 @@ from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.cycle import end_of_day
-from app.services.keys import authenticate
+from app.services.keys import Principal, authenticate
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
@@ -254,22 +254,25 @@ ReviewFilter = Annotated[
 def history_page(
     session: Session,
     request: Request,
+    flt: progress_service.ReportFilter,
+    *,
     limit: int,
     cursor: str | None,
-    count: bool = False,
-    public: bool = True,
-    own_key_id: int | None = None,
-    **filters: Any,
+    count: bool,
+    reader: Principal | None,
 ) -> Response:
-    before_id = None
-    if cursor is not None:
-        before_id = parse_counter(cursor, "cursor")
-    reports = progress_service.list_reports(session=session, before_id=before_id, limit=limit + 1, **filters)
+    """One page of reports, newest first. Key metadata is shown to an admin reader, and to a key
+    about its own reports; everyone else reads the public form."""
+    before_id = parse_counter(cursor, "cursor") if cursor is not None else None
+    reports = progress_service.list_reports(session=session, flt=flt, before_id=before_id, limit=limit + 1)
     next_cursor = str(reports[limit - 1].id) if len(reports) > limit else None
     items = progress_service.present_reports(
-        session=session, reports=reports[:limit], public=public, own_key_id=own_key_id
+        session=session,
+        reports=reports[:limit],
+        public=not (reader and reader.is_admin),
+        own_key_id=reader.key.id if reader else None,
     )
-    total = progress_service.count_reports(session=session, **filters) if count else None
+    total = progress_service.count_reports(session=session, flt=flt) if count else None
     body = Page[ProgressOut](items=items, next_cursor=next_cursor, total=total)
     return json_response(request, body, exclude=None if count else {"total"})
 
@@ -298,20 +301,8 @@ def task_history(
         if unit
         else None
     )
-    return history_page(
-        session,
-        request,
-        limit,
-        cursor,
-        count,
-        public=not (reader and reader.is_admin),
-        own_key_id=reader.key.id if reader else None,
-        task_id=task.id,
-        unit_id=unit_id,
-        period=period,
-        kind=kind,
-        review=review,
-    )
+    flt = progress_service.ReportFilter(task_id=task.id, unit_id=unit_id, period=period, kind=kind, review=review)
+    return history_page(session, request, flt, limit=limit, cursor=cursor, count=count, reader=reader)
 
 
 @router.get("/plans/{plan}/progress", response_model=Page[ProgressOut])
@@ -338,14 +329,7 @@ def plan_history(
         within = unit_service.plan_scope(session=session, plan=row)
         found = unit_service.resolve_unit_param(session=session, param="unit", ref=unit, within=within).unit
         unit_ids = progress_service.reporting_units(session=session, unit=found)
-    return history_page(
-        session,
-        request,
-        limit,
-        cursor,
-        count,
-        public=not (reader and reader.is_admin),
-        own_key_id=reader.key.id if reader else None,
+    flt = progress_service.ReportFilter(
         plan_id=row.id,
         unit_ids=unit_ids,
         period=period,
@@ -354,6 +338,7 @@ def plan_history(
         until=end_of_day(until, settings.timezone) if until else None,
         after=end_of_day(since - timedelta(days=1), settings.timezone) if since and since > date.min else None,
     )
+    return history_page(session, request, flt, limit=limit, cursor=cursor, count=count, reader=reader)
 
 
 @router.get("/units/{unit_id}/progress", response_model=Page[ProgressOut])
@@ -375,19 +360,8 @@ def unit_history(
     `review=returned` 列出被退回、需重新报送的报告 / lists the reports returned in review, to resubmit.
     """
     unit = unit_service.get_unit_in(session=session, ref=unit_id, jurisdiction=jurisdiction)
-    return history_page(
-        session,
-        request,
-        limit,
-        cursor,
-        count,
-        public=not (reader and reader.is_admin),
-        own_key_id=reader.key.id if reader else None,
-        unit_id=unit.id,
-        period=period,
-        kind=kind,
-        review=review,
-    )
+    flt = progress_service.ReportFilter(unit_id=unit.id, period=period, kind=kind, review=review)
+    return history_page(session, request, flt, limit=limit, cursor=cursor, count=count, reader=reader)
 
 
 @router.get("/progress/{report_id}", response_model=ProgressOut)

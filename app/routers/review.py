@@ -146,4 +146,5 @@ def list_reviews(
     """审核队列:方案中某审核状态的报告,最新在前(管理密钥)/ The review queue, newest first (admin)."""
     row = plan_service.get_plan(session=session, slug=plan)
     authorize_admin(session=session, principal=admin, plan_id=row.id)
-    return history_page(session, request, limit, cursor, count, plan_id=row.id, review=state)
+    flt = progress_service.ReportFilter(plan_id=row.id, review=state)
+    return history_page(session, request, flt, limit=limit, cursor=cursor, count=count, reader=admin)

@@ -190,16 +190,18 @@ def period_picture(
 
     cutoff = end_of_day(as_of, settings.timezone)
     recent_rows = progress_service.list_reports(  # as GET /plans/{plan}/progress?unit=…&until=… reads them
-        session=session, plan_id=plan.id, unit_ids=unit_ids, until=cutoff, limit=RECENT_REPORTS
+        session=session,
+        flt=progress_service.ReportFilter(plan_id=plan.id, unit_ids=unit_ids, until=cutoff),
+        limit=RECENT_REPORTS,
     )
     reports = progress_service.present_reports(session=session, reports=recent_rows)
     notable_reports: list[ProgressOut] = []
     if notable and period is not None:
         of_period = progress_service.list_reports(
-            session=session, plan_id=plan.id, period=period, until=cutoff, limit=NOTABLE_LIMIT
+            session=session,
+            flt=progress_service.ReportFilter(plan_id=plan.id, period=period, until=cutoff, unit_ids=unit_ids),
+            limit=NOTABLE_LIMIT,
         )
-        if unit_ids is not None:
-            of_period = [r for r in of_period if r.unit_id in unit_ids]
         notable_reports = [
             r
             for r in progress_service.present_reports(session=session, reports=of_period)

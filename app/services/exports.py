@@ -164,7 +164,9 @@ def _task_row(view: TaskView) -> tuple[Any, ...]:
 
 def plan_history(*, session: Session, plan: Plan, unit_id: int | None, period: str | None) -> list[ProgressOut]:
     reports = progress_service.list_reports(
-        session=session, plan_id=plan.id, unit_id=unit_id, period=period, limit=MAX_ROWS
+        session=session,
+        flt=progress_service.ReportFilter(plan_id=plan.id, unit_id=unit_id, period=period),
+        limit=MAX_ROWS,
     )
     return progress_service.present_reports(session=session, reports=reports)
 

@@ -65,101 +65,56 @@ def derive_task_state(slots: list[int], latest: dict[int, SlotState]) -> tuple[T
     return TaskStatus.in_progress, progress
 
 
+@dataclass(frozen=True)
+class ReportFilter:
+    """Which reports a history reads: every field set narrows it. `until`/`after`: sent by / after
+    then; `unit_ids`: only these units' reports (a group's members)."""
+
+    task_id: int | None = None
+    unit_id: int | None = None
+    period: str | None = None
+    kind: ReportKind | None = None
+    review: ReviewState | None = None
+    plan_id: int | None = None
+    until: datetime | None = None
+    after: datetime | None = None
+    unit_ids: Collection[int] | None = None
+
+    def apply(self, query: Any) -> Any:
+        if self.until is not None:
+            query = query.where(col(ProgressReport.created_at) <= self.until)
+        if self.after is not None:
+            query = query.where(col(ProgressReport.created_at) > self.after)
+        if self.unit_ids is not None:
+            query = query.where(col(ProgressReport.unit_id).in_(self.unit_ids))
+        if self.plan_id is not None:
+            query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == self.plan_id)
+        if self.review is not None:
+            query = query.where(ProgressReport.review_state == self.review)
+        if self.task_id is not None:
+            query = query.where(ProgressReport.task_id == self.task_id)
+        if self.unit_id is not None:
+            query = query.where(ProgressReport.unit_id == self.unit_id)
+        if self.period is not None:
+            query = query.where(ProgressReport.period == self.period)
+        if self.kind is not None:
+            query = query.where(ProgressReport.kind == self.kind)
+        return query
+
+
 def list_reports(
-    *,
-    session: Session,
-    task_id: int | None = None,
-    unit_id: int | None = None,
-    period: str | None = None,
-    kind: ReportKind | None = None,
-    review: ReviewState | None = None,
-    plan_id: int | None = None,
-    before_id: int | None = None,
-    until: datetime | None = None,
-    after: datetime | None = None,
-    unit_ids: Collection[int] | None = None,
-    limit: int = 50,
+    *, session: Session, flt: ReportFilter, before_id: int | None = None, limit: int = 50
 ) -> list[ProgressReport]:
-    """Newest first; `before_id` is the keyset cursor; `until`: only reports sent by then; `after`:
-    only reports sent after then; `unit_ids`: only these units' reports (a group's members)."""
-    query = _filtered(
-        select(ProgressReport),
-        task_id=task_id,
-        unit_id=unit_id,
-        period=period,
-        kind=kind,
-        review=review,
-        plan_id=plan_id,
-        until=until,
-        after=after,
-        unit_ids=unit_ids,
-    )
+    """Newest first; `before_id` is the keyset cursor."""
+    query = flt.apply(select(ProgressReport))
     if before_id is not None:
         query = query.where(col(ProgressReport.id) < before_id)
     return list(session.exec(query.order_by(col(ProgressReport.id).desc()).limit(limit)))
 
 
-def count_reports(
-    *,
-    session: Session,
-    task_id: int | None = None,
-    unit_id: int | None = None,
-    period: str | None = None,
-    kind: ReportKind | None = None,
-    review: ReviewState | None = None,
-    plan_id: int | None = None,
-    until: datetime | None = None,
-    after: datetime | None = None,
-    unit_ids: Collection[int] | None = None,
-) -> int:
-    """How many reports `list_reports` pages through with the same filters (`count=true`)."""
-    query = _filtered(
-        select(func.count(col(ProgressReport.id))),
-        task_id=task_id,
-        unit_id=unit_id,
-        period=period,
-        kind=kind,
-        review=review,
-        plan_id=plan_id,
-        until=until,
-        after=after,
-        unit_ids=unit_ids,
-    )
-    return int(session.exec(query).one())
-
-
-def _filtered(
-    query: Any,
-    *,
-    task_id: int | None,
-    unit_id: int | None,
-    period: str | None,
-    kind: ReportKind | None,
-    review: ReviewState | None,
-    plan_id: int | None,
-    until: datetime | None = None,
-    after: datetime | None = None,
-    unit_ids: Collection[int] | None = None,
-) -> Any:
-    if until is not None:
-        query = query.where(col(ProgressReport.created_at) <= until)
-    if after is not None:
-        query = query.where(col(ProgressReport.created_at) > after)
-    if unit_ids is not None:
-        query = query.where(col(ProgressReport.unit_id).in_(unit_ids))
-    if plan_id is not None:
-        query = query.join(Task, col(Task.id) == col(ProgressReport.task_id)).where(Task.plan_id == plan_id)
-    if review is not None:
-        query = query.where(ProgressReport.review_state == review)
-    if task_id is not None:
-        query = query.where(ProgressReport.task_id == task_id)
-    if unit_id is not None:
-        query = query.where(ProgressReport.unit_id == unit_id)
-    if period is not None:
-        query = query.where(ProgressReport.period == period)
-    if kind is not None:
-        query = query.where(ProgressReport.kind == kind)
-    return query
+def count_reports(*, session: Session, flt: ReportFilter) -> int:
+    """How many reports `list_reports` pages through with the same filter (`count=true`)."""
+    return int(session.exec(flt.apply(select(func.count(col(ProgressReport.id))))).one())
 
 
 def present_reports(

@@ -16,6 +16,11 @@ from sqlmodel import Field, SQLModel
 
 from app.models.base import UTCDateTime, utcnow
 
+# Delivery bookkeeping is written all the time by the delivery worker and is in no cached read (webhook
+# admin answers are never cached): its writes must not move the data version that keys the read cache
+# (`app/services/feed.py`), or every delivery would empty every worker's cache.
+NOT_DATA = {"info": {"data_version": False}}
+
 
 class MessageState(StrEnum):
     pending = "pending"  # waiting for its next attempt (or for the endpoint to be enabled again)
@@ -25,6 +30,7 @@ class MessageState(StrEnum):
 
 class WebhookEndpoint(SQLModel, table=True):
     __tablename__ = "webhook_endpoint"
+    __table_args__ = NOT_DATA
 
     id: int | None = Field(default=None, primary_key=True)
     jurisdiction_id: int | None = Field(default=None, foreign_key="jurisdiction.id", index=True)  # None: platform
@@ -51,7 +57,7 @@ class WebhookMessage(SQLModel, table=True):
     """One feed event to deliver to one endpoint; its `webhook-id` is fixed by the event."""
 
     __tablename__ = "webhook_message"
-    __table_args__ = (UniqueConstraint("endpoint_id", "event_seq"),)
+    __table_args__ = (UniqueConstraint("endpoint_id", "event_seq"), NOT_DATA)
 
     id: int | None = Field(default=None, primary_key=True)
     endpoint_id: int = Field(foreign_key="webhook_endpoint.id", ondelete="CASCADE")
@@ -68,6 +74,7 @@ class WebhookMessage(SQLModel, table=True):
 
 class WebhookAttempt(SQLModel, table=True):
     __tablename__ = "webhook_attempt"
+    __table_args__ = NOT_DATA
 
     id: int | None = Field(default=None, primary_key=True)
     endpoint_id: int = Field(foreign_key="webhook_endpoint.id", index=True, ondelete="CASCADE")
@@ -83,6 +90,7 @@ class TaskLightSeen(SQLModel, table=True):
     """The light the supervision watch last saw on a task, so a change is recorded once."""
 
     __tablename__ = "task_light_seen"
+    __table_args__ = NOT_DATA
 
     task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
     light: str = Field(max_length=8)
@@ -93,6 +101,7 @@ class DutyMissingSeen(SQLModel, table=True):
     """A duty the supervision watch found missing after its deadline (recorded in the feed once)."""
 
     __tablename__ = "duty_missing_seen"
+    __table_args__ = NOT_DATA
 
     task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
     unit_id: int = Field(foreign_key="unit.id", primary_key=True)

@@ -21,15 +21,14 @@ PENDING = "feed_events_pending"
 
 CHANGED = "feed_rows_changed"
 
-# Webhook delivery bookkeeping is written all the time by the delivery worker and is in no cached read
-# (webhook admin answers are never cached): its writes must not empty every worker's read cache.
-UNVERSIONED_TABLES = frozenset(
-    {"webhook_endpoint", "webhook_message", "webhook_attempt", "task_light_seen", "duty_missing_seen"}
-)
+
+def _is_data(table: Any) -> bool:
+    # A table opts out with `info={"data_version": False}` (app/models/webhook.py says why).
+    return table is None or table.info.get("data_version", True)
 
 
 def _changes_data(rows: Iterable[object]) -> bool:
-    return any(getattr(row, "__tablename__", None) not in UNVERSIONED_TABLES for row in rows)
+    return any(_is_data(getattr(type(row), "__table__", None)) for row in rows)
 
 
 @event.listens_for(Session, "after_flush")
@@ -41,10 +40,9 @@ def _note_flushed_rows(session: Session, _context: Any) -> None:
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement_writes(state: ORMExecuteState) -> None:
     # Set-based writes (`insert(...).values([...])`, `update(...)`) never pass through a flush.
-    if state.is_insert or state.is_update or state.is_delete:
-        table = getattr(state.statement, "table", None)
-        if getattr(table, "name", None) not in UNVERSIONED_TABLES:
-            state.session.info[CHANGED] = True
+    writes = state.is_insert or state.is_update or state.is_delete
+    if writes and _is_data(getattr(state.statement, "table", None)):
+        state.session.info[CHANGED] = True
 
 
 @event.listens_for(Session, "before_commit")

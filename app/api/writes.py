@@ -10,6 +10,9 @@ theirs is written.
 
 On PostgreSQL (many writers at once, row locks) and when a test substitutes the write session,
 each request runs its work in its own session and commits it: `SessionWrites`.
+
+Work that checked everything and wants none of it kept (a dry run) raises `Rollback(answer)`: its
+writes are undone — its savepoint, or its session's transaction — and `run` returns the answer.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ from app.db import get_engine, get_write_session, sqlite_writer
 T = TypeVar("T")
 Work = Callable[[Session], T]
 MAX_GROUP = 64  # pieces of work per transaction: bounds how long the first writer of a group waits
+
+
+class Rollback(Exception):
+    """Raised by work to undo its own writes and still answer: `run` returns `answer`."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__("rolled back")
+        self.answer = answer
 
 
 class Writes(Protocol):
@@ -76,6 +87,9 @@ class GroupCommit:
                     try:
                         pending.result = pending.work(session)
                         savepoint.commit()
+                    except Rollback as undo:  # asked for: nothing of it kept, its answer given
+                        savepoint.rollback()
+                        pending.result = undo.answer
                     except BaseException as exc:  # this request's failure, and only its own
                         savepoint.rollback()  # also after a failed flush, which leaves it inactive
                         pending.error, pending.result = exc, None
@@ -99,7 +113,16 @@ class SessionWrites:
 
     def run(self, work: Work[T]) -> T:
         with self._session() as session:
-            result = work(session)
+            try:
+                result = work(session)
+            except Rollback as undo:
+                session.rollback()
+                answer: T = undo.answer
+                return answer
+            except BaseException:
+                # A substituted session (a test's) outlives this request: leave nothing of it behind.
+                session.rollback()
+                raise
             session.commit()
             return result
 

@@ -17,8 +17,6 @@ from app.api.deps import (
     SessionDep,
     SettingsDep,
     VerifiedPrincipal,
-    WriterDep,
-    WriteSessionDep,
     client_address,
 )
 from app.api.lists import CountParam
@@ -27,7 +25,7 @@ from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, pars
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
-from app.api.writes import WritesDep
+from app.api.writes import Rollback, WritesDep
 from app.core.clock import county_today
 from app.errors import (
     BatchRejected,
@@ -158,8 +156,9 @@ def submit_batch(
     request: Request,
     plan: PlanSlug,
     body: BatchIn,
-    principal: WriterDep,
-    session: WriteSessionDep,
+    _verified: VerifiedPrincipal,  # a bad key is refused (audited, throttled) before any write waits
+    authorization: AuthorizationHeader,
+    writes: WritesDep,
     atomic: Annotated[bool, Query(description="全部成功才写入,否则整批不写 / all-or-nothing")] = False,
     dry_run: Annotated[
         bool,
@@ -174,65 +173,73 @@ def submit_batch(
     每条可带 `idempotency_key`,重试整批时已成功的条目会重放而非重复。`atomic=true` 时任一条失败则整批不写入(返回 422)。
     `dry_run=true` 时只校验、不写入,答复同样逐条(失败时仍为 200)/ with dry_run=true nothing is written.
     """
-    row = plan_service.get_plan(session=session, slug=plan)
-    results: dict[int, BatchResult] = {}
-    valid: list[submission.Submission] = []
+    remote_addr = client_address(request)
+    parsed: dict[int, submission.Submission | BatchResult] = {}
     for index, raw in enumerate(body.items):
         try:
-            valid.append(_parse_item(index, raw))
+            parsed[index] = _parse_item(index, raw)
         except ProblemError as exc:
             code = raw.get("task") if isinstance(raw.get("task"), str) else None
-            results[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
-    for outcome in submission.submit(
-        session=session, plan=row, principal=principal, submissions=valid, remote_addr=client_address(request)
-    ):
-        if outcome.problem is not None:
-            result = BatchResult(
-                index=outcome.index, task=outcome.code, outcome="error", problem=problem_body(outcome.problem)
-            )
-        else:
-            kind = "replayed" if outcome.replayed else "created"
-            result = BatchResult(index=outcome.index, task=outcome.code, outcome=kind, report=outcome.report)
-        results[outcome.index] = result
-    ordered = [results[i] for i in sorted(results)]
+            parsed[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
 
-    failed = sum(r.outcome == "error" for r in ordered)
-    if dry_run:
-        # Every check ran exactly as for a real batch, writes included; undone, nothing is kept.
-        session.rollback()
-        for r in ordered:
-            if r.outcome == "created":
-                r.outcome, r.report = "would_create", None  # its id and time were never real
-            elif r.outcome == "replayed":
-                r.outcome = "would_replay"
-        out_body = BatchOut(
-            dry_run=True,
+    def work(session: Session) -> BatchOut:
+        # One piece of work in a group commit: its items share its savepoint, so an atomic batch that
+        # fails, or a dry run, takes back all of its own writes and nobody else's.
+        principal = authenticate(session=session, authorization=authorization)
+        row = plan_service.get_plan(session=session, slug=plan)
+        valid = [p for p in parsed.values() if isinstance(p, submission.Submission)]
+        results = {i: p for i, p in parsed.items() if isinstance(p, BatchResult)}
+        for outcome in submission.submit(
+            session=session, plan=row, principal=principal, submissions=valid, remote_addr=remote_addr
+        ):
+            results[outcome.index] = _batch_result(outcome)
+        ordered = [results[i] for i in sorted(results)]
+        failed = sum(r.outcome == "error" for r in ordered)
+        if dry_run:
+            # Every check ran exactly as for a real batch, writes included; undone, nothing is kept.
+            for r in ordered:
+                if r.outcome == "created":
+                    r.outcome, r.report = "would_create", None  # its id and time were never real
+                elif r.outcome == "replayed":
+                    r.outcome = "would_replay"
+            raise Rollback(
+                BatchOut(
+                    dry_run=True,
+                    atomic=atomic,
+                    created=sum(r.outcome == "would_create" for r in ordered),
+                    replayed=sum(r.outcome == "would_replay" for r in ordered),
+                    failed=failed,
+                    results=ordered,
+                )
+            )
+        if atomic and failed:
+            for r in ordered:
+                if r.outcome != "error":
+                    r.outcome, r.report = "rolled_back", None
+            out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=ordered)
+            raise BatchRejected(
+                f"整批未写入:{failed} 条未通过(见 results)/ atomic batch rejected, nothing written",
+                **out_body.model_dump(mode="json"),
+            )
+        return BatchOut(
             atomic=atomic,
-            created=sum(r.outcome == "would_create" for r in ordered),
-            replayed=sum(r.outcome == "would_replay" for r in ordered),
+            created=sum(r.outcome == "created" for r in ordered),
+            replayed=sum(r.outcome == "replayed" for r in ordered),
             failed=failed,
             results=ordered,
         )
-        return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
-    if atomic and failed:
-        session.rollback()
-        for r in ordered:
-            if r.outcome != "error":
-                r.outcome, r.report = "rolled_back", None
-        out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=ordered)
-        raise BatchRejected(
-            f"整批未写入:{failed} 条未通过(见 results)/ atomic batch rejected, nothing written",
-            **out_body.model_dump(mode="json"),
-        )
-    session.commit()
-    out_body = BatchOut(
-        atomic=atomic,
-        created=sum(r.outcome == "created" for r in ordered),
-        replayed=sum(r.outcome == "replayed" for r in ordered),
-        failed=failed,
-        results=ordered,
-    )
+
+    out_body = writes.run(work)  # returns once the batch is committed (or, for a dry run, undone)
     return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
+
+
+def _batch_result(outcome: submission.Outcome) -> BatchResult:
+    if outcome.problem is not None:
+        return BatchResult(
+            index=outcome.index, task=outcome.code, outcome="error", problem=problem_body(outcome.problem)
+        )
+    kind = "replayed" if outcome.replayed else "created"
+    return BatchResult(index=outcome.index, task=outcome.code, outcome=kind, report=outcome.report)
 
 
 HistoryLimit = Annotated[int, Query(ge=1, le=500, description="每页条数 / page size")]

@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from app.api.read_cache import engine_data_version
-from app.api.writes import GroupCommit
-from app.db import sqlite_writer
+from app.api.writes import GroupCommit, group_commit
+from app.core.config import get_settings
+from app.db import get_engine, make_engine, sqlite_writer
 from app.errors import ProblemError
+from app.importer.service import seed_if_empty
+from app.main import create_app
+from app.migrate import upgrade_to_head
 from app.models import Jurisdiction, JurisdictionLevel, Unit, UnitKind
+from tests.conftest import fresh_database_url
+from tests.factories import make_key
 
 
 def _county(engine: Engine) -> int:
@@ -112,3 +124,89 @@ def _run(writes: GroupCommit, work: object) -> object:
         return writes.run(work)  # type: ignore[arg-type]
     except Exception as exc:  # the test inspects what each writer was told
         return exc
+
+
+# --- Through the real app: batches are pieces of work in the group too ----------------------------
+
+PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
+REPORT = {"status": "in_progress", "percent": 60, "summary": "开展宪法进校园活动 42 场", "period": "2022-H2"}
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, dict[str, str]]]:
+    """The real app on a seeded SQLite file, with no substituted session: its writes go through the
+    process's group commit."""
+    for url in fresh_database_url("sqlite", tmp_path):
+        engine = make_engine(url)
+        upgrade_to_head(engine)
+        with Session(engine) as session:
+            seed_if_empty(session=session, settings=get_settings())
+            session.commit()
+            keys = {unit: make_key(session, unit=unit) for unit in ("司法局", "教育体育局")}
+        engine.dispose()
+        monkeypatch.setenv("DATABASE_URL", url)
+        monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+        try:
+            with TestClient(create_app()) as client:
+                yield client, keys
+        finally:
+            get_engine().dispose()
+            get_engine.cache_clear()
+            monkeypatch.delenv("DATABASE_URL")
+            get_settings.cache_clear()
+
+
+def test_batches_share_a_group_with_single_writers_and_fail_alone(
+    sqlite_app: tuple[TestClient, dict[str, str]],
+) -> None:
+    client, keys = sqlite_app
+    justice, education = keys["司法局"], keys["教育体育局"]
+    requests: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+        "batch": (f"{PLAN}/progress:batch", {"items": [{"task": "2.3.3", **REPORT}, {"task": "2.3.4", **REPORT}]}, {}),
+        "atomic, one bad item": (
+            f"{PLAN}/progress:batch?atomic=true",
+            {"items": [{"task": "2.2.2", **REPORT}, {"task": "2.1.3", **REPORT}]},  # not linked to 2.1.3
+            {},
+        ),
+        "dry run": (f"{PLAN}/progress:batch?dry_run=true", {"items": [{"task": "2.2.2", **REPORT}]}, {}),
+        "single": (f"{PLAN}/tasks/2.1.3/progress", REPORT, {"Authorization": education}),
+        "single, refused": (f"{PLAN}/tasks/2.1.3/progress", REPORT, {}),  # 司法局 again: not linked
+    }
+    group = group_commit(get_engine())
+    answers: dict[str, httpx.Response] = {}
+
+    def send(name: str) -> None:
+        path, body, headers = requests[name]
+        answers[name] = client.post(path, json=body, headers={"Authorization": justice, **headers})
+
+    sqlite_writer.acquire()  # hold the writers back until all of them are queued
+    try:
+        threads = [threading.Thread(target=send, args=(name,)) for name in requests]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(group._queue) < len(requests):  # readiness, not timing
+            assert time.monotonic() < deadline, f"writers never queued: {answers}"
+            time.sleep(0.01)
+        assert answers == {}, "nobody is answered before the commit"
+        groups_before = group.groups
+    finally:
+        sqlite_writer.release()
+    for thread in threads:
+        thread.join(60)
+
+    assert group.groups == groups_before + 1  # one transaction for the five requests
+    assert answers["batch"].status_code == 200 and answers["batch"].json()["created"] == 2
+    rejected = answers["atomic, one bad item"]
+    assert rejected.status_code == 422
+    assert [r["outcome"] for r in rejected.json()["results"]] == ["rolled_back", "error"]
+    dry = answers["dry run"]
+    assert dry.status_code == 200 and dry.json()["results"][0]["outcome"] == "would_create"
+    assert answers["single"].status_code == 201
+    assert answers["single, refused"].status_code == 403
+    stored = {
+        r["task"] for r in client.get(f"{PLAN}/progress", params={"limit": 50}).json()["items"]
+    }  # what the commit kept: the batch and the single report, nothing of the others
+    assert stored == {"2.3.3", "2.3.4", "2.1.3"}

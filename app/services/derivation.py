@@ -143,7 +143,8 @@ def rederive(
         slots = owner_slots(session, by_id)
     # Core statements, not entities: a state loaded earlier in this session must not linger in the
     # identity map beside the row that replaces it.
-    session.execute(delete(TaskUnitState).where(col(TaskUnitState.task_id).in_(list(by_id))))
+    states_table = TaskUnitState.__table__  # type: ignore[attr-defined]
+    session.execute(delete(states_table).where(states_table.c.task_id.in_(list(by_id))))
     rows: list[dict[str, object]] = []
     changes: list[Change] = []
     for task_id, task in by_id.items():
@@ -171,7 +172,7 @@ def rederive(
             session.add(task)
             changes.append(Change(task=task, before=before))
     if rows:
-        session.execute(insert(TaskUnitState).values(rows))
+        session.execute(insert(states_table).values(rows))
     session.flush()
     return changes, reports
 

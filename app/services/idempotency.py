@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlmodel import Session, col, select
 
 from app.db import dialect_insert
 from app.models import IdempotencyRecord, utcnow
+
+_TABLE = IdempotencyRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -43,11 +45,12 @@ def claim(*, session: Session, api_key_id: int, requests: dict[str, str]) -> dic
         {"api_key_id": api_key_id, "key": key, "request_hash": h, "status_code": 0, "response": "", "created_at": now}
         for key, h in requests.items()
     ]
-    inserted = session.exec(
-        dialect_insert(session)(IdempotencyRecord)
+    # On the table, not the entity: a Core statement skips the ORM's bulk-insert machinery.
+    inserted = session.execute(
+        dialect_insert(session)(_TABLE)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["api_key_id", "key"])
-        .returning(col(IdempotencyRecord.key), col(IdempotencyRecord.id))
+        .returning(_TABLE.c.key, _TABLE.c.id)
     ).all()
     claims = {key: Claim(key=key, record_id=record_id, replay_response=None) for key, record_id in inserted}
     earlier = [key for key in requests if key not in claims]
@@ -78,6 +81,8 @@ def complete(*, session: Session, answers: list[tuple[Claim, int, str]]) -> None
     """Remembers the answer (status, JSON body) given to each claimed key, in one statement."""
     if answers:
         session.execute(
-            update(IdempotencyRecord),
-            [{"id": c.record_id, "status_code": status, "response": body} for c, status, body in answers],
+            update(_TABLE)
+            .where(_TABLE.c.id == bindparam("record_id"))
+            .values(status_code=bindparam("status"), response=bindparam("body")),
+            [{"record_id": c.record_id, "status": status, "body": body} for c, status, body in answers],
         )

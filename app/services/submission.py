@@ -21,7 +21,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.errors import IdempotencyKeyReused, NotFound, ProblemError
@@ -175,9 +176,7 @@ def _write(
         )
         for item, _ in accepted
     ]
-    session.add_all(reports)
-    session.flush()  # one multi-row INSERT … RETURNING id
-    _link_versions(session, reports)
+    _insert_versions(session, reports)
 
     tasks = {item.task.id: item.task for item, _ in accepted}
     moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
@@ -192,7 +191,10 @@ def _write(
             task.updated_at = report.created_at
             session.add(task)
 
-    vias = {u.id: u for u in session.exec(select(Unit).where(col(Unit.id).in_({r.via_unit_id for r in reports})))}
+    vias: dict[int | None, Unit | None] = {unit_id: principal.unit}
+    others = {r.via_unit_id for r in reports} - set(vias)  # a group the unit reports through
+    if others:
+        vias.update((u.id, u) for u in session.exec(select(Unit).where(col(Unit.id).in_(others))))
     last_report: dict[int | None, ProgressReport] = {}
     answers: list[tuple[idempotency.Claim, int, str]] = []
     for (item, outcome), report in zip(accepted, reports, strict=True):
@@ -261,42 +263,56 @@ def record_status_changes(
         )
 
 
-def _link_versions(session: Session, reports: list[ProgressReport]) -> None:
-    """Each new report supersedes the head of its (task, unit, period) — the unit's earlier report, or
-    for admin corrections the earlier correction — whether stored before or earlier in this batch.
-    One query for the stored heads, one executemany for them, one for the new reports."""
+def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
+    """Inserts the new reports, each superseding the head of its (task, unit, period) — the unit's
+    earlier report, or for admin corrections the earlier correction — whether stored before or
+    earlier in this batch. Core statements on the table (the reports never enter the unit of work):
+    one query for the stored heads, one INSERT … RETURNING (the link to a stored head already in
+    it), one executemany marking the superseded heads; a key repeated within a batch adds one more."""
+    table = ProgressReport.__table__  # type: ignore[attr-defined]
     keys = {(r.task_id, r.unit_id, r.period) for r in reports}
-    new_ids = {r.id for r in reports}
-    stored = session.exec(
-        select(ProgressReport.id, ProgressReport.task_id, ProgressReport.unit_id, ProgressReport.period).where(
-            col(ProgressReport.task_id).in_({k[0] for k in keys}),
-            col(ProgressReport.period).in_({k[2] for k in keys}),
-            col(ProgressReport.superseded_by_id).is_(None),
-            col(ProgressReport.id).not_in(new_ids),
+    stored = session.execute(
+        sa_select(table.c.id, table.c.task_id, table.c.unit_id, table.c.period).where(
+            table.c.task_id.in_({k[0] for k in keys}),
+            table.c.period.in_({k[2] for k in keys}),
+            table.c.superseded_by_id.is_(None),
         )
     )
     heads: dict[tuple[int, int | None, str], int] = {}
     for report_id, task_id, unit_id, period in stored:
         key = (task_id, unit_id, period)
-        if key in keys and report_id is not None and report_id > heads.get(key, 0):
+        if key in keys and report_id > heads.get(key, 0):
             heads[key] = report_id
-    superseded: list[dict[str, object]] = []
+    first: dict[tuple[int, int | None, str], ProgressReport] = {}
+    for report in reports:
+        first.setdefault((report.task_id, report.unit_id, report.period), report)
+    for key, report in first.items():
+        report.supersedes_id = heads.get(key)
+    rows = [report.model_dump(exclude={"id"}) for report in reports]
+    inserted = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    for report, report_id in zip(reports, inserted.scalars(), strict=True):
+        report.id = report_id
+
+    superseded: list[dict[str, object]] = []  # (old, new): stored heads and earlier reports of this batch
+    later: list[dict[str, object]] = []  # a report superseding one of this batch: its link, known only now
+    new: dict[int | None, ProgressReport] = {r.id: r for r in reports}
     for report in reports:  # in arrival order: a later one in the batch supersedes an earlier one
         key = (report.task_id, report.unit_id, report.period)
         previous = heads.get(key)
-        assert report.id is not None
-        heads[key] = report.id
+        heads[key] = report.id or 0
         if previous is None:
             continue
-        report.supersedes_id = previous
-        if previous in new_ids:
-            next(r for r in reports if r.id == previous).superseded_by_id = report.id
-        else:
-            superseded.append({"old_id": previous, "new_id": report.id})
+        superseded.append({"old_id": previous, "new_id": report.id})
+        if previous in new:
+            new[previous].superseded_by_id = report.id
+            report.supersedes_id = previous
+            later.append({"new_id": report.id, "old_id": previous})
     if superseded:
-        table = ProgressReport.__table__  # type: ignore[attr-defined]
         session.execute(
             update(table).where(table.c.id == bindparam("old_id")).values(superseded_by_id=bindparam("new_id")),
             superseded,
         )
-    session.flush()
+    if later:
+        session.execute(
+            update(table).where(table.c.id == bindparam("new_id")).values(supersedes_id=bindparam("old_id")), later
+        )

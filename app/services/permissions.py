@@ -17,7 +17,7 @@ everywhere. Crossing it is 403 `outside-jurisdiction`, naming both sides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
@@ -114,13 +114,16 @@ class PermissionFacts:
     principal: Principal
     links: dict[int, list[tuple[int, Role]]]  # task id → (unit id, role)
     groups: set[int]
+    within: set[int | None] = field(default_factory=set)  # jurisdictions already checked: a batch asks once
 
     def decide(self, task: Task) -> Permission:
         plan = self.session.get(Plan, task.plan_id)  # in the session already: the caller loaded it
         assert plan is not None
-        check_jurisdiction(
-            session=self.session, principal=self.principal, jurisdiction_id=plan.jurisdiction_id, what="任务"
-        )
+        if plan.jurisdiction_id not in self.within:
+            check_jurisdiction(
+                session=self.session, principal=self.principal, jurisdiction_id=plan.jurisdiction_id, what="任务"
+            )
+            self.within.add(plan.jurisdiction_id)
         unit = self.principal.unit
         granted = permission(
             links=self.links.get(task.id or 0, []),

@@ -179,17 +179,16 @@ def _write(
     _insert_versions(session, reports)
 
     tasks = {item.task.id: item.task for item, _ in accepted}
-    moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
-    changes, _ = derivation.rederive(
-        session,
-        [item.task for item in moving.values()],
-        slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items() if task_id is not None},
-    )
-    for report in reports:
+    for report in reports:  # before the re-derivation, so that one UPDATE of the task carries both
         if report.kind != ReportKind.contribution:
-            task = tasks[report.task_id]
-            task.updated_at = report.created_at
-            session.add(task)
+            tasks[report.task_id].updated_at = report.created_at
+    moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
+    with session.no_autoflush:  # the tasks' new dates go out with their new state, at its flush
+        changes, _ = derivation.rederive(
+            session,
+            [item.task for item in moving.values()],
+            slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items() if task_id is not None},
+        )
 
     vias: dict[int | None, Unit | None] = {unit_id: principal.unit}
     others = {r.via_unit_id for r in reports} - set(vias)  # a group the unit reports through
@@ -209,6 +208,10 @@ def _write(
         )
         if item.claim is not None:
             answers.append((item.claim, 201, outcome.report.model_dump_json()))
+    # The answers before the events: this UPDATE would flush them, and an event flushed before the
+    # commit is written twice (inserted, then numbered); added last, the commit inserts it numbered.
+    idempotency.complete(session=session, answers=answers)
+    for (item, _), report in zip(accepted, reports, strict=True):
         record_event(
             session=session,
             principal=principal,
@@ -228,7 +231,6 @@ def _write(
                 "review": report.review_state,
             },
         )
-    idempotency.complete(session=session, answers=answers)
     record_status_changes(
         session=session,
         plan=plan,
@@ -289,8 +291,13 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
     for key, report in first.items():
         report.supersedes_id = heads.get(key)
     rows = [report.model_dump(exclude={"id"}) for report in reports]
-    inserted = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    for report, report_id in zip(reports, inserted.scalars(), strict=True):
+    if session.get_bind().dialect.name == "sqlite":
+        # One multi-row INSERT (SQLAlchemy would send SQLite one per row to keep RETURNING in order).
+        # SQLite gives the rows of one INSERT increasing rowids in VALUES order, so sorted ids pair up.
+        ids = sorted(session.execute(insert(table).values(rows).returning(table.c.id)).scalars())
+    else:
+        ids = list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+    for report, report_id in zip(reports, ids, strict=True):
         report.id = report_id
 
     superseded: list[dict[str, object]] = []  # (old, new): stored heads and earlier reports of this batch

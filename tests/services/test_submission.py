@@ -1,0 +1,66 @@
+"""The write path's size (`app/services/submission.py`): a report costs a bounded number of SQL
+statements, and a batch costs about what one report does — set-based, never a statement (or a lazy
+load) per item. Counted at the driver, through the real app, on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from tests.factories import make_key
+
+PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
+REPORT = {"status": "in_progress", "percent": 60, "summary": "开展宪法进校园活动 42 场", "period": "2022-H2"}
+# 司法局 leads or is responsible for these (a batch of them moves each task's status).
+JUSTICE_TASKS = ("2.3.3", "2.3.4", "2.2.2")
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+def _listing(seen: list[str]) -> str:
+    return "\n".join(" ".join(s.split())[:120] for s in seen)
+
+
+def test_one_report_costs_a_handful_of_statements(client: TestClient, db: Session, seeded_engine: Engine) -> None:
+    key = make_key(db, unit="司法局")
+    url = f"{PLAN}/tasks/2.3.3/progress"
+    with statements(seeded_engine) as first:
+        created = client.post(url, json=REPORT, headers={"Authorization": key, "Idempotency-Key": "s-1"})
+    assert created.status_code == 201, created.text
+    with statements(seeded_engine) as second:  # a new version of the same period: one more UPDATE
+        again = client.post(url, json={**REPORT, "percent": 70}, headers={"Authorization": key, "Idempotency-Key": "s-2"})
+    assert again.status_code == 201 and again.json()["supersedes"] == created.json()["id"]
+    print(f"first report: {len(first)} statements\n{_listing(first)}\nsecond: {len(second)}\n{_listing(second)}")
+    assert len(first) <= FIRST, _listing(first)
+    assert len(second) <= SECOND, _listing(second)
+
+
+def test_a_batch_costs_what_one_report_does(client: TestClient, db: Session, seeded_engine: Engine) -> None:
+    key = make_key(db, unit="司法局")
+    items = [{"task": code, **REPORT, "percent": 10 + n, "idempotency_key": f"b-{n}"} for n, code in enumerate(JUSTICE_TASKS * 4)]
+    with statements(seeded_engine) as seen:
+        answer = client.post(f"{PLAN}/progress:batch", json={"items": items}, headers={"Authorization": key})
+    assert answer.status_code == 200 and answer.json()["created"] == len(items), answer.text
+    print(f"batch of {len(items)}: {len(seen)} statements\n{_listing(seen)}")
+    assert len(seen) <= BATCH, _listing(seen)
+
+
+FIRST, SECOND, BATCH = 100, 100, 100

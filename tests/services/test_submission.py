@@ -1,6 +1,8 @@
 """The write path's size (`app/services/submission.py`): a report costs a bounded number of SQL
-statements, and a batch costs about what one report does — set-based, never a statement (or a lazy
-load) per item. Counted at the driver, through the real app, on both databases."""
+statements, and a batch costs what one report does — set-based, never a statement (or a lazy load)
+per item, but for the events on SQLite (the ORM inserts those one by one there, to learn their ids).
+Counted at the driver, through the real app, on both databases; the bounds are what the path takes
+today (main before this: 27, 30 and 76 statements), so any statement added to it fails here."""
 
 from __future__ import annotations
 
@@ -46,21 +48,28 @@ def test_one_report_costs_a_handful_of_statements(client: TestClient, db: Sessio
         created = client.post(url, json=REPORT, headers={"Authorization": key, "Idempotency-Key": "s-1"})
     assert created.status_code == 201, created.text
     with statements(seeded_engine) as second:  # a new version of the same period: one more UPDATE
-        again = client.post(url, json={**REPORT, "percent": 70}, headers={"Authorization": key, "Idempotency-Key": "s-2"})
+        again = client.post(
+            url, json={**REPORT, "percent": 70}, headers={"Authorization": key, "Idempotency-Key": "s-2"}
+        )
     assert again.status_code == 201 and again.json()["supersedes"] == created.json()["id"]
-    print(f"first report: {len(first)} statements\n{_listing(first)}\nsecond: {len(second)}\n{_listing(second)}")
     assert len(first) <= FIRST, _listing(first)
     assert len(second) <= SECOND, _listing(second)
 
 
 def test_a_batch_costs_what_one_report_does(client: TestClient, db: Session, seeded_engine: Engine) -> None:
     key = make_key(db, unit="司法局")
-    items = [{"task": code, **REPORT, "percent": 10 + n, "idempotency_key": f"b-{n}"} for n, code in enumerate(JUSTICE_TASKS * 4)]
+    items = [
+        {"task": code, **REPORT, "percent": 10 + n, "idempotency_key": f"b-{n}"}
+        for n, code in enumerate(JUSTICE_TASKS * 4)
+    ]
     with statements(seeded_engine) as seen:
         answer = client.post(f"{PLAN}/progress:batch", json={"items": items}, headers={"Authorization": key})
     assert answer.status_code == 200 and answer.json()["created"] == len(items), answer.text
-    print(f"batch of {len(items)}: {len(seen)} statements\n{_listing(seen)}")
-    assert len(seen) <= BATCH, _listing(seen)
+    events = [s for s in seen if s.startswith("INSERT INTO change_event")]
+    assert len(events) <= len(items) + len(JUSTICE_TASKS), _listing(seen)  # report.created, task.status_changed
+    assert len(seen) - len(events) <= SECOND, _listing(seen)
 
 
-FIRST, SECOND, BATCH = 100, 100, 100
+# Both include the key check on the read session and the savepoints of the test's transaction.
+FIRST = 24  # a report that moves its task (and so two events)
+SECOND = 26  # one that supersedes an earlier version: the head lookup finds one, one UPDATE marks it

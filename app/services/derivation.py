@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, insert, or_
+from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -26,6 +27,22 @@ class Change:
     before: tuple[TaskStatus, int]
 
 
+_REPORT_FACTS = (
+    col(ProgressReport.id),
+    col(ProgressReport.task_id),
+    col(ProgressReport.unit_id),
+    col(ProgressReport.via_unit_id),
+    col(ProgressReport.kind),
+    col(ProgressReport.period),
+    col(ProgressReport.status),
+    col(ProgressReport.percent),
+    col(ProgressReport.created_at),
+    col(ProgressReport.withdrawn_at),
+    col(ProgressReport.review_state),
+    col(ProgressReport.reviewed_at),
+)
+
+
 def load_reports(
     session: Session,
     task_ids: Iterable[int],
@@ -37,27 +54,18 @@ def load_reports(
     in one query of plain columns (so a row another writer committed meanwhile is never hidden behind
     the identity map)."""
     ids = sorted(set(task_ids))
-    facts: dict[int, list[cycle.ReportFacts]] = {task_id: [] for task_id in ids}
     if not ids:
-        return facts
-    query = sa_select(
-        col(ProgressReport.id),
-        col(ProgressReport.task_id),
-        col(ProgressReport.unit_id),
-        col(ProgressReport.via_unit_id),
-        col(ProgressReport.kind),
-        col(ProgressReport.period),
-        col(ProgressReport.status),
-        col(ProgressReport.percent),
-        col(ProgressReport.created_at),
-        col(ProgressReport.withdrawn_at),
-        col(ProgressReport.review_state),
-        col(ProgressReport.reviewed_at),
-    ).where(col(ProgressReport.task_id).in_(ids))
+        return {}
+    query = sa_select(*_REPORT_FACTS).where(col(ProgressReport.task_id).in_(ids))
     if cutoff is not None:
         query = query.where(col(ProgressReport.created_at) <= cutoff)
     if where is not None:
         query = query.where(where)
+    return _as_facts(ids, session.execute(query.order_by(col(ProgressReport.id))))
+
+
+def _as_facts(ids: list[int], rows: Iterable[Any]) -> dict[int, list[cycle.ReportFacts]]:
+    facts: dict[int, list[cycle.ReportFacts]] = {task_id: [] for task_id in ids}
     for (
         rid,
         task_id,
@@ -71,7 +79,7 @@ def load_reports(
         withdrawn,
         review,
         reviewed,
-    ) in session.execute(query.order_by(col(ProgressReport.id))):
+    ) in rows:
         facts[task_id].append(
             cycle.ReportFacts(
                 id=rid,
@@ -105,23 +113,39 @@ def owner_slots(session: Session, task_ids: Iterable[int]) -> dict[int, list[int
     return {task_id: sorted(units) for task_id, units in slots.items()}
 
 
-def _may_count_now(task_ids: list[int]) -> ColumnElement[bool]:
+def _may_count_now() -> Executable:
     """The only versions the rule can pick now, per (task, unit, period): the newest (whose
     withdrawal empties the period) and the newest not withdrawn and not awaiting or refused review.
     Ids order a group's versions as time does: its task's row lock serializes them. So a unit that
     re-sends one period a thousand times does not make every later write read a thousand rows."""
+    ids: BindParameter[list[int]] = bindparam("task_ids", expanding=True)
     group = (col(ProgressReport.task_id), col(ProgressReport.unit_id), col(ProgressReport.period))
-    newest = select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(task_ids)).group_by(*group)
+    newest = select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(ids)).group_by(*group)
     counting = (
         select(func.max(ProgressReport.id))
         .where(
-            col(ProgressReport.task_id).in_(task_ids),
+            col(ProgressReport.task_id).in_(ids),
             col(ProgressReport.withdrawn_at).is_(None),
             col(ProgressReport.review_state).in_([ReviewState.not_required, ReviewState.accepted]),
         )
         .group_by(*group)
     )
-    return or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting))
+    return (
+        sa_select(*_REPORT_FACTS)
+        .where(
+            col(ProgressReport.task_id).in_(ids),
+            or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting)),
+        )
+        .order_by(col(ProgressReport.id))
+    )
+
+
+# Built once, run on every write: building and keying a statement of this size costs more than
+# SQLite takes to answer it.
+_COUNTING_NOW = _may_count_now()
+_STATES = TaskUnitState.__table__  # type: ignore[attr-defined]
+_CLEAR_STATES = delete(_STATES).where(_STATES.c.task_id.in_(bindparam("task_ids", expanding=True)))
+_ADD_STATE = insert(_STATES)
 
 
 def rederive(
@@ -138,13 +162,13 @@ def rederive(
     by_id = {task.id: task for task in tasks if task.id is not None}
     if not by_id:
         return [], {}
-    reports = load_reports(session, by_id, where=_may_count_now(list(by_id)))
+    ids = sorted(by_id)
+    reports = _as_facts(ids, session.execute(_COUNTING_NOW, {"task_ids": ids}))
     if slots is None or not set(by_id) <= set(slots):
         slots = owner_slots(session, by_id)
     # Core statements, not entities: a state loaded earlier in this session must not linger in the
     # identity map beside the row that replaces it.
-    states_table = TaskUnitState.__table__  # type: ignore[attr-defined]
-    session.execute(delete(states_table).where(states_table.c.task_id.in_(list(by_id))))
+    session.execute(_CLEAR_STATES, {"task_ids": ids})
     rows: list[dict[str, object]] = []
     changes: list[Change] = []
     for task_id, task in by_id.items():
@@ -172,7 +196,7 @@ def rederive(
             session.add(task)
             changes.append(Change(task=task, before=before))
     if rows:
-        session.execute(insert(states_table).values(rows))
+        session.execute(_ADD_STATE, rows)  # executemany of one cached statement
     session.flush()
     return changes, reports
 

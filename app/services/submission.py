@@ -271,14 +271,9 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
     earlier in this batch. Core statements on the table (the reports never enter the unit of work):
     one query for the stored heads, one INSERT … RETURNING (the link to a stored head already in
     it), one executemany marking the superseded heads; a key repeated within a batch adds one more."""
-    table = ProgressReport.__table__  # type: ignore[attr-defined]
     keys = {(r.task_id, r.unit_id, r.period) for r in reports}
     stored = session.execute(
-        sa_select(table.c.id, table.c.task_id, table.c.unit_id, table.c.period).where(
-            table.c.task_id.in_({k[0] for k in keys}),
-            table.c.period.in_({k[2] for k in keys}),
-            table.c.superseded_by_id.is_(None),
-        )
+        _HEADS, {"task_ids": sorted({k[0] for k in keys}), "periods": sorted({k[2] for k in keys})}
     )
     heads: dict[tuple[int, int | None, str], int] = {}
     for report_id, task_id, unit_id, period in stored:
@@ -291,12 +286,12 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
     for key, report in first.items():
         report.supersedes_id = heads.get(key)
     rows = [report.model_dump(exclude={"id"}) for report in reports]
-    if session.get_bind().dialect.name == "sqlite":
+    if len(rows) > 1 and session.get_bind().dialect.name == "sqlite":
         # One multi-row INSERT (SQLAlchemy would send SQLite one per row to keep RETURNING in order).
         # SQLite gives the rows of one INSERT increasing rowids in VALUES order, so sorted ids pair up.
-        ids = sorted(session.execute(insert(table).values(rows).returning(table.c.id)).scalars())
+        ids = sorted(session.execute(insert(_REPORTS).values(rows).returning(_REPORTS.c.id)).scalars())
     else:
-        ids = list(session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+        ids = list(session.execute(_ADD_REPORTS, rows).scalars())
     for report, report_id in zip(reports, ids, strict=True):
         report.id = report_id
 
@@ -315,11 +310,20 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
             report.supersedes_id = previous
             later.append({"new_id": report.id, "old_id": previous})
     if superseded:
-        session.execute(
-            update(table).where(table.c.id == bindparam("old_id")).values(superseded_by_id=bindparam("new_id")),
-            superseded,
-        )
+        session.execute(_MARK_SUPERSEDED, superseded)
     if later:
-        session.execute(
-            update(table).where(table.c.id == bindparam("new_id")).values(supersedes_id=bindparam("old_id")), later
-        )
+        session.execute(_LINK_LATER, later)
+
+
+# The write path's statements, built once (building and keying one costs more than SQLite's answer).
+_REPORTS = ProgressReport.__table__  # type: ignore[attr-defined]
+_HEADS = sa_select(_REPORTS.c.id, _REPORTS.c.task_id, _REPORTS.c.unit_id, _REPORTS.c.period).where(
+    _REPORTS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+    _REPORTS.c.period.in_(bindparam("periods", expanding=True)),
+    _REPORTS.c.superseded_by_id.is_(None),
+)
+_ADD_REPORTS = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
+_MARK_SUPERSEDED = (
+    update(_REPORTS).where(_REPORTS.c.id == bindparam("old_id")).values(superseded_by_id=bindparam("new_id"))
+)
+_LINK_LATER = update(_REPORTS).where(_REPORTS.c.id == bindparam("new_id")).values(supersedes_id=bindparam("old_id"))

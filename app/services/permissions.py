@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from app.errors import AdminRequired, NotLinkedToTask, OutsideJurisdiction
@@ -147,19 +148,19 @@ class PermissionFacts:
         )
 
 
+# Built once: every write asks them (building and keying a statement costs more than its answer).
+_LINKS = select(Responsibility.task_id, Responsibility.unit_id, Responsibility.role).where(
+    col(Responsibility.task_id).in_(bindparam("task_ids", expanding=True))
+)
+_GROUPS = select(GroupMember.group_id).where(col(GroupMember.member_id) == bindparam("unit_id"))
+
+
 def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> PermissionFacts:
     links: dict[int, list[tuple[int, Role]]] = {}
-    rows = session.exec(
-        select(Responsibility.task_id, Responsibility.unit_id, Responsibility.role).where(
-            col(Responsibility.task_id).in_([t.id for t in tasks])
-        )
-    )
-    for task_id, linked_id, role in rows:
+    for task_id, linked_id, role in session.execute(_LINKS, {"task_ids": [t.id for t in tasks]}):
         links.setdefault(task_id, []).append((linked_id, Role(role)))
     unit_id = principal.unit.id if principal.unit is not None else None
-    groups = (
-        set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == unit_id))) if unit_id else set()
-    )
+    groups = set(session.scalars(_GROUPS, {"unit_id": unit_id})) if unit_id else set()
     return PermissionFacts(session=session, principal=principal, links=links, groups=groups)
 
 

@@ -139,9 +139,7 @@ def submit(
 
 def _lock_tasks(session: Session, plan: Plan, codes: set[str]) -> dict[str, Task]:
     # Row locks on PostgreSQL, taken in id order; SQLite's writers are serialized already.
-    rows = session.exec(
-        select(Task).where(Task.plan_id == plan.id, col(Task.code).in_(codes)).order_by(col(Task.id)).with_for_update()
-    )
+    rows = session.scalars(_LOCK_TASKS, {"plan_id": plan.id, "codes": sorted(codes)})
     return {task.code: task for task in rows}
 
 
@@ -321,6 +319,12 @@ _HEADS = sa_select(_REPORTS.c.id, _REPORTS.c.task_id, _REPORTS.c.unit_id, _REPOR
     _REPORTS.c.task_id.in_(bindparam("task_ids", expanding=True)),
     _REPORTS.c.period.in_(bindparam("periods", expanding=True)),
     _REPORTS.c.superseded_by_id.is_(None),
+)
+_LOCK_TASKS = (
+    select(Task)
+    .where(col(Task.plan_id) == bindparam("plan_id"), col(Task.code).in_(bindparam("codes", expanding=True)))
+    .order_by(col(Task.id))
+    .with_for_update()
 )
 _ADD_REPORTS = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
 _MARK_SUPERSEDED = (

@@ -284,10 +284,11 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
     for key, report in first.items():
         report.supersedes_id = heads.get(key)
     rows = [report.model_dump(exclude={"id"}) for report in reports]
-    if len(rows) > 1 and session.get_bind().dialect.name == "sqlite":
-        # One multi-row INSERT (SQLAlchemy would send SQLite one per row to keep RETURNING in order).
-        # SQLite gives the rows of one INSERT increasing rowids in VALUES order, so sorted ids pair up.
-        ids = sorted(session.execute(insert(_REPORTS).values(rows).returning(_REPORTS.c.id)).scalars())
+    if session.get_bind().dialect.name == "sqlite":
+        # Batched into multi-row INSERTs (asked to keep RETURNING in order, SQLAlchemy would send SQLite
+        # one per row). Under the writer's lock SQLite gives the rows increasing rowids in the order
+        # sent, so the sorted ids pair up with the rows.
+        ids = sorted(session.execute(_ADD_REPORTS_UNORDERED, rows).scalars())
     else:
         ids = list(session.execute(_ADD_REPORTS, rows).scalars())
     for report, report_id in zip(reports, ids, strict=True):
@@ -327,6 +328,7 @@ _LOCK_TASKS = (
     .with_for_update()
 )
 _ADD_REPORTS = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)
+_ADD_REPORTS_UNORDERED = insert(_REPORTS).returning(_REPORTS.c.id)
 _MARK_SUPERSEDED = (
     update(_REPORTS).where(_REPORTS.c.id == bindparam("old_id")).values(superseded_by_id=bindparam("new_id"))
 )

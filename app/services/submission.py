@@ -8,11 +8,13 @@ A single report is a batch of one, so both paths obey the same rules in the same
    (`schedule.check_report_period`) are checked — a report that fails gets its problem and writes
    nothing;
 3. the accepted reports are written together: one INSERT of the reports (`pending` when the
-   schedule asks for review, except admin corrections), their links to the versions they supersede
-   (`_link_versions`), one re-derivation of the touched tasks by the rule in `app/services/cycle.py`
-   (`derivation.rederive`), their events.
+   schedule asks for review, except admin corrections) carrying their links to the versions they
+   supersede (`_insert_versions`), one re-derivation of the touched tasks by the rule in
+   `app/services/cycle.py` (`derivation.rederive`), their events.
 
-Flushes only; the caller commits (or rolls back an all-or-nothing batch).
+Set-based Core statements, most built once at import (tests/services/test_submission.py bounds
+their number); SQLModel stays the schema. Flushes only; the caller's `Writes.run` commits (or rolls
+back an all-or-nothing batch).
 """
 
 from __future__ import annotations

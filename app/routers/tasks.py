@@ -42,7 +42,9 @@ async def list_tasks(
         row = plan_service.get_plan(session=session, slug=plan)
         flt = to_filter(session=session, params=params, plan=row)
         filename = f"{row.slug}-tasks.csv"
-        return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)
+        return render_tasks(
+            request=request, session=session, params=params, flt=flt, filename=filename, plan=row, version=cache.version
+        )
 
     return await cache.respond(build)
 

@@ -1,0 +1,228 @@
+"""Today's picture of a plan's tasks, built once per data version: the read model of cold task lists.
+
+A task list nobody asked before used to cost an ORM hydration of its page (plans, sections, units,
+states, light facts). Every task of a plan, as `hydrate()` sees it today, is now built once per
+(plan, data version, county today) and kept; a list for today is its filter, sort and page evaluated
+in memory over those rows. `hydrate()` stays the one definition of what a task looks like, so the
+read model can only differ from the slow path in how rows are chosen, and that choice mirrors
+`tasks._where` clause by clause (SQL's three-valued logic and SQLite's ASCII-caseless LIKE included);
+`tests/services/test_read_model.py` holds the two answers equal over a battery of queries.
+
+Invalidation is the data version only (`app/services/feed.py` bumps it on every commit that changes
+data); the county's today is in the key because `overdue` and the lights move with the calendar. A
+past `as_of` is not served here: it is rebuilt from the reports of that day by the slow path.
+
+The store is bounded in bytes (READ_MODEL_MAX_BYTES), least recently used out first, and a plan's
+picture of an older version is dropped as soon as a newer one is built.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from app.models import GroupMember, Plan, Role, Task, TaskStatus
+from app.services.tasks import (
+    OPEN_DUE,
+    TaskFilter,
+    TaskPage,
+    TaskSort,
+    TaskView,
+    attach_matches,
+    decode_cursor,
+    encode_cursor,
+    hydrate,
+)
+
+# Per row, beyond its rendered fragments: the view, its labels and the filter facts (measured with
+# tracemalloc on the seed plan: about 3 kB a task).
+ROW_OVERHEAD = 4096
+
+Render = Callable[[TaskView], dict[str, bytes]]
+
+
+@dataclass(frozen=True)
+class Row:
+    view: TaskView
+    fragments: dict[str, bytes]  # per field of the JSON, its rendered `"name":value`
+    links: tuple[tuple[int, Role], ...]  # (unit id, role) of every responsibility
+    sort_keys: dict[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Picture:
+    plan_id: int
+    jurisdiction_id: int
+    rows: tuple[Row, ...]  # in the plan's order
+    size: int
+
+
+Key = tuple[int, int, date]  # plan id, data version, county today
+
+
+class ReadModel:
+    """Pictures by (plan, version, today), at most `max_bytes` of them; 0 keeps none."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.builds = 0  # a statistic, and how the tests see a build
+        self._pictures: OrderedDict[Key, Picture] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._pictures)
+
+    def picture(self, *, session: Session, plan: Plan, version: int, today: date, render: Render) -> Picture:
+        assert plan.id is not None
+        key = (plan.id, version, today)
+        with self._lock:
+            found = self._pictures.get(key)
+            if found is not None:
+                self._pictures.move_to_end(key)
+                return found
+        built = _build(session=session, plan=plan, today=today, render=render)
+        with self._lock:
+            self.builds += 1
+            if built.size > self.max_bytes:
+                return built  # served, never kept
+            for old in [k for k in self._pictures if k[0] == plan.id and k != key]:
+                self._drop(old)  # an older version (or day) of this plan is never asked again
+            if key in self._pictures:
+                self._drop(key)
+            self._pictures[key] = built
+            self.bytes += built.size
+            while self.bytes > self.max_bytes:
+                self._drop(next(iter(self._pictures)))
+        return built
+
+    def _drop(self, key: Key) -> None:
+        self.bytes -= self._pictures.pop(key).size
+
+
+def _build(*, session: Session, plan: Plan, today: date, render: Render) -> Picture:
+    assert plan.id is not None
+    tasks = list(session.exec(select(Task).where(Task.plan_id == plan.id).order_by(col(Task.position))))
+    views = hydrate(session=session, tasks=tasks, as_of=today, today=today)
+    rows = []
+    size = 0
+    for view in views:
+        task = view.task
+        fragments = render(view)
+        size += ROW_OVERHEAD + sum(len(f) for f in fragments.values()) + len(task.text) * 3
+        due_key = task.due if task.due is not None else OPEN_DUE
+        rows.append(
+            Row(
+                view=view,
+                fragments=fragments,
+                links=tuple((link.unit.id, link.role) for link in view.links),
+                sort_keys={
+                    "code": (task.plan_id, task.position),
+                    "due": (due_key, task.plan_id, task.position),
+                    "updated_at": (task.updated_at, task.id),
+                },
+            )
+        )
+    return Picture(plan_id=plan.id, jurisdiction_id=plan.jurisdiction_id, rows=tuple(rows), size=size)
+
+
+def serves(flt: TaskFilter, today: date) -> bool:
+    """Lists of one plan as of today are answered from its picture; the rest (a past or future
+    `as_of`, a unit's tasks across plans) by the query path."""
+    return flt.plan_id is not None and flt.as_of == today
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
+
+
+def _matcher(session: Session, flt: TaskFilter) -> Callable[[Row], bool]:
+    """The filter as a predicate on rows: `tasks._where` and `TaskFilter.matches`, clause by clause."""
+    scope: set[int] | None = None
+    if flt.unit is not None:
+        assert flt.unit.unit.id is not None
+        scope = {flt.unit.unit.id}
+        if flt.include_groups:
+            scope |= set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == flt.unit.unit.id)))
+    roles = set(flt.roles)
+    section = flt.section + "." if flt.section else None
+    statuses = set(flt.statuses)
+    lights = set(flt.lights)
+    as_of = flt.as_of
+    # LIKE: SQLite's ignores ASCII case, PostgreSQL's does not.
+    caseless = session.get_bind().dialect.name == "sqlite"
+    needle = (_ascii_lower(flt.q) if caseless else flt.q) if flt.q else None
+
+    def matches(row: Row) -> bool:
+        task = row.view.task
+        if (scope is not None or roles) and not any(
+            (scope is None or unit_id in scope) and (not roles or role in roles) for unit_id, role in row.links
+        ):
+            return False
+        if section is not None and not task.code.startswith(section):
+            return False
+        status = TaskStatus(task.status)  # the maintained column, as the SQL filter reads it
+        if statuses and status not in statuses:
+            return False
+        if flt.due_before is not None and (task.due is None or task.due > flt.due_before):
+            return False
+        if flt.due_after is not None and (task.due is None or task.due < flt.due_after):
+            return False
+        if flt.overdue is True and not (task.due is not None and task.due < as_of and status != TaskStatus.completed):
+            return False
+        # NOT (due < as_of AND status <> completed): a task without a due date is NULL there, so it
+        # matches overdue=false only when completed. Mirrored, not fixed, so both paths agree.
+        if flt.overdue is False and not (
+            status == TaskStatus.completed or (task.due is not None and task.due >= as_of)
+        ):
+            return False
+        if needle is not None:
+            title, text = task.title or "", task.text
+            if caseless:
+                title, text = _ascii_lower(title), _ascii_lower(text)
+            if needle not in text and not (task.title is not None and needle in title):
+                return False
+        return not lights or row.view.light in lights
+
+    return matches
+
+
+@dataclass
+class RowPage:
+    rows: list[Row]
+    page: TaskPage  # the same page as views (with `matched` attached when filtered by unit)
+
+
+def answer(
+    *, session: Session, picture: Picture, flt: TaskFilter, sort: TaskSort, limit: int, cursor: str | None, count: bool
+) -> RowPage:
+    """One page of the list, as `tasks.query_tasks` would give it."""
+    after = decode_cursor(sort, cursor) if cursor else None
+    if flt.jurisdiction_ids is not None and picture.jurisdiction_id not in flt.jurisdiction_ids:
+        matched: list[Row] = []
+    else:
+        matches = _matcher(session, flt)
+        matched = [row for row in picture.rows if matches(row)]
+    base = sort.value.lstrip("-")
+    descending = sort.value.startswith("-")
+    ordered = sorted(matched, key=lambda row: row.sort_keys[base], reverse=descending)
+    if after is not None:
+        bound = tuple(after)
+        ordered = [r for r in ordered if (r.sort_keys[base] < bound if descending else r.sort_keys[base] > bound)]
+    rows = ordered[:limit]
+    next_cursor = encode_cursor(sort, rows[-1].view.task) if len(ordered) > limit else None
+    views = [replace(row.view) for row in rows]  # a copy: `matched` is this request's
+    if flt.unit is not None:
+        attach_matches(session, views, flt)
+    return RowPage(
+        rows=rows, page=TaskPage(items=views, next_cursor=next_cursor, total=len(matched) if count else None)
+    )

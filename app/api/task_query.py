@@ -21,7 +21,7 @@ from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, matched_via_out, task_fragments, task_out
 from app.services import jurisdictions, read_model
 from app.services.lights import LIGHT_LABELS, Light
-from app.services.read_model import ReadModel
+from app.services.read_model import Lookups, ReadModel
 from app.services.tasks import (
     TaskFilter,
     TaskPage,
@@ -32,7 +32,7 @@ from app.services.tasks import (
     readable_title,
 )
 from app.services.templates import ROLE_LABELS
-from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
+from app.services.units import ResolvedUnit
 
 DEFAULT_LIMIT = 50
 
@@ -245,18 +245,25 @@ TaskQueryDep = Annotated[TaskQueryParams, Depends(task_query_params)]
 
 
 def to_filter(
-    *, session: Session, params: TaskQueryParams, plan: Plan | None, unit: ResolvedUnit | None = None
+    *,
+    session: Session,
+    params: TaskQueryParams,
+    plan: Plan | None,
+    unit: ResolvedUnit | None = None,
+    lookups: Lookups | None = None,
 ) -> TaskFilter:
-    """`unit` is given when the path already names the unit (`/units/{id}/tasks`)."""
+    """`unit` is given when the path already names the unit (`/units/{id}/tasks`); `lookups`, the
+    request's (remembered per data version), when it has them."""
+    lookups = lookups or Lookups(session=session, memo=None)
     if unit is not None and params.unit:
         raise InvalidParameter("unit", "路径中已指定单位,不能再用 unit 参数 / the path already names the unit")
     within = jurisdictions.scope_ids(session=session, ref=params.jurisdiction)
     if unit is None and params.unit:
         # In a plan's list, a unit's name means a unit of the plan's jurisdiction (or above) unless told otherwise.
-        context = within if within is not None or plan is None else plan_scope(session=session, plan=plan)
-        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=context)
+        context = within if within is not None or plan is None else lookups.plan_scope(plan)
+        unit = lookups.unit(param="unit", ref=params.unit, within=context)
     if params.section and plan is not None:
-        check_section(session=session, plan=plan, section=params.section)
+        check_section(codes=lookups.sections(plan), section=params.section)
     return TaskFilter(
         as_of=params.as_of,
         plan_id=plan.id if plan is not None else None,
@@ -336,6 +343,7 @@ def render_tasks(
     filename: str,
     plan: Plan | None = None,
     version: int | None = None,
+    lookups: Lookups | None = None,
 ) -> Rendered:
     """The list as JSON or CSV. Given the plan and the data version, a list for today is answered from
     the read model (`app/services/read_model.py`); otherwise, and for a past `as_of`, by the query."""
@@ -353,6 +361,7 @@ def render_tasks(
         picture = store.picture(session=session, plan=plan, version=version, today=today, render=task_fragments)
         found = read_model.answer(
             session=session,
+            lookups=lookups or Lookups(session=session, memo=None),
             picture=picture,
             flt=flt,
             sort=params.sort,

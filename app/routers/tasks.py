@@ -39,11 +39,18 @@ async def list_tasks(
     """
 
     def build() -> Rendered:
-        row = plan_service.get_plan(session=session, slug=plan)
-        flt = to_filter(session=session, params=params, plan=row)
-        filename = f"{row.slug}-tasks.csv"
+        lookups = request.app.state.read_model.lookups(session=session, version=cache.version)
+        row = lookups.plan(plan)
+        flt = to_filter(session=session, params=params, plan=row, lookups=lookups)
         return render_tasks(
-            request=request, session=session, params=params, flt=flt, filename=filename, plan=row, version=cache.version
+            request=request,
+            session=session,
+            params=params,
+            flt=flt,
+            filename=f"{row.slug}-tasks.csv",
+            plan=row,
+            version=cache.version,
+            lookups=lookups,
         )
 
     return await cache.respond(build)

@@ -25,9 +25,11 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, col, select
 
-from app.models import GroupMember, Plan, Role, Task, TaskStatus
+from app.models import Jurisdiction, Plan, Role, Task, TaskStatus, Unit
+from app.services import plans as plan_service
 from app.services.tasks import (
     OPEN_DUE,
     TaskFilter,
@@ -38,7 +40,10 @@ from app.services.tasks import (
     decode_cursor,
     encode_cursor,
     hydrate,
+    scope_units,
+    section_codes,
 )
+from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
 
 # Per row, beyond its rendered fragments: the view, its labels and the filter facts (measured with
 # tracemalloc on the seed plan: about 3 kB a task).
@@ -75,6 +80,8 @@ class ReadModel:
         self.builds = 0  # a statistic, and how the tests see a build
         self._pictures: OrderedDict[Key, Picture] = OrderedDict()
         self._lock = threading.Lock()
+        self._memo_version = -1
+        self._memo: dict[tuple[Any, ...], Any] = {}
 
     def __len__(self) -> int:
         return len(self._pictures)
@@ -104,6 +111,90 @@ class ReadModel:
 
     def _drop(self, key: Key) -> None:
         self.bytes -= self._pictures.pop(key).size
+
+    def lookups(self, *, session: Session, version: int | None) -> Lookups:
+        """The lookups of a request that read `version`: remembered while it is the newest seen."""
+        with self._lock:
+            if version is not None and version > self._memo_version:
+                self._memo_version, self._memo = version, {}
+            memo = self._memo if version == self._memo_version and self.max_bytes else None
+        return Lookups(session=session, memo=memo)
+
+
+MEMO_MAX = 4096  # names remembered per version (a few hundred bytes each)
+
+
+class Lookups:
+    """What a list names — its plan, the plan's sections and scope, a unit, the unit's groups — through
+    the one service function for each, remembered for the data version (`memo`, None: not remembered).
+    Remembered rows are detached copies, so no session's identity map or expiry touches them."""
+
+    def __init__(self, *, session: Session, memo: dict[tuple[Any, ...], Any] | None) -> None:
+        self.session = session
+        self.memo = memo
+
+    def _remember(self, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        if self.memo is None:
+            return compute()
+        found = self.memo.get(key, _MISSING)
+        if found is _MISSING:
+            found = compute()
+            if len(self.memo) < MEMO_MAX:
+                self.memo[key] = found
+        return found
+
+    def plan(self, slug: str) -> Plan:
+        def load() -> Plan:
+            row = plan_service.get_plan(session=self.session, slug=slug)
+            return row if self.memo is None else _copy_plan(row)
+
+        found: Plan = self._remember(("plan", slug), load)
+        return found
+
+    def plan_scope(self, plan: Plan) -> frozenset[int]:
+        found: frozenset[int] = self._remember(("scope", plan.id), lambda: plan_scope(session=self.session, plan=plan))
+        return found
+
+    def sections(self, plan: Plan) -> frozenset[str]:
+        found: frozenset[str] = self._remember(
+            ("sections", plan.id), lambda: section_codes(session=self.session, plan=plan)
+        )
+        return found
+
+    def unit(self, *, param: str, ref: str, within: frozenset[int] | None) -> ResolvedUnit:
+        def load() -> Unit:
+            unit = resolve_unit_param(session=self.session, param=param, ref=ref, within=within).unit
+            return unit if self.memo is None else _copy_unit(unit)
+
+        unit: Unit = self._remember(("unit", ref, within), load)
+        return ResolvedUnit(unit=unit, as_typed=ref)
+
+    def scope_units(self, unit: Unit, include_groups: bool) -> dict[int, Unit]:
+        def load() -> dict[int, Unit]:
+            found = scope_units(self.session, unit, include_groups)
+            return found if self.memo is None else {k: _copy_unit(u) for k, u in found.items()}
+
+        units: dict[int, Unit] = self._remember(("groups", unit.id, include_groups), load)
+        return units
+
+
+_MISSING = object()
+
+
+def _copy_unit(unit: Unit) -> Unit:
+    copy = Unit(**_columns(unit))
+    copy.jurisdiction = Jurisdiction(**_columns(unit.jurisdiction))
+    return copy
+
+
+def _copy_plan(plan: Plan) -> Plan:
+    copy = Plan(**_columns(plan))
+    copy.jurisdiction = Jurisdiction(**_columns(plan.jurisdiction))
+    return copy
+
+
+def _columns(row: Any) -> dict[str, Any]:
+    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(type(row)).column_attrs}
 
 
 def _build(*, session: Session, plan: Plan, today: date, render: Render) -> Picture:
@@ -145,14 +236,9 @@ def _ascii_lower(text: str) -> str:
 _ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
-def _matcher(session: Session, flt: TaskFilter) -> Callable[[Row], bool]:
+def _matcher(session: Session, flt: TaskFilter, groups: dict[int, Unit] | None) -> Callable[[Row], bool]:
     """The filter as a predicate on rows: `tasks._where` and `TaskFilter.matches`, clause by clause."""
-    scope: set[int] | None = None
-    if flt.unit is not None:
-        assert flt.unit.unit.id is not None
-        scope = {flt.unit.unit.id}
-        if flt.include_groups:
-            scope |= set(session.exec(select(GroupMember.group_id).where(GroupMember.member_id == flt.unit.unit.id)))
+    scope = set(groups) if groups is not None else None
     roles = set(flt.roles)
     section = flt.section + "." if flt.section else None
     statuses = set(flt.statuses)
@@ -203,14 +289,23 @@ class RowPage:
 
 
 def answer(
-    *, session: Session, picture: Picture, flt: TaskFilter, sort: TaskSort, limit: int, cursor: str | None, count: bool
+    *,
+    session: Session,
+    lookups: Lookups,
+    picture: Picture,
+    flt: TaskFilter,
+    sort: TaskSort,
+    limit: int,
+    cursor: str | None,
+    count: bool,
 ) -> RowPage:
     """One page of the list, as `tasks.query_tasks` would give it."""
     after = decode_cursor(sort, cursor) if cursor else None
+    groups = lookups.scope_units(flt.unit.unit, flt.include_groups) if flt.unit is not None else None
     if flt.jurisdiction_ids is not None and picture.jurisdiction_id not in flt.jurisdiction_ids:
         matched: list[Row] = []
     else:
-        matches = _matcher(session, flt)
+        matches = _matcher(session, flt, groups)
         matched = [row for row in picture.rows if matches(row)]
     base = sort.value.lstrip("-")
     descending = sort.value.startswith("-")
@@ -221,8 +316,8 @@ def answer(
     rows = ordered[:limit]
     next_cursor = encode_cursor(sort, rows[-1].view.task) if len(ordered) > limit else None
     views = [replace(row.view) for row in rows]  # a copy: `matched` is this request's
-    if flt.unit is not None:
-        attach_matches(session, views, flt)
+    if groups is not None:
+        attach_matches(views, flt, groups)
     return RowPage(
         rows=rows, page=TaskPage(items=views, next_cursor=next_cursor, total=len(matched) if count else None)
     )

@@ -284,7 +284,7 @@ def query_tasks(
         total = session.exec(select(func.count()).select_from(Task).where(*where)).one()
     views = hydrate(session=session, tasks=tasks[:limit], as_of=flt.as_of, today=flt.today)
     if flt.unit is not None:
-        attach_matches(session, views, flt)
+        attach_matches(views, flt, scope_units(session, flt.unit.unit, flt.include_groups))
     return TaskPage(items=views, next_cursor=next_cursor, total=total)
 
 
@@ -321,7 +321,7 @@ def _query_computed(
         total = sum(flt.matches(v) for v in hydrate(session=session, tasks=every, as_of=flt.as_of, today=flt.today))
     views = matched[:limit]
     if flt.unit is not None:
-        attach_matches(session, views, flt)
+        attach_matches(views, flt, scope_units(session, flt.unit.unit, flt.include_groups))
     return TaskPage(items=views, next_cursor=next_cursor, total=total)
 
 
@@ -469,15 +469,16 @@ def hydrate(
     return views
 
 
-def attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) -> None:
+def scope_units(session: Session, unit: Unit, include_groups: bool) -> dict[int, Unit]:
+    """`unit_scope` as units by id: what a `matched_via` names."""
+    ids = unit_scope(session, unit, include_groups)
+    return {u.id or 0: u for u in session.exec(select(Unit).where(col(Unit.id).in_(ids)))}
+
+
+def attach_matches(views: list[TaskView], flt: TaskFilter, groups: dict[int, Unit]) -> None:
+    """How each task matched `flt.unit`: directly, or through one of its groups (`scope_units`)."""
     assert flt.unit is not None
     unit_id = flt.unit.unit.id
-    groups = {
-        u.id: u
-        for u in session.exec(
-            select(Unit).where(col(Unit.id).in_(unit_scope(session, flt.unit.unit, flt.include_groups)))
-        )
-    }
     for view in views:
         view.matched_unit = flt.unit
         view.matched = [
@@ -512,7 +513,11 @@ def get_task(*, session: Session, plan: Plan, code: str, as_of: date) -> TaskVie
     return hydrate(session=session, tasks=[find_task(session=session, plan=plan, code=code)], as_of=as_of)[0]
 
 
-def check_section(*, session: Session, plan: Plan, section: str) -> None:
-    exists = session.exec(select(Section.id).where(Section.plan_id == plan.id, Section.code == section)).first()
-    if exists is None:
+def section_codes(*, session: Session, plan: Plan) -> frozenset[str]:
+    return frozenset(session.exec(select(Section.code).where(Section.plan_id == plan.id)))
+
+
+def check_section(*, codes: frozenset[str], section: str) -> None:
+    """`codes`: the plan's (`section_codes`)."""
+    if section not in codes:
         raise InvalidParameter("section", f"方案中没有章节 {section}(格式如 2 或 2.1,见 …/sections)")

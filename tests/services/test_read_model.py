@@ -144,9 +144,7 @@ def test_every_page_through_the_cursor_is_the_same(
     while True:
         response = same(reported, slow, TASKS, {**params, **({"cursor": cursor} if cursor else {})})
         pages += 1
-        cursor = (
-            response.headers.get("x-next-cursor") if params.get("format") else response.json()["next_cursor"]
-        )
+        cursor = response.headers.get("x-next-cursor") if params.get("format") else response.json()["next_cursor"]
         if cursor is None:
             break
     assert pages > 2
@@ -185,7 +183,9 @@ def test_a_report_a_correction_a_review_and_an_alias_change_the_next_list(
     assert sent["id"]
 
     assert client.get(TASKS, params={"unit": "法治局"}).status_code == 400
-    alias = client.post("/api/v1/admin/units/县司法局/aliases", json={"alias": "法治局"}, headers={"Authorization": admin})
+    alias = client.post(
+        "/api/v1/admin/units/县司法局/aliases", json={"alias": "法治局"}, headers={"Authorization": admin}
+    )
     assert alias.status_code == 201, alias.text
     assert codes(client, unit="法治局") == codes(client, unit="县司法局") != []
 

@@ -66,6 +66,13 @@ class Picture:
     jurisdiction_id: int
     rows: tuple[Row, ...]  # in the plan's order
     size: int
+    by_unit: dict[int, tuple[int, ...]]  # unit id → positions in `rows` of the tasks it is linked to
+
+    def candidates(self, units: set[int] | None) -> list[Row]:
+        """The rows linked to any of `units` (None: every row), in the plan's order."""
+        if units is None:
+            return list(self.rows)
+        return [self.rows[i] for i in sorted({i for u in units for i in self.by_unit.get(u, ())})]
 
 
 Key = tuple[int, int, date]  # plan id, data version, county today
@@ -220,7 +227,17 @@ def _build(*, session: Session, plan: Plan, today: date, render: Render) -> Pict
                 },
             )
         )
-    return Picture(plan_id=plan.id, jurisdiction_id=plan.jurisdiction_id, rows=tuple(rows), size=size)
+    by_unit: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        for unit_id in dict.fromkeys(unit_id for unit_id, _ in row.links):
+            by_unit.setdefault(unit_id, []).append(i)
+    return Picture(
+        plan_id=plan.id,
+        jurisdiction_id=plan.jurisdiction_id,
+        rows=tuple(rows),
+        size=size,
+        by_unit={u: tuple(positions) for u, positions in by_unit.items()},
+    )
 
 
 def serves(flt: TaskFilter, today: date) -> bool:
@@ -306,7 +323,7 @@ def answer(
         matched: list[Row] = []
     else:
         matches = _matcher(session, flt, groups)
-        matched = [row for row in picture.rows if matches(row)]
+        matched = [row for row in picture.candidates(set(groups) if groups is not None else None) if matches(row)]
     base = sort.value.lstrip("-")
     descending = sort.value.startswith("-")
     ordered = sorted(matched, key=lambda row: row.sort_keys[base], reverse=descending)

@@ -189,6 +189,19 @@ def test_a_report_a_correction_a_review_and_an_alias_change_the_next_list(
     assert alias.status_code == 201, alias.text
     assert codes(client, unit="法治局") == codes(client, unit="县司法局") != []
 
+    # A group's new member: its next list (same URL) includes the group's tasks.
+    made = client.post(
+        "/api/v1/admin/units", json={"name": "兴隆镇", "kind": "other"}, headers={"Authorization": admin}
+    )
+    assert made.status_code == 201, made.text
+    assert codes(client, unit="兴隆镇", include_groups="true") == []
+    added = client.post(
+        "/api/v1/admin/units/各乡镇/members", json={"member": "兴隆镇"}, headers={"Authorization": admin}
+    )
+    assert added.status_code == 201, added.text
+    assert codes(client, unit="兴隆镇", include_groups="true") != []
+    assert codes(client, unit="兴隆镇", include_groups="true") == codes(slow, unit="兴隆镇", include_groups="true")
+
 
 def test_the_date_rolling_over_moves_overdue_and_lights_without_a_write(client: TestClient, slow: TestClient) -> None:
     def picture() -> tuple[int, bytes]:

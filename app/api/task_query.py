@@ -28,6 +28,8 @@ from app.services.tasks import (
     TaskSort,
     TaskView,
     check_section,
+    find_task,
+    get_task,
     query_tasks,
     readable_title,
 )
@@ -423,6 +425,26 @@ def _render_csv(
         filename=filename,
         headers=headers,
     )
+
+
+def task_detail(
+    *, request: Request, session: Session, slug: str, code: str, as_of: date | None, version: int | None
+) -> Rendered:
+    """`GET …/tasks/{code}`: today's from the read model (its fields joined are `task_detail_bytes`'s
+    bytes), a past or future `as_of`'s by `hydrate()`."""
+    store: ReadModel = request.app.state.read_model
+    lookups = store.lookups(session=session, version=version)
+    plan = lookups.plan(slug)
+    today = county_today()
+    if version is not None and store.max_bytes and (as_of is None or as_of == today):
+        picture = store.picture(session=session, plan=plan, version=version, today=today, render=task_fragments)
+        row = picture.row(code)
+        if row is None:
+            find_task(session=session, plan=plan, code=code)  # the 404, said as the query path says it
+        else:
+            return Rendered(b"{" + b",".join(row.fragments[f] for f in TASK_FIELDS if f != "matched_via") + b"}")
+    view = get_task(session=session, plan=plan, code=code, as_of=as_of or today)
+    return Rendered(task_detail_bytes(view))
 
 
 def task_detail_bytes(view: TaskView) -> bytes:

@@ -68,6 +68,9 @@ class Picture:
     size: int
     by_unit: dict[int, tuple[int, ...]]  # unit id → positions in `rows` of the tasks it is linked to
 
+    def row(self, code: str) -> Row | None:
+        return next((row for row in self.rows if row.view.task.code == code), None)
+
     def candidates(self, units: set[int] | None) -> list[Row]:
         """The rows linked to any of `units` (None: every row), in the plan's order."""
         if units is None:
@@ -87,6 +90,7 @@ class ReadModel:
         self.builds = 0  # a statistic, and how the tests see a build
         self._pictures: OrderedDict[Key, Picture] = OrderedDict()
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._memo_version = -1
         self._memo: dict[tuple[Any, ...], Any] = {}
 
@@ -101,12 +105,20 @@ class ReadModel:
             if found is not None:
                 self._pictures.move_to_end(key)
                 return found
-        built = _build(session=session, plan=plan, today=today, render=render)
+        with self._building:  # after a write, concurrent lists wait for one build instead of each making one
+            with self._lock:
+                found = self._pictures.get(key)
+            if found is not None:
+                return found
+            return self._keep(key, _build(session=session, plan=plan, today=today, render=render))
+
+    def _keep(self, key: Key, built: Picture) -> Picture:
         with self._lock:
             self.builds += 1
-            if built.size > self.max_bytes:
-                return built  # served, never kept
-            for old in [k for k in self._pictures if k[0] == plan.id and k != key]:
+            newer = any(k[0] == key[0] and k[1:] > key[1:] for k in self._pictures)
+            if built.size > self.max_bytes or newer:
+                return built  # served, never kept (a request that read the version before the last write)
+            for old in [k for k in self._pictures if k[0] == key[0] and k != key]:
                 self._drop(old)  # an older version (or day) of this plan is never asked again
             if key in self._pictures:
                 self._drop(key)

@@ -240,3 +240,18 @@ def test_the_read_model_is_bounded_in_bytes(db: Session) -> None:
         assert len(room) == 1 and room.bytes == one.size <= room.max_bytes  # the older version dropped
     room.picture(session=db, plan=plan, version=3, today=today, render=task_fragments)
     assert room.builds == 3  # the same key again is not rebuilt
+    room.picture(session=db, plan=plan, version=2, today=today, render=task_fragments)  # read before a write
+    assert room.builds == 4 and len(room) == 1
+    room.picture(session=db, plan=plan, version=3, today=today, render=task_fragments)
+    assert room.builds == 4  # the newer picture was kept, not displaced by the older one
+
+
+def test_every_task_detail_is_the_same_from_the_read_model(reported: TestClient, slow: TestClient) -> None:
+    codes = [t["code"] for t in slow.get(TASKS, params={"limit": "500", "fields": "code"}).json()["items"]]
+    builds = reported.app.state.read_model.builds  # type: ignore[attr-defined]
+    for code in codes:
+        same(reported, slow, f"{TASKS}/{code}", {})
+    same(reported, slow, f"{TASKS}/2.2.2", {"as_of": str(county_today())})
+    same(reported, slow, f"{TASKS}/2.2.2", {"as_of": "2024-01-01"})  # the past: the query path
+    same(reported, slow, f"{TASKS}/9.9.9", {})  # 404
+    assert reported.app.state.read_model.builds == builds + 1  # type: ignore[attr-defined]

@@ -347,8 +347,9 @@ def render_tasks(
     version: int | None = None,
     lookups: Lookups | None = None,
 ) -> Rendered:
-    """The list as JSON or CSV. Given the plan and the data version, a list for today is answered from
-    the read model (`app/services/read_model.py`); otherwise, and for a past `as_of`, by the query."""
+    """The list as JSON or CSV. Given the data version, a list for today is answered from the read model
+    (`app/services/read_model.py`: the plan's picture, or for a unit's list those of the plans linking
+    it); a past or future `as_of` by the query."""
     fields: list[str] = list(params.fields or TASK_FIELDS)
     if flt.unit is None:
         fields = [f for f in fields if f != "matched_via"]
@@ -359,12 +360,20 @@ def render_tasks(
     limit = params.page_size if paged else CSV_MAX_ROWS
     store: ReadModel = request.app.state.read_model
     today = county_today()
-    if plan is not None and version is not None and store.max_bytes and read_model.serves(flt, today):
-        picture = store.picture(session=session, plan=plan, version=version, today=today, render=task_fragments)
+    if version is not None and store.max_bytes and read_model.serves(flt, today):
+        lookups = lookups or store.lookups(session=session, version=version)
+        if plan is not None:
+            plans = [plan]
+        else:  # a unit's tasks across plans: the plans linking it (or its groups)
+            assert flt.unit is not None
+            plans = lookups.plans_linking(frozenset(lookups.scope_units(flt.unit.unit, flt.include_groups)))
+        pictures = [
+            store.picture(session=session, plan=p, version=version, today=today, render=task_fragments) for p in plans
+        ]
         found = read_model.answer(
             session=session,
-            lookups=lookups or Lookups(session=session, memo=None),
-            picture=picture,
+            lookups=lookups,
+            pictures=pictures,
             flt=flt,
             sort=params.sort,
             limit=limit,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, col, select
 
-from app.models import Jurisdiction, Plan, Role, Task, TaskStatus, Unit
+from app.models import Jurisdiction, Plan, Responsibility, Role, Task, TaskStatus, Unit
 from app.services import plans as plan_service
 from app.services.tasks import (
     OPEN_DUE,
@@ -189,6 +189,18 @@ class Lookups:
         unit: Unit = self._remember(("unit", ref, within), load)
         return ResolvedUnit(unit=unit, as_typed=ref)
 
+    def plans_linking(self, unit_ids: frozenset[int]) -> list[Plan]:
+        """The plans with a task linked to any of these units: those a unit's list reads."""
+
+        def load() -> list[Plan]:
+            linked = select(Task.plan_id).join(Responsibility, col(Responsibility.task_id) == col(Task.id))
+            ids = select(Plan).where(col(Plan.id).in_(linked.where(col(Responsibility.unit_id).in_(unit_ids))))
+            found = list(self.session.exec(ids.order_by(col(Plan.id))))
+            return found if self.memo is None else [_copy_plan(p) for p in found]
+
+        plans: list[Plan] = self._remember(("plans", unit_ids), load)
+        return plans
+
     def scope_units(self, unit: Unit, include_groups: bool) -> dict[int, Unit]:
         def load() -> dict[int, Unit]:
             found = scope_units(self.session, unit, include_groups)
@@ -254,9 +266,8 @@ def _build(*, session: Session, plan: Plan, today: date, render: Render) -> Pict
 
 
 def serves(flt: TaskFilter, today: date) -> bool:
-    """Lists of one plan as of today are answered from its picture; the rest (a past or future
-    `as_of`, a unit's tasks across plans) by the query path."""
-    return flt.plan_id is not None and flt.as_of == today
+    """Lists as of today are answered from pictures; a past or future `as_of` by the query path."""
+    return flt.as_of == today
 
 
 def _ascii_lower(text: str) -> str:
@@ -322,7 +333,7 @@ def answer(
     *,
     session: Session,
     lookups: Lookups,
-    picture: Picture,
+    pictures: Sequence[Picture],
     flt: TaskFilter,
     sort: TaskSort,
     limit: int,
@@ -332,11 +343,14 @@ def answer(
     """One page of the list, as `tasks.query_tasks` would give it."""
     after = decode_cursor(sort, cursor) if cursor else None
     groups = lookups.scope_units(flt.unit.unit, flt.include_groups) if flt.unit is not None else None
-    if flt.jurisdiction_ids is not None and picture.jurisdiction_id not in flt.jurisdiction_ids:
-        matched: list[Row] = []
-    else:
-        matches = _matcher(session, flt, groups)
-        matched = [row for row in picture.candidates(set(groups) if groups is not None else None) if matches(row)]
+    matches = _matcher(session, flt, groups)
+    matched = [
+        row
+        for picture in pictures
+        if flt.jurisdiction_ids is None or picture.jurisdiction_id in flt.jurisdiction_ids
+        for row in picture.candidates(set(groups) if groups is not None else None)
+        if matches(row)
+    ]
     base = sort.value.lstrip("-")
     descending = sort.value.startswith("-")
     ordered = sorted(matched, key=lambda row: row.sort_keys[base], reverse=descending)

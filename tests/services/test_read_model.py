@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from app.main import create_app
 from app.models import Plan
 from app.schemas.task import task_fragments
 from app.services.read_model import ReadModel
-from tests.factories import SEED_SLUG, make_key
+from tests.factories import SEED_PLAN, SEED_SLUG, import_text, make_key
 
 PLAN = f"/api/v1/plans/{SEED_SLUG}"
 TASKS = f"{PLAN}/tasks"
@@ -255,3 +256,43 @@ def test_every_task_detail_is_the_same_from_the_read_model(reported: TestClient,
     same(reported, slow, f"{TASKS}/2.2.2", {"as_of": "2024-01-01"})  # the past: the query path
     same(reported, slow, f"{TASKS}/9.9.9", {})  # 404
     assert reported.app.state.read_model.builds == builds + 1  # type: ignore[attr-defined]
+
+
+UNIT_BATTERY: list[dict[str, Any]] = [
+    {},
+    {"count": "true", "include_groups": "true"},
+    {"role": "lead"},
+    {"role": "cooperating", "section": "2"},
+    {"light": "red", "count": "true"},
+    {"status": "completed,delayed"},
+    {"overdue": "false", "count": "true"},
+    {"q": "宪法"},
+    {"jurisdiction": "640422"},
+    {"jurisdiction": "511725"},
+    {"fields": "plan,code,matched_via"},
+    {"as_of": "2024-01-01", "count": "true"},
+    {"format": "csv", "include_groups": "true"},
+    {"unit": "司法局"},
+]
+
+
+def test_a_units_tasks_across_plans_are_the_same(
+    reported: TestClient, slow: TestClient, db: Session, tmp_path: Path
+) -> None:
+    import_text(db, tmp_path, SEED_PLAN.read_text(encoding="utf-8"), slug="xiji-again")  # a second plan
+    builds = reported.app.state.read_model.builds  # type: ignore[attr-defined]
+    for unit in ("县司法局", "吉强镇", "团县委"):
+        url = f"/api/v1/units/{unit}/tasks"
+        for params in UNIT_BATTERY:
+            same(reported, slow, url, params)
+        cursor, pages = None, 0
+        while True:
+            page = {"sort": "-due", "limit": "9", "include_groups": "true", **({"cursor": cursor} if cursor else {})}
+            cursor = same(reported, slow, url, page).json()["next_cursor"]
+            pages += 1
+            if cursor is None:
+                break
+        assert pages > 1
+    plans = {t["plan"] for t in reported.get("/api/v1/units/县司法局/tasks", params={"limit": "500"}).json()["items"]}
+    assert plans == {SEED_SLUG, "xiji-again"}
+    assert reported.app.state.read_model.builds == builds + 2  # type: ignore[attr-defined]

@@ -37,6 +37,7 @@ from app.routers import (
     units,
     webhooks,
 )
+from app.services.read_model import ReadModel
 from app.services.webhook_delivery import worker_lifespan
 
 API_PREFIX = "/api/v1"
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="dashboard-static")
     install_openapi(app)
     app.state.response_cache = ResponseCache(settings.response_cache_max_bytes)
+    app.state.read_model = ReadModel(settings.read_model_max_bytes)
     return app
 
 

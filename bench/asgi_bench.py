@@ -10,8 +10,12 @@ socket writes, the same for both apps, are left out, so the ratios here are stri
 Targets measured, on a fresh SQLite database seeded by the real migrate + seed:
 - the task list `…/tasks?unit=县司法局&role=lead` repeated (answered from the response cache),
   the same with If-None-Match (304), HEAD, and a cache miss (a new Accept header each time);
-- `bench/trivial_app.py` returning the list's exact bytes: the ceiling of the stack.
-With `--profile`, pyinstrument shows where the cached request's remaining time goes.
+- `bench/trivial_app.py` returning the list's exact bytes: the ceiling of the stack;
+- cold lists: every request a NEW URL (`unit=…&role=…&section=…&limit=…`, cycling the plan's units ×
+  roles × chapters, never repeating), answered by the read model; the same URLs with the read model
+  off (`READ_MODEL_MAX_BYTES=0`: the query path, as before it); and Datasette, in process on the same
+  file, running the equivalent SQL with the same parameters each time (it keeps no response cache).
+With `--profile`, pyinstrument shows where the cached request's and a cold list's remaining time goes.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = "xiji-fzsh-2021-2025"
@@ -119,6 +123,15 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
         seed_if_empty(session=session, settings=get_settings())
     api: ASGI = importlib.import_module("app.main").app
     await lifespan(api)
+    from app.main import create_app
+    from app.services.read_model import ReadModel
+
+    query_path = create_app()  # the same API answering every list by the query path (the "before")
+    query_path.state.read_model = ReadModel(0)
+    await lifespan(query_path)
+    combos = cold_combos(workdir / "db.sqlite3")
+    datasette = await datasette_app(workdir / "db.sqlite3")
+    await check_cold(api, datasette, combos)
     status, body = await call(api, scope(LIST_PATH, LIST_QUERY))
     assert status == 200, body[:500]
     (workdir / "body.json").write_bytes(body)
@@ -127,6 +140,7 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
     trivial: ASGI = importlib.import_module("trivial_app").app
     etag = next(v for k, v in (await _headers(api, scope(LIST_PATH, LIST_QUERY))) if k == b"etag")
 
+    cold_n = max(args.requests // 10, 20)
     targets: dict[str, tuple[ASGI, Callable[[int], dict[str, Any]], int, int]] = {
         "API list (cached)": (api, lambda i: scope(LIST_PATH, LIST_QUERY), 200, args.requests),
         "API list, If-None-Match (304)": (
@@ -144,18 +158,23 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
             max(args.requests // 30, 20),
         ),
         "trivial endpoint (same bytes)": (trivial, lambda i: scope("/body"), 200, args.requests),
+        "API cold list (new URL each), read model": (api, lambda i: cold(combos), 200, cold_n),
+        "API cold list (new URL each), query path": (query_path, lambda i: cold(combos), 200, cold_n),
+        "Datasette cold SQL (new parameters each)": (datasette, lambda i: cold_sql(combos), 200, cold_n),
     }
     results: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(args.rounds):
         for name, (app, make, expect, n) in targets.items():
             results[name].append(await cpu_per_request(app, make, n, expect))
     base = statistics.median(results["trivial endpoint (same bytes)"])
+    sql_cold = statistics.median(results["Datasette cold SQL (new parameters each)"])
     print(f"CPU per request, median of {args.rounds} rounds ({args.requests} requests a round; misses fewer)")
-    print("| target | µs CPU / request | spread (min–max) | trivial / target |")
-    print("|---|--:|--:|--:|")
+    print("| target | µs CPU / request | spread (min–max) | trivial / target | Datasette cold / target |")
+    print("|---|--:|--:|--:|--:|")
     for name, values in results.items():
         med = statistics.median(values)
-        print(f"| {name} | {med * 1e6:,.0f} | {min(values) * 1e6:,.0f}–{max(values) * 1e6:,.0f} | {base / med:.2f}× |")
+        spread = f"{min(values) * 1e6:,.0f}–{max(values) * 1e6:,.0f}"
+        print(f"| {name} | {med * 1e6:,.0f} | {spread} | {base / med:.2f}× | {sql_cold / med:.2f}× |")
     if args.profile:
         from pyinstrument import Profiler
 
@@ -171,6 +190,115 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
             await call(api, targets["API list, cache miss"][1](i))
         profiler.stop()
         print(profiler.output_text(unicode=True, color=False, show_all=False))
+        import app.api.read_cache
+
+        async def inline(func: Callable[..., Any], *a: Any) -> Any:  # the thread pool's work, seen by the profiler
+            return func(*a)
+
+        pooled, app.api.read_cache.run_in_threadpool = app.api.read_cache.run_in_threadpool, inline  # type: ignore[assignment]
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
+        for _ in range(500):
+            await call(api, cold(combos))
+        profiler.stop()
+        app.api.read_cache.run_in_threadpool = pooled
+        print(profiler.output_text(unicode=True, color=False, show_all=False))
+
+
+ROLES = ("lead", "cooperating", "responsible")
+UNITS_IN_ROLE = """(select group_concat(name, '、') from (select u.name from responsibility r
+    join unit u on u.id = r.unit_id where r.task_id = t.id and r.role = '{role}' order by r.position))"""
+# The cold list's rows in SQL: the tasks of the plan in one chapter where the unit has the role, in
+# plan order, with their units per role (bench/read_bench.py's query, parameterised).
+COLD_SQL = f"""select t.code, t.title, t.text, t.due, t.status,
+  {", ".join(UNITS_IN_ROLE.format(role=role) + " as " + role for role in ROLES)}
+from task t join plan p on p.id = t.plan_id
+where p.slug = '{PLAN}' and t.code like :section || '.%'
+  and t.id in (select r.task_id from responsibility r join unit u on u.id = r.unit_id
+               where u.name = :unit and r.role = :role)
+order by t.position limit :limit"""
+
+
+class Combos:
+    """Units × roles × chapters, cycled; each lap raises `limit` by one, so no URL repeats."""
+
+    def __init__(self, units: list[str], chapters: list[str]) -> None:
+        self.combos = [(u, r, c) for u in units for r in ROLES for c in chapters]
+        self.n = 0
+
+    def next(self) -> tuple[str, str, str, int]:
+        unit, role, chapter = self.combos[self.n % len(self.combos)]
+        limit = 100 + self.n // len(self.combos)
+        self.n += 1
+        return unit, role, chapter, limit
+
+
+def cold_combos(db: Path) -> Combos:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        units = [
+            r[0]
+            for r in conn.execute(
+                "select distinct u.name from responsibility r join unit u on u.id = r.unit_id order by 1"
+            )
+        ]
+        chapters = [r[0] for r in conn.execute("select code from section where level = 1 order by code")]
+    return Combos(units, chapters)
+
+
+def cold(combos: Combos) -> dict[str, Any]:
+    unit, role, chapter, limit = combos.next()
+    query = f"unit={quote(unit)}&role={role}&section={chapter}&limit={limit}"
+    return scope(LIST_PATH, query.encode())
+
+
+def cold_sql(combos: Combos) -> dict[str, Any]:
+    unit, role, chapter, limit = combos.next()
+    query = urlencode(
+        {"sql": COLD_SQL, "_shape": "array", "unit": unit, "role": role, "section": chapter, "limit": limit}
+    )
+    return scope("/db.json", query.encode())
+
+
+async def datasette_app(db: Path) -> ASGI:
+    import sqlite3
+
+    from datasette.app import Datasette
+
+    with sqlite3.connect(db) as conn:  # fold the WAL into the file: Datasette opens it immutable
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ds = Datasette(immutables=[str(db)], settings={"sql_time_limit_ms": 5000})
+    await ds.invoke_startup()
+    return ds.app()  # type: ignore[no-any-return]
+
+
+async def check_cold(api: ASGI, datasette: ASGI, combos: Combos) -> None:
+    """The two cold targets answer the same rows (a few parameter sets with answers, and an empty one)."""
+    import json
+
+    checked = 0
+    for _ in range(len(combos.combos)):
+        n = combos.n
+        status, body = await call(api, cold(combos))
+        combos.n = n
+        _, rows = await call(datasette, cold_sql(combos))
+        assert status == 200, body[:300]
+        tasks = json.loads(body)["items"]
+        mine = [
+            [t["code"], None if t["title_derived"] else t["title"], t["text"], t["due"], t["status"]]
+            + [
+                "、".join(x["unit"]["name"] for x in t["responsibilities"] if x["role"] == role) or None
+                for role in ROLES
+            ]
+            for t in tasks
+        ]
+        theirs = [list(row.values()) for row in json.loads(rows)]
+        assert mine == theirs, (mine[:1], theirs[:1])
+        checked += bool(tasks)
+        if checked >= 20:
+            break
+    combos.n += 1  # the targets go on from here: none of their URLs is in a response cache
 
 
 async def _headers(app: ASGI, request: dict[str, Any]) -> list[tuple[bytes, bytes]]:

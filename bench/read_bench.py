@@ -9,12 +9,14 @@ What it does, in one process that is only the load generator (every server is a 
 1. makes a fresh SQLite database in a temp dir and starts the real server, `plan-api serve`, which
    migrates and seeds the plan on first start; measures the task list (`unit=县司法局&role=lead`) as
    repeated (answered from the API's response cache), the same list with a new Accept header on every
-   request (a cache miss: rendered from the database each time), one task's detail, the list with
-   `If-None-Match` (must be 304), and the list gzip-compressed;
+   request (a cache miss of the response cache, same URL and data), one task's detail, the list with
+   `If-None-Match` (must be 304), the list gzip-compressed, and cold lists: every request a NEW URL
+   (`unit=…&role=…&section=…&limit=…` cycling the plan's units × roles × chapters, never repeating);
 2. stops it, then starts the trivial app (`bench/trivial_app.py`: the same uvicorn settings, returning
    the list's exact response body from memory) and measures it: the ceiling of FastAPI + uvicorn;
 3. stops it, then starts Datasette on the same database file, checks that its SQL returns the same rows
-   as the API, and measures that query as JSON.
+   as the API, and measures that query as JSON, and the cold lists' SQL with the same varying
+   parameters (Datasette keeps no response cache: each runs its SQL).
 
 Servers run one at a time. CPU contention matters on a small machine: a Python load generator costs
 about as much CPU per request as the server. With two or more CPUs the server is pinned to CPU 0 and
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,6 +77,37 @@ where p.slug = '{PLAN}' and t.id in (select r.task_id from responsibility r join
                                      where u.name = '{UNIT}' and r.role = 'lead')
 order by t.position"""
 DATASETTE_PATH = "/db.json?" + urlencode({"sql": DATASETTE_SQL, "_shape": "array"})
+# The cold lists' rows in SQL, parameterised as the API's cold URLs are.
+COLD_SQL = f"""select t.code, t.title, t.text, t.due, t.status,
+  {", ".join(UNITS_IN_ROLE.format(role=role) + " as " + role for role in ROLES)}
+from task t join plan p on p.id = t.plan_id
+where p.slug = '{PLAN}' and t.code like :section || '.%'
+  and t.id in (select r.task_id from responsibility r join unit u on u.id = r.unit_id
+               where u.name = :unit and r.role = :role)
+order by t.position limit :limit"""
+
+
+class ColdParams:
+    """Units × roles × chapters, cycled; each lap raises `limit` by one, so no request repeats."""
+
+    def __init__(self, db: Path) -> None:
+        with sqlite3.connect(db) as conn:
+            units = [
+                r[0]
+                for r in conn.execute("select distinct u.name from responsibility r join unit u on u.id = r.unit_id")
+            ]
+            chapters = [r[0] for r in conn.execute("select code from section where level = 1")]
+        self.combos = [(u, r, c) for u in sorted(units) for r in ROLES for c in sorted(chapters)]
+
+    def params(self, n: int) -> dict[str, str]:
+        unit, role, chapter = self.combos[n % len(self.combos)]
+        return {"unit": unit, "role": role, "section": chapter, "limit": str(100 + n // len(self.combos))}
+
+    def api(self, n: int) -> str:
+        return f"/api/v1/plans/{PLAN}/tasks?" + urlencode(self.params(n))
+
+    def datasette(self, n: int) -> str:
+        return "/db.json?" + urlencode({"sql": COLD_SQL, "_shape": "array", **self.params(n)})
 
 
 @dataclass
@@ -156,11 +189,13 @@ async def load(
     miss: bool,
     pid: int,
     args: argparse.Namespace,
+    urls: Callable[[int], str] | None = None,
 ) -> Result:
     """`concurrency` workers, each sending requests back to back on its own keep-alive connection.
 
     With `miss`, every request carries a different Accept header: the API keeps rendered responses keyed
     by (path, query, Accept, data version), so each request is rendered from the database again.
+    With `urls`, every request goes to a new address: `url` + `urls(n)` for the n-th request.
     """
     result = Result(target, request, expect, args.duration)
     sequence = itertools.count()
@@ -172,8 +207,9 @@ async def load(
         async with httpx.AsyncClient(headers=headers, timeout=30) as client:
             while (sent := time.perf_counter()) < stop:
                 try:
-                    bust = {"Accept": f"application/json; bench={next(sequence)}"} if miss else None
-                    response = await client.get(url, headers=bust)
+                    n = next(sequence)
+                    bust = {"Accept": f"application/json; bench={n}"} if miss else None
+                    response = await client.get(url + urls(n) if urls else url, headers=bust)
                     status: int | str = response.status_code
                     result.body_bytes = response.num_bytes_downloaded  # as sent: compressed if gzip
                 except httpx.HTTPError as exc:
@@ -204,9 +240,10 @@ def measure(
     args: argparse.Namespace,
     expect: int = 200,
     miss: bool = False,
+    urls: Callable[[int], str] | None = None,
     **headers: str,
 ) -> Result:
-    result = asyncio.run(load(target, request, url, {**IDENTITY, **headers}, expect, miss, pid, args))
+    result = asyncio.run(load(target, request, url, {**IDENTITY, **headers}, expect, miss, pid, args, urls))
     print(f"  {target:<24} {result.rps:7.0f} req/s  p50 {result.percentile(50):6.1f} ms  errors {result.errors}")
     return result
 
@@ -216,7 +253,14 @@ def api_rows(body: dict) -> list[tuple]:
         return "、".join(r["unit"]["name"] for r in task["responsibilities"] if r["role"] == role) or None
 
     return [
-        (t["code"], t["title"], t["text"], t["due"], t["status"], *(names(t, role) for role in ROLES))
+        (
+            t["code"],
+            None if t["title_derived"] else t["title"],
+            t["text"],
+            t["due"],
+            t["status"],
+            *(names(t, role) for role in ROLES),
+        )
         for t in body["items"]
     ]
 
@@ -246,6 +290,20 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
             measure("API list, If-None-Match", LIST_LABEL + " + ETag", base + LIST_PATH, proc.pid, args, 304, **etag),
             measure("API list, gzip", LIST_LABEL + " + gzip", base + LIST_PATH, proc.pid, args, **GZIP),
         ]
+        cold = ColdParams(db)
+        cold_rows = {n: api_rows(httpx.get(base + cold.api(n), headers=IDENTITY).json()) for n in range(0, 400, 7)}
+        # Measured after the check, from a lap further on: none of its URLs was asked before.
+        start = len(cold.combos)
+        results.append(
+            measure(
+                "API cold list",
+                "GET …/tasks?unit=…&role=…&section=…&limit=… (new URL each)",
+                base,
+                proc.pid,
+                args,
+                urls=lambda n: cold.api(start + n),
+            )
+        )
 
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "trivial_app:app", "--app-dir", str(ROOT / "bench")]
@@ -269,6 +327,23 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
         if rows != expected_rows:
             raise SystemExit(f"Datasette's rows differ from the API's:\n{rows[:2]}\n{expected_rows[:2]}")
         results.append(measure("Datasette", "GET /db.json?sql=… (same rows)", url, proc.pid, args))
+        base = f"http://127.0.0.1:{port}"
+        for n, expected in cold_rows.items():
+            got = [tuple(row.values()) for row in httpx.get(base + cold.datasette(n)).json()]
+            if got != expected:
+                raise SystemExit(
+                    f"Datasette's cold rows differ from the API's ({cold.params(n)}):\n{got[:1]}\n{expected[:1]}"
+                )
+        results.append(
+            measure(
+                "Datasette cold",
+                "GET /db.json?sql=…&unit=…&role=…&section=…&limit=… (new each)",
+                base,
+                proc.pid,
+                args,
+                urls=lambda n: cold.datasette(start + n),
+            )
+        )
     return results, len(rows)
 
 
@@ -318,6 +393,7 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         f"- API list / trivial endpoint: {ratio(by['trivial'], 0.5)}",
         f"- API list, cache miss / Datasette: {ratio(by['Datasette'], 1.0, by['API list, cache miss'])}",
         f"- API list, cache miss / trivial endpoint: {ratio(by['trivial'], 0.5, by['API list, cache miss'])}",
+        f"- API cold list / Datasette cold (both a new URL each): {ratio(by['Datasette cold'], 1.0, by['API cold list'])}",
         f"- repeat with If-None-Match: {conditional.statuses[304]} of {len(conditional.latencies)} answered 304"
         f" ({'met' if all_304 else '**missed**'}), {conditional.rps:.0f} req/s"
         f" = {conditional.rps / api.rps:.2f}× the full response",

@@ -265,17 +265,19 @@ class ReadCache:
     session: Session
     store: ResponseCache
     authorized: bytes | None  # the caller's Authorization digest when reads need a key
+    version: int | None = None  # the data version, once read: `build()` may key its own structures on it
 
     async def respond(self, build: Callable[[], Rendered]) -> Response:
         """The cached rendering, or `build()` kept — one thread-pool hop for the version read and the build."""
         return send(self.request, await run_in_threadpool(self._cached_or_built, build))
 
     def _cached_or_built(self, build: Callable[[], Rendered]) -> Rendered:
+        self.version = data_version(self.session)
         key = make_key(
             path=self.request.scope["path"],
             query=canonical_query(self.request.scope["query_string"]),
             accept=self.request.headers.get("accept", ""),
-            version=data_version(self.session),
+            version=self.version,
             today=clock.county_today(),
         )
         entry = self.store.get(key)

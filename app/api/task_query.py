@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -17,12 +18,23 @@ from app.core.clock import county_today
 from app.errors import InvalidParameter
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
-from app.schemas.task import TASK_FIELDS, TaskOut, task_out
-from app.services import jurisdictions
+from app.schemas.task import TASK_FIELDS, TaskOut, matched_via_out, task_fragments, task_out
+from app.services import jurisdictions, read_model
 from app.services.lights import LIGHT_LABELS, Light
-from app.services.tasks import TaskFilter, TaskSort, TaskView, check_section, query_tasks, readable_title
+from app.services.read_model import Lookups, ReadModel
+from app.services.tasks import (
+    TaskFilter,
+    TaskPage,
+    TaskSort,
+    TaskView,
+    check_section,
+    find_task,
+    get_task,
+    query_tasks,
+    readable_title,
+)
 from app.services.templates import ROLE_LABELS
-from app.services.units import ResolvedUnit, plan_scope, resolve_unit_param
+from app.services.units import ResolvedUnit
 
 DEFAULT_LIMIT = 50
 
@@ -235,18 +247,25 @@ TaskQueryDep = Annotated[TaskQueryParams, Depends(task_query_params)]
 
 
 def to_filter(
-    *, session: Session, params: TaskQueryParams, plan: Plan | None, unit: ResolvedUnit | None = None
+    *,
+    session: Session,
+    params: TaskQueryParams,
+    plan: Plan | None,
+    unit: ResolvedUnit | None = None,
+    lookups: Lookups | None = None,
 ) -> TaskFilter:
-    """`unit` is given when the path already names the unit (`/units/{id}/tasks`)."""
+    """`unit` is given when the path already names the unit (`/units/{id}/tasks`); `lookups`, the
+    request's (remembered per data version), when it has them."""
+    lookups = lookups or Lookups(session=session, memo=None)
     if unit is not None and params.unit:
         raise InvalidParameter("unit", "路径中已指定单位,不能再用 unit 参数 / the path already names the unit")
     within = jurisdictions.scope_ids(session=session, ref=params.jurisdiction)
     if unit is None and params.unit:
         # In a plan's list, a unit's name means a unit of the plan's jurisdiction (or above) unless told otherwise.
-        context = within if within is not None or plan is None else plan_scope(session=session, plan=plan)
-        unit = resolve_unit_param(session=session, param="unit", ref=params.unit, within=context)
+        context = within if within is not None or plan is None else lookups.plan_scope(plan)
+        unit = lookups.unit(param="unit", ref=params.unit, within=context)
     if params.section and plan is not None:
-        check_section(session=session, plan=plan, section=params.section)
+        check_section(codes=lookups.sections(plan), section=params.section)
     return TaskFilter(
         as_of=params.as_of,
         plan_id=plan.id if plan is not None else None,
@@ -318,16 +337,58 @@ TOTAL_COUNT_HEADER = "X-Total-Count"
 
 
 def render_tasks(
-    *, request: Request, session: Session, params: TaskQueryParams, flt: TaskFilter, filename: str
+    *,
+    request: Request,
+    session: Session,
+    params: TaskQueryParams,
+    flt: TaskFilter,
+    filename: str,
+    plan: Plan | None = None,
+    version: int | None = None,
+    lookups: Lookups | None = None,
 ) -> Rendered:
+    """The list as JSON or CSV. Given the data version, a list for today is answered from the read model
+    (`app/services/read_model.py`: the plan's picture, or for a unit's list those of the plans linking
+    it); a past or future `as_of` by the query."""
     fields: list[str] = list(params.fields or TASK_FIELDS)
     if flt.unit is None:
         fields = [f for f in fields if f != "matched_via"]
-    if wants_csv(request, params.format):
-        return _render_csv(request=request, session=session, params=params, flt=flt, filename=filename, fields=fields)
-    page = query_tasks(
-        session=session, flt=flt, sort=params.sort, limit=params.page_size, cursor=params.cursor, count=params.count
-    )
+    csv = wants_csv(request, params.format)
+    # Without limit= or cursor= an export is the whole filtered list (spreadsheets do not paginate);
+    # with them, one page, and the next one's address in a Link header (RFC 8288) and X-Next-Cursor.
+    paged = not csv or params.limit is not None or params.cursor is not None
+    limit = params.page_size if paged else CSV_MAX_ROWS
+    store: ReadModel = request.app.state.read_model
+    today = county_today()
+    if version is not None and store.max_bytes and read_model.serves(flt, today):
+        lookups = lookups or store.lookups(session=session, version=version)
+        if plan is not None:
+            plans = [plan]
+        else:  # a unit's tasks across plans: the plans linking it (or its groups)
+            assert flt.unit is not None
+            plans = lookups.plans_linking(frozenset(lookups.scope_units(flt.unit.unit, flt.include_groups)))
+        pictures = [
+            store.picture(session=session, plan=p, version=version, today=today, render=task_fragments) for p in plans
+        ]
+        found = read_model.answer(
+            session=session,
+            lookups=lookups,
+            pictures=pictures,
+            flt=flt,
+            sort=params.sort,
+            limit=limit,
+            cursor=params.cursor,
+            count=params.count,
+        )
+        if not csv:
+            return _render_rows(found, fields=fields, count=params.count)
+        page = found.page
+    else:
+        page = query_tasks(
+            session=session, flt=flt, sort=params.sort, limit=limit, cursor=params.cursor, count=params.count
+        )
+    if csv:
+        return _render_csv(request=request, params=params, page=page, filename=filename, fields=fields)
     body = Page[TaskOut](items=[task_out(v) for v in page.items], next_cursor=page.next_cursor, total=page.total)
     include: dict[str, Any] = {"items": {"__all__": set(fields)}, "next_cursor": True}
     if params.count:
@@ -335,20 +396,29 @@ def render_tasks(
     return render_json(body, include=include)
 
 
+def _render_rows(found: read_model.RowPage, *, fields: list[str], count: bool) -> Rendered:
+    """The JSON page joined from the read model's rendered fields: the bytes `render_json` would make."""
+    wanted = [f for f in TASK_FIELDS if f in set(fields)]
+    items = []
+    for row, view in zip(found.rows, found.page.items, strict=True):
+        parts = []
+        for name in wanted:
+            if name == "matched_via":
+                matched = matched_via_out(view)
+                parts.append(b'"matched_via":' + (matched.model_dump_json().encode() if matched else b"null"))
+            else:
+                parts.append(row.fragments[name])
+        items.append(b"{" + b",".join(parts) + b"}")
+    cursor = found.page.next_cursor
+    body = b'{"items":[' + b",".join(items) + b'],"next_cursor":' + json.dumps(cursor).encode()
+    if count:
+        body += b',"total":' + str(found.page.total).encode()
+    return Rendered(body + b"}")
+
+
 def _render_csv(
-    *, request: Request, session: Session, params: TaskQueryParams, flt: TaskFilter, filename: str, fields: list[str]
+    *, request: Request, params: TaskQueryParams, page: TaskPage, filename: str, fields: list[str]
 ) -> Rendered:
-    # Without limit= or cursor= an export is the whole filtered list (spreadsheets do not paginate);
-    # with them, one page, and the next one's address in a Link header (RFC 8288) and X-Next-Cursor.
-    paged = params.limit is not None or params.cursor is not None
-    page = query_tasks(
-        session=session,
-        flt=flt,
-        sort=params.sort,
-        limit=params.page_size if paged else CSV_MAX_ROWS,
-        cursor=params.cursor,
-        count=params.count,
-    )
     columns = [column for field in TASK_FIELDS if field in fields for column in CSV_COLUMNS[field]]
     headers: list[tuple[str, str]] = []
     if page.next_cursor is not None:
@@ -364,6 +434,26 @@ def _render_csv(
         filename=filename,
         headers=headers,
     )
+
+
+def task_detail(
+    *, request: Request, session: Session, slug: str, code: str, as_of: date | None, version: int | None
+) -> Rendered:
+    """`GET …/tasks/{code}`: today's from the read model (its fields joined are `task_detail_bytes`'s
+    bytes), a past or future `as_of`'s by `hydrate()`."""
+    store: ReadModel = request.app.state.read_model
+    lookups = store.lookups(session=session, version=version)
+    plan = lookups.plan(slug)
+    today = county_today()
+    if version is not None and store.max_bytes and (as_of is None or as_of == today):
+        picture = store.picture(session=session, plan=plan, version=version, today=today, render=task_fragments)
+        row = picture.row(code)
+        if row is None:
+            find_task(session=session, plan=plan, code=code)  # the 404, said as the query path says it
+        else:
+            return Rendered(b"{" + b",".join(row.fragments[f] for f in TASK_FIELDS if f != "matched_via") + b"}")
+    view = get_task(session=session, plan=plan, code=code, as_of=as_of or today)
+    return Rendered(task_detail_bytes(view))
 
 
 def task_detail_bytes(view: TaskView) -> bytes:

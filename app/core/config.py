@@ -104,6 +104,12 @@ class Settings(BaseSettings):
         ge=0,
         description="bytes of rendered GET responses a worker keeps (least recently used out first); 0 = none",
     )
+    read_model_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="bytes of today's task pictures a worker keeps for cold lists (app/services/read_model.py),"
+        " least recently used out first; 0 = none",
+    )
     sql_echo: bool = False
     log_level: str = "INFO"
 

@@ -11,11 +11,8 @@ from app.api.params import IsoDate
 from app.api.paths import PlanSlug, TaskCode
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
-from app.api.task_query import TaskQueryDep, render_tasks, task_detail_bytes, to_filter
-from app.core.clock import county_today
+from app.api.task_query import TaskQueryDep, render_tasks, task_detail, to_filter
 from app.schemas.task import TaskListPage, TaskOut
-from app.services import plans as plan_service
-from app.services import tasks as task_service
 
 router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks"])
 
@@ -39,10 +36,19 @@ async def list_tasks(
     """
 
     def build() -> Rendered:
-        row = plan_service.get_plan(session=session, slug=plan)
-        flt = to_filter(session=session, params=params, plan=row)
-        filename = f"{row.slug}-tasks.csv"
-        return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)
+        lookups = request.app.state.read_model.lookups(session=session, version=cache.version)
+        row = lookups.plan(plan)
+        flt = to_filter(session=session, params=params, plan=row, lookups=lookups)
+        return render_tasks(
+            request=request,
+            session=session,
+            params=params,
+            flt=flt,
+            filename=f"{row.slug}-tasks.csv",
+            plan=row,
+            version=cache.version,
+            lookups=lookups,
+        )
 
     return await cache.respond(build)
 
@@ -64,8 +70,6 @@ async def get_task(
     """任务详情:全文、责任单位及角色、状态、亮灯、出处 / One task with its units in their roles."""
 
     def build() -> Rendered:
-        row = plan_service.get_plan(session=session, slug=plan)
-        view = task_service.get_task(session=session, plan=row, code=code, as_of=as_of or county_today())
-        return Rendered(task_detail_bytes(view))
+        return task_detail(request=request, session=session, slug=plan, code=code, as_of=as_of, version=cache.version)
 
     return await cache.respond(build)

@@ -90,6 +90,8 @@ async def list_unit_tasks(
         row = unit_service.get_unit(session=session, ref=unit_id, jurisdiction=scope)
         flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
         filename = f"unit-{row.id}-tasks.csv"
-        return render_tasks(request=request, session=session, params=params, flt=flt, filename=filename)
+        return render_tasks(
+            request=request, session=session, params=params, flt=flt, filename=filename, version=cache.version
+        )
 
     return await cache.respond(build)

@@ -135,18 +135,26 @@ TaskListPage = Page[TaskOut] | Page[TaskPartial]
 assert set(TaskPartial.model_fields) == set(TaskOut.model_fields), "TaskPartial must mirror TaskOut"
 
 
+def matched_via_out(view: TaskView) -> MatchedVia | None:
+    if view.matched is None:
+        return None
+    assert view.matched_unit is not None
+    return MatchedVia(
+        as_typed=view.matched_unit.as_typed,
+        unit=UnitRef.from_unit(view.matched_unit.unit),
+        links=[GroupMatch(role=role, through_group=UnitRef.from_unit(g) if g else None) for role, g in view.matched],
+    )
+
+
+def task_fragments(view: TaskView) -> dict[str, bytes]:
+    """Each field of the task's JSON rendered alone, as `"name":value` (the read model keeps them, and
+    a list joins the ones asked for); `matched_via` is the request's, so it is not among them."""
+    out = task_out(view)
+    return {f: out.model_dump_json(include={f}).encode()[1:-1] for f in TASK_FIELDS if f != "matched_via"}
+
+
 def task_out(view: TaskView) -> TaskOut:
     task = view.task
-    matched = None
-    if view.matched is not None:
-        assert view.matched_unit is not None
-        matched = MatchedVia(
-            as_typed=view.matched_unit.as_typed,
-            unit=UnitRef.from_unit(view.matched_unit.unit),
-            links=[
-                GroupMatch(role=role, through_group=UnitRef.from_unit(g) if g else None) for role, g in view.matched
-            ],
-        )
     return TaskOut(
         plan=view.plan_slug,
         code=task.code,
@@ -181,5 +189,5 @@ def task_out(view: TaskView) -> TaskOut:
         ],
         updated_at=task.updated_at,
         provenance=Provenance(source_line=task.source_line, number_inferred=task.number_inferred),
-        matched_via=matched,
+        matched_via=matched_via_out(view),
     )

@@ -220,7 +220,7 @@ def _sort_columns(sort: TaskSort) -> list[Any]:
     return [col(Task.updated_at), col(Task.id)]
 
 
-def _encode_cursor(sort: TaskSort, task: Task) -> str:
+def encode_cursor(sort: TaskSort, task: Task) -> str:
     values = [_or_open(getattr(task, c.key)) if c.key == "due" else getattr(task, c.key) for c in _sort_columns(sort)]
     raw = json.dumps({"s": sort.value, "k": [v.isoformat() if isinstance(v, date) else v for v in values]})
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
@@ -233,7 +233,7 @@ def _or_open(due: date | None) -> date:
     return due if due is not None else OPEN_DUE
 
 
-def _decode_cursor(sort: TaskSort, cursor: str) -> list[Any]:
+def decode_cursor(sort: TaskSort, cursor: str) -> list[Any]:
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if raw["s"] != sort.value:
@@ -274,17 +274,17 @@ def query_tasks(
     stmt = select(Task).where(*where)
     if cursor:
         key = tuple_(*columns)
-        after = tuple_(*_decode_cursor(sort, cursor))
+        after = tuple_(*decode_cursor(sort, cursor))
         stmt = stmt.where(key < after if descending else key > after)
     stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in columns]).limit(limit + 1)
     tasks = list(session.exec(stmt))
-    next_cursor = _encode_cursor(sort, tasks[limit - 1]) if len(tasks) > limit else None
+    next_cursor = encode_cursor(sort, tasks[limit - 1]) if len(tasks) > limit else None
     total = None
     if count:
         total = session.exec(select(func.count()).select_from(Task).where(*where)).one()
     views = hydrate(session=session, tasks=tasks[:limit], as_of=flt.as_of, today=flt.today)
     if flt.unit is not None:
-        _attach_matches(session, views, flt)
+        attach_matches(views, flt, scope_units(session, flt.unit.unit, flt.include_groups))
     return TaskPage(items=views, next_cursor=next_cursor, total=total)
 
 
@@ -301,7 +301,7 @@ def _query_computed(
     columns = _sort_columns(sort)
     descending = sort.value.startswith("-")
     order = [c.desc() if descending else c.asc() for c in columns]
-    after = _decode_cursor(sort, cursor) if cursor else None
+    after = decode_cursor(sort, cursor) if cursor else None
     matched: list[TaskView] = []
     while len(matched) <= limit:
         stmt = select(Task).where(*where)
@@ -314,14 +314,14 @@ def _query_computed(
         if len(batch) < COMPUTED_CHUNK:
             break
         after = [getattr(batch[-1], c.key) for c in columns]
-    next_cursor = _encode_cursor(sort, matched[limit - 1].task) if len(matched) > limit else None
+    next_cursor = encode_cursor(sort, matched[limit - 1].task) if len(matched) > limit else None
     total = None
     if count:
         every = list(session.exec(select(Task).where(*where)))
         total = sum(flt.matches(v) for v in hydrate(session=session, tasks=every, as_of=flt.as_of, today=flt.today))
     views = matched[:limit]
     if flt.unit is not None:
-        _attach_matches(session, views, flt)
+        attach_matches(views, flt, scope_units(session, flt.unit.unit, flt.include_groups))
     return TaskPage(items=views, next_cursor=next_cursor, total=total)
 
 
@@ -469,15 +469,16 @@ def hydrate(
     return views
 
 
-def _attach_matches(session: Session, views: list[TaskView], flt: TaskFilter) -> None:
+def scope_units(session: Session, unit: Unit, include_groups: bool) -> dict[int, Unit]:
+    """`unit_scope` as units by id: what a `matched_via` names."""
+    ids = unit_scope(session, unit, include_groups)
+    return {u.id or 0: u for u in session.exec(select(Unit).where(col(Unit.id).in_(ids)))}
+
+
+def attach_matches(views: list[TaskView], flt: TaskFilter, groups: dict[int, Unit]) -> None:
+    """How each task matched `flt.unit`: directly, or through one of its groups (`scope_units`)."""
     assert flt.unit is not None
     unit_id = flt.unit.unit.id
-    groups = {
-        u.id: u
-        for u in session.exec(
-            select(Unit).where(col(Unit.id).in_(unit_scope(session, flt.unit.unit, flt.include_groups)))
-        )
-    }
     for view in views:
         view.matched_unit = flt.unit
         view.matched = [
@@ -512,7 +513,11 @@ def get_task(*, session: Session, plan: Plan, code: str, as_of: date) -> TaskVie
     return hydrate(session=session, tasks=[find_task(session=session, plan=plan, code=code)], as_of=as_of)[0]
 
 
-def check_section(*, session: Session, plan: Plan, section: str) -> None:
-    exists = session.exec(select(Section.id).where(Section.plan_id == plan.id, Section.code == section)).first()
-    if exists is None:
+def section_codes(*, session: Session, plan: Plan) -> frozenset[str]:
+    return frozenset(session.exec(select(Section.code).where(Section.plan_id == plan.id)))
+
+
+def check_section(*, codes: frozenset[str], section: str) -> None:
+    """`codes`: the plan's (`section_codes`)."""
+    if section not in codes:
         raise InvalidParameter("section", f"方案中没有章节 {section}(格式如 2 或 2.1,见 …/sections)")

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.deps import AdminDep, AdminWritesDep, WriterWritesDep, WriteSessionDep, client_address
+from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, WriterWritesDep, client_address
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId
@@ -141,8 +141,8 @@ def _review_batch(request: Request, plan: str, body: ReviewBatchIn, session: Ses
 def list_reviews(
     request: Request,
     plan: PlanSlug,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     state: Annotated[
         ReviewState, Query(description="pending 待审核(默认)/ accepted 已通过 / returned 已退回")
     ] = ReviewState.pending,

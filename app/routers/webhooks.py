@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
 
-from app.api.deps import AdminDep, AdminWritesDep, SettingsDep, WriteSessionDep, client_address
+from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, SettingsDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import parse_counter
@@ -71,7 +71,7 @@ def create_webhook(
 
 
 @router.get("", response_model=Page[WebhookOut])
-def list_webhooks(request: Request, admin: AdminDep, session: WriteSessionDep, page: ListParamsDep) -> Response:
+def list_webhooks(request: Request, admin: AdminReaderDep, session: SessionDep, page: ListParamsDep) -> Response:
     """列出本区划的推送端点(不含密钥)/ List the endpoints of the key's jurisdiction (never the secrets)."""
     items = [
         webhook_service.present(session=session, endpoint=e)
@@ -81,7 +81,7 @@ def list_webhooks(request: Request, admin: AdminDep, session: WriteSessionDep, p
 
 
 @router.get("/{endpoint_id}", response_model=WebhookOut)
-def get_webhook(request: Request, endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep) -> Response:
+def get_webhook(request: Request, endpoint_id: EndpointId, admin: AdminReaderDep, session: SessionDep) -> Response:
     """推送端点详情(带 ETag,可用 If-None-Match 重新验证)/ One endpoint, with an ETag."""
     endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
     return json_response(request, webhook_service.present(session=session, endpoint=endpoint))
@@ -158,8 +158,8 @@ def replay_webhook(
 def list_webhook_deliveries(
     request: Request,
     endpoint_id: EndpointId,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     since: Since = "0",
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
     state: Annotated[

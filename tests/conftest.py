@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 
 # Apps built by the tests (and servers they start) run no webhook worker against the default
-# database; the webhook tests run the worker themselves (tests/test_webhooks*.py).
+# database; the webhook tests run the worker themselves (tests/**/test_webhook*.py).
 os.environ.setdefault("WEBHOOK_WORKER", "false")
 
 from fastapi.testclient import TestClient

@@ -1,4 +1,4 @@
-"""Shared set-up of the webhook tests (tests/test_webhooks*.py), loaded as a pytest plugin: a real HTTP
+"""Shared set-up of the webhook tests (tests/**/test_webhook*.py), loaded as a pytest plugin: a real HTTP
 receiver on a loopback port, a fresh committed database (the delivery worker reads it from its own
 connections, so the per-test rollback of `db` cannot serve), an app on it, and the worker's passes."""
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -11,12 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from app.api.rate_limit import AbuseLimits
+from app.api.writes import Writes, WritesDep
 from app.core.config import Settings, get_settings
 from app.db import get_session, get_write_session
 from app.errors import AdminOnly, Unauthenticated
 from app.services.keys import Principal, authenticate
 
 SessionDep = Annotated[Session, Depends(get_session)]
+T = TypeVar("T")
 
 
 async def current_settings() -> Settings:
@@ -80,6 +84,12 @@ async def verified_principal(request: Request, session: SessionDep, authorizatio
 VerifiedPrincipal = Annotated[Principal, Depends(verified_principal)]
 
 
+def _admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
+    return principal
+
+
 def require_writer(
     _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
 ) -> Principal:
@@ -90,18 +100,40 @@ def require_writer(
 def require_admin(
     _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
 ) -> Principal:
-    principal = authenticate(session=session, authorization=authorization)
-    if not principal.is_admin:
-        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
-    return principal
+    return _admin(authenticate(session=session, authorization=authorization))
+
+
+@dataclass(frozen=True)
+class Writing:
+    """A write request's one transaction, committed in one place (`app/api/writes.py`): a route hands
+    `run` its work and never commits. The work gets the write session and the caller, authenticated
+    again on that session, so a key revoked a moment ago is refused by this very write."""
+
+    writes: Writes
+    authorization: str | None
+    admin_only: bool
+
+    def run(self, work: Callable[[Session, Principal], T]) -> T:
+        def checked(session: Session) -> T:
+            principal = authenticate(session=session, authorization=self.authorization)
+            return work(session, _admin(principal) if self.admin_only else principal)
+
+        return self.writes.run(checked)
+
+
+async def writer_writes(_verified: VerifiedPrincipal, writes: WritesDep, authorization: AuthorizationHeader) -> Writing:
+    return Writing(writes, authorization, admin_only=False)
+
+
+async def admin_writes(verified: VerifiedPrincipal, writes: WritesDep, authorization: AuthorizationHeader) -> Writing:
+    _admin(verified)  # a unit key is refused before its work waits for the writer
+    return Writing(writes, authorization, admin_only=True)
 
 
 async def require_admin_reader(principal: VerifiedPrincipal) -> Principal:
     """An admin key, for admin reads (key list, audit log): checked on a read session (audited and
     throttled like every key check), so a read never queues behind the writer's lock."""
-    if not principal.is_admin:
-        raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
-    return principal
+    return _admin(principal)
 
 
 async def require_reader(
@@ -134,3 +166,5 @@ AdminReadingDep = Annotated[bool, Depends(admin_reading)]
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 AdminReaderDep = Annotated[Principal, Depends(require_admin_reader)]
+WriterWritesDep = Annotated[Writing, Depends(writer_writes)]
+AdminWritesDep = Annotated[Writing, Depends(admin_writes)]

@@ -1,6 +1,6 @@
 """Abuse limits: requests per client address and per API key, and failed authentications per address.
 
-Counted with the `limits` library (sliding-window counters) in the store RATE_LIMIT_STORAGE_URL names:
+Counted with the `limits` library (fixed-window counters) in the store RATE_LIMIT_STORAGE_URL names:
 `memory://` counts per process, so with several workers or servers a shared `redis://…` is what makes
 a limit one limit. Everything here runs before any database work: a flood costs counter updates only.
 
@@ -11,6 +11,12 @@ a limit one limit. Everything here runs before any database work: a flood costs 
   never the key) and counted per address; past RATE_LIMIT_FAILED_AUTH an address's requests that need
   a key get 429 until the window moves on, before the key is even looked up.
 - The store being unreachable never takes the service down: the limit is skipped and a warning logged.
+
+Fixed windows, because every request pays for the count: one increment and one expiry read per limit
+(a sliding-window counter took three store calls, and was most of a cached read's cost). The price:
+a window starts at its first request, so a client may spend one window's allowance at its end and the
+next one's at once: up to twice a limit within one window's length, never more. A refused request
+counts too, so a client that keeps hammering stays refused until the window ends.
 """
 
 from __future__ import annotations
@@ -22,7 +28,8 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.storage import Storage as AsyncStorage
+from limits.aio.strategies import FixedWindowRateLimiter
 from limits.storage import storage_from_string
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -99,26 +106,30 @@ class AbuseLimits:
         if url.startswith(("redis", "rediss")):
             # redis-py (a dependency anyway), its asyncio client; the prefix keeps services apart in one Redis.
             options = {"implementation": "redispy", "key_prefix": settings.rate_limit_key_prefix}
-        self.storage = storage_from_string(url if url.startswith("async+") else f"async+{url}", **options)
-        self.strategy = SlidingWindowCounterRateLimiter(self.storage)
+        store = storage_from_string(url if url.startswith("async+") else f"async+{url}", **options)
+        assert isinstance(store, AsyncStorage)  # the async+ scheme makes it one
+        self.storage = store
+        self.strategy = FixedWindowRateLimiter(self.storage)
         self.per_address = parse_many(settings.rate_limit_per_address)
         self.per_key = parse_many(settings.rate_limit_per_key)
         self.failed_auth = parse_many(settings.rate_limit_failed_auth)
 
     async def _count(self, items: list[RateLimitItem], identity: str, scope: str) -> Verdict | None:
-        """Counts one hit against each item (stopping at the first exceeded); the tightest verdict."""
+        """Counts one hit against each item (stopping at the first exceeded); the tightest verdict.
+        `FixedWindowRateLimiter.hit` then `get_window_stats` in two store calls instead of three: the
+        increment answers the count."""
         tightest: Verdict | None = None
         for item in items:
-            allowed = await self.strategy.hit(item, scope, identity)
-            stats = await self.strategy.get_window_stats(item, scope, identity)
+            key = item.key_for(scope, identity)
+            count = await self.storage.incr(key, item.get_expiry())
             verdict = Verdict(
                 item=item,
-                remaining=stats.remaining,
-                reset_after=max(1, math.ceil(stats.reset_time - time.time())),
-                exceeded=not allowed,
+                remaining=item.amount - count,
+                reset_after=max(1, math.ceil(await self.storage.get_expiry(key) - time.time())),
+                exceeded=count > item.amount,
                 scope=scope,
             )
-            if not allowed:
+            if verdict.exceeded:
                 return verdict
             if tightest is None or verdict.remaining < tightest.remaining:
                 tightest = verdict
@@ -197,12 +208,12 @@ class RateLimitMiddleware:
         if scope["type"] != "http" or not self.limits.enabled or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
-        verdict = await self.limits.admit(
-            address=request.client.host if request.client else None,
-            token=bearer_token(request.headers.get("authorization")),
-        )
+        # Read from the scope itself: a Request and its header mapping cost more than the count.
+        client = scope.get("client")
+        authorization = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)
+        verdict = await self.limits.admit(address=client[0] if client else None, token=bearer_token(authorization))
         if verdict is not None and verdict.exceeded:
+            request = Request(scope)
             who = "该 API 密钥" if verdict.scope == "key" else "该地址"
             response = problem_response(
                 request,

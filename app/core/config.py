@@ -34,7 +34,8 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; "
         "empty: none (the audit log records the peer address)",
     )
-    # Abuse limits (`app/api/rate_limit.py`), in the `limits` library's notation ("600/minute;50/second").
+    # Abuse limits (`app/api/rate_limit.py`), in the `limits` library's notation ("600/minute;50/second"),
+    # counted in fixed windows: a burst across a window's end may reach twice a limit within its length.
     rate_limit_enabled: bool = Field(default=True, description="false: no request limits at all")
     rate_limit_storage_url: str = Field(
         default="memory://",
@@ -42,8 +43,12 @@ class Settings(BaseSettings):
         "worker and server must share when several run",
     )
     rate_limit_key_prefix: str = Field(default="plan-api", description="namespace of the counters in a shared store")
-    rate_limit_per_address: str = Field(default="1200/minute", description="requests per client address")
-    rate_limit_per_key: str = Field(default="600/minute", description="requests per API key")
+    rate_limit_per_address: str = Field(
+        default="1200/minute", description="requests per client address, per fixed window (from its first request)"
+    )
+    rate_limit_per_key: str = Field(
+        default="600/minute", description="requests per API key, per fixed window (from its first request)"
+    )
     rate_limit_failed_auth: str = Field(
         default="10/minute", description="failed authentications per address before its keyed requests get 429"
     )

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import object_session
+from sqlmodel import Session
 
-from app.api.deps import AdminDep, AdminReaderDep, SessionDep, WriteSessionDep, client_address
+from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import JurisdictionParam
@@ -49,7 +50,7 @@ def _jurisdiction(key: ApiKey) -> Jurisdiction | None:
 
 def _audit(
     request: Request,
-    session: WriteSessionDep,
+    session: Session,
     by: Principal,
     type: str,
     unit: Unit | None,
@@ -68,8 +69,13 @@ def _audit(
 
 
 @router.post("/keys", status_code=201, response_model=KeyCreated)
-def create_key(request: Request, body: KeyCreate, admin: AdminDep, session: WriteSessionDep) -> JSONResponse:
+def create_key(request: Request, body: KeyCreate, writes: AdminWritesDep) -> JSONResponse:
     """签发密钥(单位密钥或管理密钥);密钥明文只在此响应中出现一次 / Issue a key; the secret is shown once."""
+    out = writes.run(lambda session, admin: _issue_key(request, body, session, admin))
+    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"})
+
+
+def _issue_key(request: Request, body: KeyCreate, session: Session, admin: Principal) -> KeyCreated:
     key, secret, unit = administration.issue_key(
         session=session,
         admin=admin,
@@ -89,9 +95,7 @@ def create_key(request: Request, body: KeyCreate, admin: AdminDep, session: Writ
         name=key.name,
         jurisdiction_id=key.jurisdiction_id,
     )
-    session.commit()
-    out = KeyCreated(**_key_out(key, unit).model_dump(), key=secret)
-    return JSONResponse(out.model_dump(mode="json"), status_code=201, headers={"Cache-Control": "no-store"})
+    return KeyCreated(**_key_out(key, unit).model_dump(), key=secret)
 
 
 @router.get("/keys", response_model=Page[KeyOut])
@@ -102,91 +106,103 @@ def list_keys(request: Request, admin: AdminReaderDep, session: SessionDep, page
 
 
 @router.delete("/keys/{prefix}", response_model=KeyOut)
-def revoke_key(request: Request, prefix: KeyPrefix, admin: AdminDep, session: WriteSessionDep) -> KeyOut:
+def revoke_key(request: Request, prefix: KeyPrefix, writes: AdminWritesDep) -> KeyOut:
     """吊销密钥,立即生效 / Revoke a key, effective at once."""
-    key = administration.revoke_key(session=session, admin=admin, prefix=prefix)
-    unit = session.get(Unit, key.unit_id) if key.unit_id else None
-    _audit(request, session, admin, "key.revoked", unit, prefix=prefix, jurisdiction_id=key.jurisdiction_id)
-    session.commit()
-    return _key_out(key, unit)
+
+    def work(session: Session, admin: Principal) -> KeyOut:
+        key = administration.revoke_key(session=session, admin=admin, prefix=prefix)
+        unit = session.get(Unit, key.unit_id) if key.unit_id else None
+        _audit(request, session, admin, "key.revoked", unit, prefix=prefix, jurisdiction_id=key.jurisdiction_id)
+        return _key_out(key, unit)
+
+    return writes.run(work)
 
 
 @router.post("/units", status_code=201, response_model=UnitDetail)
-def create_unit(request: Request, body: UnitCreate, admin: AdminDep, session: WriteSessionDep) -> UnitDetail:
+def create_unit(request: Request, body: UnitCreate, writes: AdminWritesDep) -> UnitDetail:
     """新增单位(如乡镇)/ Add a unit, e.g. a township."""
-    unit = administration.add_unit(
-        session=session,
-        admin=admin,
-        name=body.name,
-        kind=body.kind,
-        aliases=body.aliases,
-        jurisdiction=body.jurisdiction,
-    )
-    _audit(request, session, admin, "unit.created", unit, name=unit.name, kind=unit.kind, aliases=body.aliases)
-    session.commit()
-    return unit_detail(session, str(unit.id))
+
+    def work(session: Session, admin: Principal) -> UnitDetail:
+        unit = administration.add_unit(
+            session=session,
+            admin=admin,
+            name=body.name,
+            kind=body.kind,
+            aliases=body.aliases,
+            jurisdiction=body.jurisdiction,
+        )
+        _audit(request, session, admin, "unit.created", unit, name=unit.name, kind=unit.kind, aliases=body.aliases)
+        return unit_detail(session, str(unit.id))
+
+    return writes.run(work)
 
 
 @router.post("/units/{unit_id}/aliases", status_code=201, response_model=UnitDetail)
-def add_alias(
-    request: Request, unit_id: UnitRefPath, body: AliasCreate, admin: AdminDep, session: WriteSessionDep
-) -> UnitDetail:
+def add_alias(request: Request, unit_id: UnitRefPath, body: AliasCreate, writes: AdminWritesDep) -> UnitDetail:
     """为单位添加别名 / Add an alias."""
-    unit = unit_service.get_unit_for(session=session, ref=unit_id, principal=admin)
-    unit_service.add_alias(session=session, unit=unit, alias=body.alias)
-    _audit(request, session, admin, "unit.alias_added", unit, alias=body.alias)
-    session.commit()
-    return unit_detail(session, str(unit.id))
+
+    def work(session: Session, admin: Principal) -> UnitDetail:
+        unit = unit_service.get_unit_for(session=session, ref=unit_id, principal=admin)
+        unit_service.add_alias(session=session, unit=unit, alias=body.alias)
+        _audit(request, session, admin, "unit.alias_added", unit, alias=body.alias)
+        return unit_detail(session, str(unit.id))
+
+    return writes.run(work)
 
 
 @router.post("/units/{group_id}/members", status_code=201, response_model=UnitDetail)
-def add_member(
-    request: Request, group_id: GroupRefPath, body: MemberAdd, admin: AdminDep, session: WriteSessionDep
-) -> UnitDetail:
+def add_member(request: Request, group_id: GroupRefPath, body: MemberAdd, writes: AdminWritesDep) -> UnitDetail:
     """向组(各乡镇、各部门(单位)…)添加成员 / Add a member to a group."""
-    group = unit_service.get_unit_for(session=session, ref=group_id, principal=admin)
-    member = unit_service.get_unit_for(session=session, ref=body.member, principal=admin)
-    if unit_service.add_member(session=session, group=group, member=member):
-        _audit(request, session, admin, "group.member_added", member, group=group.name, member=member.name)
-    session.commit()
-    return unit_detail(session, str(group.id))
+
+    def work(session: Session, admin: Principal) -> UnitDetail:
+        group = unit_service.get_unit_for(session=session, ref=group_id, principal=admin)
+        member = unit_service.get_unit_for(session=session, ref=body.member, principal=admin)
+        if unit_service.add_member(session=session, group=group, member=member):
+            _audit(request, session, admin, "group.member_added", member, group=group.name, member=member.name)
+        return unit_detail(session, str(group.id))
+
+    return writes.run(work)
 
 
 @router.delete("/units/{group_id}/members/{member_id}", response_model=UnitDetail)
 def remove_member(
-    request: Request, group_id: GroupRefPath, member_id: UnitRefPath, admin: AdminDep, session: WriteSessionDep
+    request: Request, group_id: GroupRefPath, member_id: UnitRefPath, writes: AdminWritesDep
 ) -> UnitDetail:
     """从组中移除成员 / Remove a member from a group."""
-    group = unit_service.get_unit_for(session=session, ref=group_id, principal=admin)
-    member = unit_service.get_unit_for(session=session, ref=member_id, principal=admin)
-    unit_service.remove_member(session=session, group=group, member=member)
-    _audit(request, session, admin, "group.member_removed", member, group=group.name, member=member.name)
-    session.commit()
-    return unit_detail(session, str(group.id))
+
+    def work(session: Session, admin: Principal) -> UnitDetail:
+        group = unit_service.get_unit_for(session=session, ref=group_id, principal=admin)
+        member = unit_service.get_unit_for(session=session, ref=member_id, principal=admin)
+        unit_service.remove_member(session=session, group=group, member=member)
+        _audit(request, session, admin, "group.member_removed", member, group=group.name, member=member.name)
+        return unit_detail(session, str(group.id))
+
+    return writes.run(work)
 
 
 @router.post("/jurisdictions", status_code=201, response_model=JurisdictionNode)
-def create_jurisdiction(
-    request: Request, body: JurisdictionCreate, admin: AdminDep, session: WriteSessionDep
-) -> JurisdictionNode:
+def create_jurisdiction(request: Request, body: JurisdictionCreate, writes: AdminWritesDep) -> JurisdictionNode:
     """新增本地区划(乡镇等),须在本密钥管辖范围内 / Add a local jurisdiction (a township) under one you administer."""
-    row = administration.add_jurisdiction(
-        session=session, admin=admin, code=body.code, name=body.name, level=body.level, parent=body.parent
-    )
-    _audit(
-        request,
-        session,
-        admin,
-        "jurisdiction.created",
-        None,
-        jurisdiction_id=row.id,
-        code=row.code,
-        name=row.name,
-        level=row.level,
-        parent=body.parent,
-    )
-    session.commit()
-    return jurisdiction_service.node(session=session, jurisdiction=row)
+
+    def work(session: Session, admin: Principal) -> JurisdictionNode:
+        row = administration.add_jurisdiction(
+            session=session, admin=admin, code=body.code, name=body.name, level=body.level, parent=body.parent
+        )
+        _audit(
+            request,
+            session,
+            admin,
+            "jurisdiction.created",
+            None,
+            jurisdiction_id=row.id,
+            code=row.code,
+            name=row.name,
+            level=row.level,
+            parent=body.parent,
+        )
+        return jurisdiction_service.node(session=session, jurisdiction=row)
+
+    return writes.run(work)
 
 
 @router.get("/audit", response_model=Page[AuditOut])

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
 
-from app.api.deps import AdminDep, WriterDep, WriteSessionDep, client_address
+from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, WriterWritesDep, client_address
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId
@@ -22,6 +22,7 @@ from app.schemas.progress import ProgressOut
 from app.services import plans as plan_service
 from app.services import progress as progress_service
 from app.services import review as review_service
+from app.services.keys import Principal
 from app.services.permissions import authorize_admin
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["review"])
@@ -36,42 +37,46 @@ def _present(session: Session, report: ProgressReport) -> ProgressOut:
 
 
 @router.post("/progress/{report_id}/withdraw", response_model=ProgressOut, responses=CONFLICT)
-def withdraw_report(
-    request: Request, report_id: ReportId, body: WithdrawIn, principal: WriterDep, session: WriteSessionDep
-) -> ProgressOut:
+def withdraw_report(request: Request, report_id: ReportId, body: WithdrawIn, writes: WriterWritesDep) -> ProgressOut:
     """撤回一条报告(报送单位或管理密钥)/ Withdraw a report (its own unit, or an admin).
 
     只能撤回现行版本;撤回后该单位此任务此报告期不再有计入的报告,直至重新报送。
     Only the current head can be withdrawn; nothing counts for that period until the unit reports again.
     """
-    report = review_service.withdraw(
-        session=session,
-        report_id=report_id,
-        reason=body.reason,
-        principal=principal,
-        remote_addr=client_address(request),
-    )
-    session.commit()
-    return _present(session, report)
+
+    def work(session: Session, principal: Principal) -> ProgressOut:
+        report = review_service.withdraw(
+            session=session,
+            report_id=report_id,
+            reason=body.reason,
+            principal=principal,
+            remote_addr=client_address(request),
+        )
+        session.flush()
+        return _present(session, report)
+
+    return writes.run(work)
 
 
 @router.post("/progress/{report_id}/review", response_model=ProgressOut, responses=CONFLICT)
-def review_report(
-    request: Request, report_id: ReportId, body: ReviewIn, admin: AdminDep, session: WriteSessionDep
-) -> ProgressOut:
+def review_report(request: Request, report_id: ReportId, body: ReviewIn, writes: AdminWritesDep) -> ProgressOut:
     """审核一条待审核报告:通过或退回(管理密钥)/ Accept or return a pending report (admin)."""
-    [outcome] = review_service.decide(
-        session=session,
-        plan=None,
-        decisions=[review_service.Decision(0, report_id, body.decision, body.reason)],
-        principal=admin,
-        remote_addr=client_address(request),
-    )
-    if outcome.problem is not None:
-        raise outcome.problem
-    assert outcome.report is not None
-    session.commit()
-    return _present(session, outcome.report)
+
+    def work(session: Session, admin: Principal) -> ProgressOut:
+        [outcome] = review_service.decide(
+            session=session,
+            plan=None,
+            decisions=[review_service.Decision(0, report_id, body.decision, body.reason)],
+            principal=admin,
+            remote_addr=client_address(request),
+        )
+        if outcome.problem is not None:
+            raise outcome.problem
+        assert outcome.report is not None
+        session.flush()
+        return _present(session, outcome.report)
+
+    return writes.run(work)
 
 
 def _parse_item(index: int, raw: dict[str, Any]) -> review_service.Decision:
@@ -86,10 +91,12 @@ def _parse_item(index: int, raw: dict[str, Any]) -> review_service.Decision:
 
 
 @router.post("/plans/{plan}/reviews:batch", response_model=ReviewBatchOut)
-def review_batch(
-    request: Request, plan: PlanSlug, body: ReviewBatchIn, admin: AdminDep, session: WriteSessionDep
-) -> Response:
+def review_batch(request: Request, plan: PlanSlug, body: ReviewBatchIn, writes: AdminWritesDep) -> Response:
     """批量审核(最多 500 条),逐条答复 / Decide up to 500 pending reports; answered per item."""
+    return JSONResponse(writes.run(lambda session, admin: _review_batch(request, plan, body, session, admin)))
+
+
+def _review_batch(request: Request, plan: str, body: ReviewBatchIn, session: Session, admin: Principal) -> Any:
     row = plan_service.get_plan(session=session, slug=plan)
     authorize_admin(session=session, principal=admin, plan_id=row.id)
     results: dict[int, ReviewResult] = {}
@@ -107,7 +114,7 @@ def review_batch(
         if decisions
         else []
     )
-    session.commit()
+    session.flush()
     done = [o.report for o in outcomes if o.report is not None]
     presented = {r.id: r for r in progress_service.present_reports(session=session, reports=done)}
     for outcome in outcomes:
@@ -127,15 +134,15 @@ def review_batch(
         failed=sum(r.outcome == "error" for r in ordered),
         results=ordered,
     )
-    return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
+    return out_body.model_dump(mode="json")
 
 
 @router.get("/plans/{plan}/reviews", response_model=Page[ProgressOut])
 def list_reviews(
     request: Request,
     plan: PlanSlug,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     state: Annotated[
         ReviewState, Query(description="pending 待审核(默认)/ accepted 已通过 / returned 已退回")
     ] = ReviewState.pending,

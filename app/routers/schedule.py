@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
-from app.api.deps import AdminDep, AdminReadingDep, SessionDep, SettingsDep, WriteSessionDep, client_address
+from app.api.deps import AdminReadingDep, AdminWritesDep, SessionDep, SettingsDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import IsoDate
@@ -22,6 +23,7 @@ from app.schemas.cycle import ExcusalIn, ExcusalOut, PeriodOut, PeriodsOut, Sche
 from app.services import excusals
 from app.services import plans as plan_service
 from app.services import schedule as schedule_service
+from app.services.keys import Principal
 from app.services.permissions import authorize_admin
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["schedule"])
@@ -44,20 +46,22 @@ def get_schedule(request: Request, plan: PlanSlug, session: SessionDep) -> Respo
 
 
 @router.put("/plans/{plan}/schedule", response_model=ScheduleOut)
-def put_schedule(
-    request: Request, plan: PlanSlug, body: ScheduleIn, admin: AdminDep, session: WriteSessionDep
-) -> ScheduleOut:
+def put_schedule(request: Request, plan: PlanSlug, body: ScheduleIn, writes: AdminWritesDep) -> ScheduleOut:
     """修改报送周期设置(管理密钥),记入审计与变更订阅 / Change the schedule (admin); audited, in the feed.
 
     报送周期 cadence、截止天数 deadline_days(报告期结束后 0–90 天)、配合单位是否报送、是否须审核。
     """
-    row = plan_service.get_plan(session=session, slug=plan)
-    authorize_admin(session=session, principal=admin, plan_id=row.id)
-    schedule = schedule_service.set_schedule(
-        session=session, plan=row, values=body.model_dump(), principal=admin, remote_addr=client_address(request)
-    )
-    session.commit()
-    return _schedule_out(row, schedule)
+
+    def work(session: Session, admin: Principal) -> ScheduleOut:
+        row = plan_service.get_plan(session=session, slug=plan)
+        authorize_admin(session=session, principal=admin, plan_id=row.id)
+        schedule = schedule_service.set_schedule(
+            session=session, plan=row, values=body.model_dump(), principal=admin, remote_addr=client_address(request)
+        )
+        session.flush()  # updated_at, as stored
+        return _schedule_out(row, schedule)
+
+    return writes.run(work)
 
 
 @router.get("/plans/{plan}/periods", response_model=PeriodsOut)
@@ -89,30 +93,35 @@ def list_periods(
 
 
 @router.post("/plans/{plan}/excusals", status_code=201, response_model=ExcusalOut, responses=CONFLICT)
-def create_excusal(
-    request: Request, plan: PlanSlug, body: ExcusalIn, admin: AdminDep, session: WriteSessionDep
-) -> JSONResponse:
+def create_excusal(request: Request, plan: PlanSlug, body: ExcusalIn, writes: AdminWritesDep) -> JSONResponse:
     """免除某单位某任务某报告期的报送义务(管理密钥)/ Waive one duty, with a reason (admin)."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    excusal = excusals.create(
-        session=session, plan=row, data=body, principal=admin, remote_addr=client_address(request)
-    )
-    session.commit()
-    [out] = excusals.present(session=session, plan=row, excusals=[excusal])
+
+    def work(session: Session, admin: Principal) -> ExcusalOut:
+        row = plan_service.get_plan(session=session, slug=plan)
+        excusal = excusals.create(
+            session=session, plan=row, data=body, principal=admin, remote_addr=client_address(request)
+        )
+        session.flush()
+        [out] = excusals.present(session=session, plan=row, excusals=[excusal])
+        return out
+
+    out = writes.run(work)
     return JSONResponse(out.model_dump(mode="json"), status_code=201)
 
 
 @router.delete("/plans/{plan}/excusals/{excusal_id}", response_model=ExcusalOut, responses=CONFLICT)
-def revoke_excusal(
-    request: Request, plan: PlanSlug, excusal_id: ExcusalId, admin: AdminDep, session: WriteSessionDep
-) -> ExcusalOut:
+def revoke_excusal(request: Request, plan: PlanSlug, excusal_id: ExcusalId, writes: AdminWritesDep) -> ExcusalOut:
     """撤销免报(记录保留)/ Revoke an excusal (kept, with revoked_at)."""
-    row = plan_service.get_plan(session=session, slug=plan)
-    excusal = excusals.revoke(
-        session=session, plan=row, excusal_id=excusal_id, principal=admin, remote_addr=client_address(request)
-    )
-    session.commit()
-    return excusals.present(session=session, plan=row, excusals=[excusal])[0]
+
+    def work(session: Session, admin: Principal) -> ExcusalOut:
+        row = plan_service.get_plan(session=session, slug=plan)
+        excusal = excusals.revoke(
+            session=session, plan=row, excusal_id=excusal_id, principal=admin, remote_addr=client_address(request)
+        )
+        session.flush()
+        return excusals.present(session=session, plan=row, excusals=[excusal])[0]
+
+    return writes.run(work)
 
 
 @router.get("/plans/{plan}/excusals", response_model=Page[ExcusalOut])

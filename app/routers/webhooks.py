@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
+from sqlmodel import Session
 
-from app.api.deps import AdminDep, SettingsDep, WriteSessionDep, client_address
+from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, SettingsDep, client_address
 from app.api.lists import ListParamsDep, page_in_memory, render_slice
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import parse_counter
@@ -43,9 +44,7 @@ URL_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _audit(
-    request: Request, session: WriteSessionDep, admin: Principal, type: str, endpoint_id: int, **data: object
-) -> None:
+def _audit(request: Request, session: Session, admin: Principal, type: str, endpoint_id: int, **data: object) -> None:
     feed.record_event(
         session=session,
         type=type,
@@ -57,19 +56,22 @@ def _audit(
 
 @router.post("", status_code=201, response_model=WebhookCreated, responses=URL_RESPONSES)
 def create_webhook(
-    request: Request, body: WebhookCreate, admin: AdminDep, session: WriteSessionDep, settings: SettingsDep
+    request: Request, body: WebhookCreate, writes: AdminWritesDep, settings: SettingsDep
 ) -> JSONResponse:
     """登记推送端点;签名密钥只在此响应中出现一次 / Register an endpoint; its secret is shown once."""
-    endpoint, secret = webhook_service.create_endpoint(session=session, admin=admin, data=body, settings=settings)
-    assert endpoint.id is not None
-    _audit(request, session, admin, "webhook.created", endpoint.id, url=endpoint.url)
-    session.commit()
-    out = WebhookCreated(**webhook_service.present(session=session, endpoint=endpoint).model_dump(), secret=secret)
+
+    def work(session: Session, admin: Principal) -> WebhookCreated:
+        endpoint, secret = webhook_service.create_endpoint(session=session, admin=admin, data=body, settings=settings)
+        assert endpoint.id is not None
+        _audit(request, session, admin, "webhook.created", endpoint.id, url=endpoint.url)
+        return WebhookCreated(**webhook_service.present(session=session, endpoint=endpoint).model_dump(), secret=secret)
+
+    out = writes.run(work)
     return JSONResponse(out.model_dump(mode="json"), status_code=201, headers=NO_STORE)
 
 
 @router.get("", response_model=Page[WebhookOut])
-def list_webhooks(request: Request, admin: AdminDep, session: WriteSessionDep, page: ListParamsDep) -> Response:
+def list_webhooks(request: Request, admin: AdminReaderDep, session: SessionDep, page: ListParamsDep) -> Response:
     """列出本区划的推送端点(不含密钥)/ List the endpoints of the key's jurisdiction (never the secrets)."""
     items = [
         webhook_service.present(session=session, endpoint=e)
@@ -79,7 +81,7 @@ def list_webhooks(request: Request, admin: AdminDep, session: WriteSessionDep, p
 
 
 @router.get("/{endpoint_id}", response_model=WebhookOut)
-def get_webhook(request: Request, endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep) -> Response:
+def get_webhook(request: Request, endpoint_id: EndpointId, admin: AdminReaderDep, session: SessionDep) -> Response:
     """推送端点详情(带 ETag,可用 If-None-Match 重新验证)/ One endpoint, with an ETag."""
     endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
     return json_response(request, webhook_service.present(session=session, endpoint=endpoint))
@@ -90,61 +92,74 @@ def update_webhook(
     request: Request,
     endpoint_id: EndpointId,
     body: WebhookUpdate,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    writes: AdminWritesDep,
     settings: SettingsDep,
 ) -> WebhookOut:
     """修改地址、事件类型、过滤条件;停用或重新启用(重新启用后未送达的消息重新投递)/ Update, disable or re-enable."""
-    endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
-    webhook_service.update_endpoint(session=session, admin=admin, endpoint=endpoint, data=body, settings=settings)
-    _audit(request, session, admin, "webhook.updated", endpoint_id, **body.model_dump(mode="json", exclude_unset=True))
-    session.commit()
-    return webhook_service.present(session=session, endpoint=endpoint)
+
+    def work(session: Session, admin: Principal) -> WebhookOut:
+        endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
+        webhook_service.update_endpoint(session=session, admin=admin, endpoint=endpoint, data=body, settings=settings)
+        changed = body.model_dump(mode="json", exclude_unset=True)
+        _audit(request, session, admin, "webhook.updated", endpoint_id, **changed)
+        return webhook_service.present(session=session, endpoint=endpoint)
+
+    return writes.run(work)
 
 
 @router.delete("/{endpoint_id}", status_code=204)
-def delete_webhook(request: Request, endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep) -> Response:
+def delete_webhook(request: Request, endpoint_id: EndpointId, writes: AdminWritesDep) -> Response:
     """删除推送端点及其投递记录 / Delete an endpoint and its delivery log."""
-    endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
-    webhook_service.delete_endpoint(session=session, endpoint=endpoint)
-    _audit(request, session, admin, "webhook.deleted", endpoint_id)
-    session.commit()
+
+    def work(session: Session, admin: Principal) -> None:
+        endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
+        webhook_service.delete_endpoint(session=session, endpoint=endpoint)
+        _audit(request, session, admin, "webhook.deleted", endpoint_id)
+
+    writes.run(work)
     return Response(status_code=204)
 
 
 @router.post("/{endpoint_id}/rotate", response_model=WebhookSecret)
 def rotate_webhook_secret(
-    request: Request, endpoint_id: EndpointId, admin: AdminDep, session: WriteSessionDep, settings: SettingsDep
+    request: Request, endpoint_id: EndpointId, writes: AdminWritesDep, settings: SettingsDep
 ) -> JSONResponse:
     """轮换签名密钥:过渡期内新旧密钥同时签名,接收方可无停机切换 / Rotate the secret; both sign during the overlap."""
-    endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
-    secret = webhook_service.rotate_secret(endpoint=endpoint, settings=settings)
-    session.add(endpoint)
-    _audit(request, session, admin, "webhook.secret_rotated", endpoint_id)
-    session.commit()
-    out = WebhookSecret(secret=secret, previous_secret_expires_at=endpoint.previous_secret_expires_at)
+
+    def work(session: Session, admin: Principal) -> WebhookSecret:
+        endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
+        secret = webhook_service.rotate_secret(endpoint=endpoint, settings=settings)
+        session.add(endpoint)
+        _audit(request, session, admin, "webhook.secret_rotated", endpoint_id)
+        session.flush()
+        return WebhookSecret(secret=secret, previous_secret_expires_at=endpoint.previous_secret_expires_at)
+
+    out = writes.run(work)
     return JSONResponse(out.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.post("/{endpoint_id}/replay", status_code=202, response_model=WebhookOut)
 def replay_webhook(
-    request: Request, endpoint_id: EndpointId, body: WebhookReplay, admin: AdminDep, session: WriteSessionDep
+    request: Request, endpoint_id: EndpointId, body: WebhookReplay, writes: AdminWritesDep
 ) -> WebhookOut:
     """从某个变更游标起重新投递(事件的 webhook-id 不变)/ Redeliver from a feed cursor (same webhook-ids)."""
     since = int(body.since)
-    endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
-    webhook_service.replay(session=session, endpoint=endpoint, since=since)
-    _audit(request, session, admin, "webhook.replayed", endpoint_id, since=since)
-    session.commit()
-    return webhook_service.present(session=session, endpoint=endpoint)
+
+    def work(session: Session, admin: Principal) -> WebhookOut:
+        endpoint = webhook_service.get_endpoint(session=session, admin=admin, endpoint_id=endpoint_id)
+        webhook_service.replay(session=session, endpoint=endpoint, since=since)
+        _audit(request, session, admin, "webhook.replayed", endpoint_id, since=since)
+        return webhook_service.present(session=session, endpoint=endpoint)
+
+    return writes.run(work)
 
 
 @router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryAttemptOut])
 def list_webhook_deliveries(
     request: Request,
     endpoint_id: EndpointId,
-    admin: AdminDep,
-    session: WriteSessionDep,
+    admin: AdminReaderDep,
+    session: SessionDep,
     since: Since = "0",
     limit: Annotated[int, Query(ge=1, le=1000, description="每页条数 / page size")] = 100,
     state: Annotated[

@@ -9,14 +9,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import TypeVar
 
+from sqlalchemy import inspect, text
 from sqlmodel import Session, col, select
 
 from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
 
 KEY_PREFIX = "pa_"
+R = TypeVar("R", ApiKey, Unit, Jurisdiction)
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,70 @@ def revoke_key(*, session: Session, prefix: str, keep_last_admin: bool = False) 
     return key
 
 
+class PrincipalCache:
+    """Who a token is, per process, per database and data version: a hit costs one single-row query
+    (the version) instead of loading the key and its unit.
+
+    Keyed by the token's hash (never the token) and valid only at the version it was read at: every
+    committed data write bumps that version (`app/services/feed.py`, one hook no write can bypass), a
+    key revocation and a unit change included, so another worker's revocation is seen by the very next
+    request here. Only successes are kept, so a key just created is never refused from here; and only
+    what a session read without changes of its own (a group commit's earlier writes are not committed
+    yet, and could still be rolled back). Hits share detached rows: callers only read them."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], tuple[int, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, where: str, digest: str, version: int) -> Principal | None:
+        with self._lock:
+            found = self._entries.get((where, digest))
+            if found is None or found[0] != version:
+                return None
+            self._entries.move_to_end((where, digest))
+            self.hits += 1
+            return found[1]
+
+    def put(self, where: str, digest: str, version: int, principal: Principal) -> None:
+        with self._lock:
+            self._entries[(where, digest)] = (version, principal)
+            self._entries.move_to_end((where, digest))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+principals = PrincipalCache()
+# The feed's flag for "this session changed data not yet committed" (app/services/feed.py, which imports us).
+_UNCOMMITTED = "feed_rows_changed"
+_VERSION_SQL = text("SELECT version FROM feed_counter WHERE id = 1")
+
+
+def _cache_point(session: Session) -> tuple[str, int] | None:
+    """(database, data version) this session may use the cache at; None if it has changes of its own."""
+    if session.info.get(_UNCOMMITTED) or session.new or session.dirty or session.deleted:
+        return None
+    connection = session.connection()
+    version = connection.execute(_VERSION_SQL).scalar_one()  # read before the key: never newer than it
+    return str(connection.engine.url), int(version)
+
+
+def _snapshot(principal: Principal) -> Principal:
+    """Copies bound to no session: the loading session may expire or close its rows, and a hit is
+    shared by requests on other threads."""
+    unit = principal.unit
+    copy = None
+    if unit is not None:
+        copy = _columns_of(unit)
+        copy.jurisdiction = _columns_of(unit.jurisdiction)
+    return Principal(key=_columns_of(principal.key), unit=copy)
+
+
+def _columns_of(row: R) -> R:
+    return type(row)(**{column.key: getattr(row, column.key) for column in inspect(type(row)).column_attrs})
+
+
 def authenticate(*, session: Session, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthenticated("缺少 API 密钥:请在请求头中提供 Authorization: Bearer <key> / missing API key")
@@ -125,15 +194,24 @@ def authenticate(*, session: Session, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         raise Unauthenticated("Authorization 头格式应为 Bearer pa_xxxxxxxx_… / malformed Authorization header")
+    digest = _hash(token)
+    point = _cache_point(session)
+    if point is not None and (known := principals.get(point[0], digest, point[1])) is not None:
+        return known
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
     found = session.exec(
         select(ApiKey, Unit)
         .join(Unit, col(Unit.id) == col(ApiKey.unit_id), isouter=True)
         .where(ApiKey.prefix == prefix)
     ).first()
-    if found is None or not hmac.compare_digest(found[0].secret_hash, _hash(token)):
+    if found is None or not hmac.compare_digest(found[0].secret_hash, digest):
         raise Unauthenticated("API 密钥无效 / invalid API key")
     key, unit = found
     if key.revoked_at is not None:
         raise Unauthenticated(f"API 密钥 {prefix} 已于 {key.revoked_at:%Y-%m-%d} 吊销 / key revoked")
-    return Principal(key=key, unit=unit)
+    principal = Principal(key=key, unit=unit)
+    if point is None:
+        return principal
+    kept = _snapshot(principal)
+    principals.put(point[0], digest, point[1], kept)
+    return kept

@@ -77,6 +77,13 @@ def _number_pending_events(session: Session) -> None:
         change.seq = number  # written by the commit's own flush
 
 
+@event.listens_for(Session, "after_commit")
+def _forget_committed_changes(session: Session) -> None:
+    # The commit's own flush (the events, the counter) sets the flag again after the bump: those rows
+    # are committed under the new version, so a session used on (a test's, a worker's) starts clean.
+    session.info.pop(CHANGED, None)
+
+
 def record_event(
     *,
     session: Session,

@@ -10,8 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.db import get_session, get_write_session
 from app.importer.parser import PlanTextError, parse_plan
+from app.main import create_app
 from app.models import Plan, Task
+from app.services import tasks as tasks_service
+from app.services.read_model import ReadModel
 from tests.factories import import_text, make_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "open_term_plan.txt"
@@ -85,6 +89,44 @@ def test_every_reader_copes_with_the_open_term(client: TestClient, open_plan: Se
     assert refused.status_code == 400 and "实施期限未定" in refused.json()["detail"]
     csv = client.get(f"{PLAN}/tasks", params={"format": "csv"})
     assert csv.status_code == 200 and "2.2.4" in csv.text
+
+
+def test_an_undated_task_is_not_overdue_on_every_path(client: TestClient, open_plan: Session) -> None:
+    """`overdue=false` is the complement of `overdue=true`: an undated task is in it, for today (the
+    read model, and the query path with the read model off) and for a past day (computed)."""
+    query_path = create_app()
+    query_path.state.read_model = ReadModel(0)
+    query_path.dependency_overrides[get_session] = lambda: open_plan
+    query_path.dependency_overrides[get_write_session] = lambda: open_plan
+    with TestClient(query_path) as slow:
+        for reader in (client, slow):
+            for as_of in ({}, {"as_of": "2026-01-01"}):
+                codes = {}
+                for flag in ("true", "false"):
+                    page = reader.get(f"{PLAN}/tasks", params={**as_of, "overdue": flag})
+                    assert page.status_code == 200, page.text
+                    codes[flag] = {t["code"] for t in page.json()["items"]}
+                assert codes["true"] == {"2.1.2"}, as_of
+                assert codes["false"] == {"2.1.1", "2.2.3", "2.2.4"}, as_of
+
+
+def test_computed_lists_read_past_undated_tasks_chunk_by_chunk(
+    client: TestClient, open_plan: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A past day's list is judged in Python, reading candidates in chunks keyed like the cursor: an
+    undated task ends a chunk under OPEN_DUE, not NULL (which matched nothing and lost the rest)."""
+    monkeypatch.setattr(tasks_service, "COMPUTED_CHUNK", 1)  # every task ends a chunk
+    for sort, expected in (
+        ("due", ["2.1.2", "2.1.1", "2.2.3", "2.2.4"]),
+        ("-due", ["2.2.4", "2.2.3", "2.1.1", "2.1.2"]),
+    ):
+        # A status filter on a past day is judged in Python: every status, so every task is kept.
+        every = ",".join(("not_started", "in_progress", "completed", "delayed", "ongoing"))
+        params = {"as_of": "2026-01-01", "sort": sort, "status": every, "count": "true"}
+        page = client.get(f"{PLAN}/tasks", params=params)
+        assert page.status_code == 200, page.text
+        assert [t["code"] for t in page.json()["items"]] == expected, sort
+        assert page.json()["total"] == 4
 
 
 def test_reports_on_an_open_term_plan_are_accepted_at_its_cadence(client: TestClient, open_plan: Session) -> None:

@@ -40,6 +40,7 @@ from app.services.tasks import (
     decode_cursor,
     encode_cursor,
     hydrate,
+    overdue_on,
     scope_units,
     section_codes,
 )
@@ -304,13 +305,7 @@ def _matcher(session: Session, flt: TaskFilter, groups: dict[int, Unit] | None) 
             return False
         if flt.due_after is not None and (task.due is None or task.due < flt.due_after):
             return False
-        if flt.overdue is True and not (task.due is not None and task.due < as_of and status != TaskStatus.completed):
-            return False
-        # NOT (due < as_of AND status <> completed): a task without a due date is NULL there, so it
-        # matches overdue=false only when completed. Mirrored, not fixed, so both paths agree.
-        if flt.overdue is False and not (
-            status == TaskStatus.completed or (task.due is not None and task.due >= as_of)
-        ):
+        if flt.overdue is not None and flt.overdue != overdue_on(task.due, status, as_of):
             return False
         if needle is not None:
             title, text = task.title or "", task.text

@@ -157,7 +157,9 @@ def overdue_on(due: date | None, status: TaskStatus, as_of: date) -> bool:
 
 
 def _overdue_clause(as_of: date) -> ColumnElement[bool]:
-    return and_(col(Task.due) < as_of, col(Task.status) != TaskStatus.completed)
+    # `overdue_on` in SQL. The IS NOT NULL keeps the negation two-valued: an open-term task is "not
+    # overdue" for `overdue=false` too, not NULL (which would leave it out of both answers).
+    return and_(col(Task.due).is_not(None), col(Task.due) < as_of, col(Task.status) != TaskStatus.completed)
 
 
 def unit_scope(session: Session, unit: Unit, include_groups: bool) -> list[int]:
@@ -313,7 +315,8 @@ def _query_computed(
         matched += [v for v in views if flt.matches(v)]
         if len(batch) < COMPUTED_CHUNK:
             break
-        after = [getattr(batch[-1], c.key) for c in columns]
+        # The cursor's key, as `encode_cursor` writes it: an undated task sorts under OPEN_DUE.
+        after = [_or_open(batch[-1].due) if c.key == "due" else getattr(batch[-1], c.key) for c in columns]
     next_cursor = encode_cursor(sort, matched[limit - 1].task) if len(matched) > limit else None
     total = None
     if count:

@@ -81,7 +81,10 @@ def _number_pending_events(session: Session) -> None:
 def _forget_committed_changes(session: Session) -> None:
     # The commit's own flush (the events, the counter) sets the flag again after the bump: those rows
     # are committed under the new version, so a session used on (a test's, a worker's) starts clean.
-    session.info.pop(CHANGED, None)
+    # Also called when a SAVEPOINT is released (then still the current transaction): the enclosing
+    # transaction goes on, and so does its flag.
+    if not session.in_nested_transaction():
+        session.info.pop(CHANGED, None)
 
 
 def record_event(

@@ -78,6 +78,9 @@ where p.slug = '{PLAN}' and t.id in (select r.task_id from responsibility r join
 order by t.position"""
 DATASETTE_PATH = "/db.json?" + urlencode({"sql": DATASETTE_SQL, "_shape": "array"})
 
+# Settings a run may be given through the environment (the servers inherit it): shown in the report.
+SETTINGS_SHOWN = ("WEBHOOK_WORKER", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "RESPONSE_CACHE_MAX_BYTES")
+
 
 @dataclass
 class Result:
@@ -312,6 +315,7 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         f"- API: `plan-api serve --workers {args.workers}` on {args.backend}; trivial app with {args.workers}"
         " uvicorn worker(s); Datasette: one process on a SQLite copy of the same plan"
         + (f"; {args.history:,} progress reports in each database" if args.history else ""),
+        *(f"- environment: {k}={os.environ[k]}" for k in SETTINGS_SHOWN if k in os.environ),
         f"- API worker resident size at start (after seeding, before any request): {args.rss_start:.0f} MB;"
         " server CPU sums every worker (100% = one core); RSS is the largest worker's",
         f"- list query: `GET {LIST_PATH}` ({rows} tasks, one page); Datasette runs the equivalent SQL",

@@ -79,6 +79,9 @@ HISTORY_SQL = """select * from progress_report where task_id = ? and id < ? orde
 # One request: (client, worker index, request number) -> (report ids it acknowledged, problems: "409 conflict" …)
 Send = Callable[[httpx.AsyncClient, int, int], Awaitable[tuple[list[int], list[str]]]]
 
+# Settings a run may be given through the environment (the servers inherit it): shown in the report.
+SETTINGS_SHOWN = ("WEBHOOK_WORKER", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "RESPONSE_CACHE_MAX_BYTES")
+
 
 @dataclass
 class Run:
@@ -456,6 +459,7 @@ def report(runs: list[Run], reads, facts, args: argparse.Namespace) -> str:
         *machine(("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "psycopg", "httpx")),
         f"- load: {args.clients} clients (httpx.AsyncClient each, keep-alive), {args.warmup:g} s warm-up then"
         f" {args.duration:g} s measured per run; {pinning}; PostgreSQL 15 on the same machine, unpinned",
+        *(f"- environment: {k}={os.environ[k]}" for k in SETTINGS_SHOWN if k in os.environ),
         f"- keys: one per unit for {', '.join(UNITS)} (clients take them in turn), each reporting on its own"
         " lead/responsible tasks; the baseline takes no key",
         "",

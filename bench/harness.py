@@ -1,4 +1,4 @@
-"""Shared by the write benchmark: start a server on port 0, CPU accounting, percentiles, machine facts.
+"""Shared by the benchmarks: start a server on port 0, CPU accounting (over uvicorn workers too), RSS, percentiles, machine facts.
 
 (`read_bench.py` has its own copies of some of these; it was still changing when this was written.)
 """

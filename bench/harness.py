@@ -1,4 +1,4 @@
-"""Shared by the write benchmark: start a server on port 0, CPU accounting, percentiles, machine facts.
+"""Shared by the benchmarks: start a server on port 0, CPU accounting (over uvicorn workers too), RSS, percentiles, machine facts.
 
 (`read_bench.py` has its own copies of some of these; it was still changing when this was written.)
 """
@@ -9,12 +9,13 @@ import os
 import platform
 import re
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -65,9 +66,53 @@ def serving(name: str, argv: list[str], env: dict[str, str], workdir: Path, pin:
                 proc.kill()
 
 
+def port_for(workers: int) -> str:
+    """`0` (the server picks, and says which) for one worker; with several, uvicorn's supervisor binds
+    the socket and announces port 0, so a free port is chosen here instead."""
+    if workers == 1:
+        return "0"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def process_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
+
+
+def descendants(pid: int) -> list[int]:
+    """`pid`'s child processes and theirs (uvicorn --workers N: the supervisor's worker processes)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of `pid` and every live descendant: with several uvicorn workers, all of them."""
+    total = 0.0
+    for p in (pid, *descendants(pid)):
+        with suppress(OSError):  # exited in between
+            total += process_cpu_seconds(p)
+    return total
+
+
+def worker_rss_mb(pid: int) -> float:
+    """The largest resident size among the processes serving requests: `pid` itself with one worker,
+    else the biggest of its descendants (the supervisor itself serves nothing)."""
+    sizes = []
+    for p in descendants(pid) or [pid]:
+        with suppress(OSError):
+            sizes.append(resident_mb(p))
+    return max(sizes, default=float("nan"))
 
 
 def resident_mb(pid: int) -> float:

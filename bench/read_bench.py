@@ -14,9 +14,10 @@ What it does, in one process that is only the load generator (every server is a 
    (`unit=…&role=…&section=…&limit=…` cycling the plan's units × roles × chapters, never repeating);
 2. stops it, then starts the trivial app (`bench/trivial_app.py`: the same uvicorn settings, returning
    the list's exact response body from memory) and measures it: the ceiling of FastAPI + uvicorn;
-3. stops it, then starts Datasette on the same database file, checks that its SQL returns the same rows
-   as the API, and measures that query as JSON, and the cold lists' SQL with the same varying
-   parameters (Datasette keeps no response cache: each runs its SQL).
+3. stops it, then starts Datasette on the same database file (with `--backend postgresql`, the API
+   serves a PostgreSQL database and Datasette a SQLite file seeded the same way), checks that its SQL
+   returns the same rows as the API, and measures that query as JSON, and the cold lists' SQL with the
+   same varying parameters (Datasette keeps no response cache: each runs its SQL).
 
 Servers run one at a time. CPU contention matters on a small machine: a Python load generator costs
 about as much CPU per request as the server. With two or more CPUs the server is pinned to CPU 0 and
@@ -49,7 +50,8 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
-from harness import machine, machine_busy_seconds, process_cpu_seconds, resident_mb
+from harness import machine, machine_busy_seconds, tree_cpu_seconds, worker_rss_mb
+from write_bench import fill_history, postgres_database
 
 try:
     import sniffio  # noqa: F401
@@ -110,6 +112,10 @@ class ColdParams:
         return "/db.json?" + urlencode({"sql": COLD_SQL, "_shape": "array", **self.params(n)})
 
 
+# Settings a run may be given through the environment (the servers inherit it): shown in the report.
+SETTINGS_SHOWN = ("WEBHOOK_WORKER", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "RESPONSE_CACHE_MAX_BYTES")
+
+
 @dataclass
 class Result:
     target: str
@@ -122,7 +128,7 @@ class Result:
     server_cpu: float = 0.0  # share of one core, over the measured window
     client_cpu: float = 0.0
     other_cpu: float = 0.0  # everything else on the machine (other processes, hypervisor steal)
-    rss_mb: float = 0.0  # the server's resident size after the target's load
+    rss_mb: float = 0.0  # the largest worker's resident size after the target's load
 
     @property
     def errors(self) -> int:
@@ -221,12 +227,12 @@ async def load(
 
     async def cpu_meter() -> None:
         await asyncio.sleep(start - time.perf_counter())
-        server, client, busy = process_cpu_seconds(pid), time.process_time(), machine_busy_seconds()
+        server, client, busy = tree_cpu_seconds(pid), time.process_time(), machine_busy_seconds()
         await asyncio.sleep(stop - time.perf_counter())
-        result.server_cpu = (process_cpu_seconds(pid) - server) / args.duration
+        result.server_cpu = (tree_cpu_seconds(pid) - server) / args.duration
         result.client_cpu = (time.process_time() - client) / args.duration
         result.other_cpu = (machine_busy_seconds() - busy) / args.duration - result.server_cpu - result.client_cpu
-        result.rss_mb = resident_mb(pid)
+        result.rss_mb = worker_rss_mb(pid)
 
     await asyncio.gather(cpu_meter(), *(worker() for _ in range(args.concurrency)))
     return result
@@ -265,17 +271,36 @@ def api_rows(body: dict) -> list[tuple]:
     ]
 
 
-def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
+def prepare(db_url: str, workdir: Path, history: int) -> None:
+    """Migrate and seed as `plan-api serve` does on first start; with `history`, a key (reports need
+    one) and that many reports, bulk-filled."""
+    env = {**os.environ, "DATABASE_URL": db_url, "LOG_LEVEL": "WARNING"}
+    steps = [["migrate"], ["seed"]] + ([["keys", "create", "--unit", UNIT]] if history else [])
+    for step in steps:
+        subprocess.run([str(BIN / "plan-api"), *step], env=env, cwd=workdir, check=True, capture_output=True)
+    if history:
+        started = time.perf_counter()
+        fill_history(db_url, history)
+        print(f"  {db_url.split(':', 1)[0]}: bulk-filled to {history} reports in {time.perf_counter() - started:.0f} s")
+
+
+def run(args: argparse.Namespace, workdir: Path, api_db: str) -> tuple[list[Result], int]:
+    """`api_db`: the API's database URL; Datasette always reads the SQLite file `db.sqlite3`, which
+    holds the same plan (and as many reports) when the API's database is PostgreSQL."""
     db = workdir / "db.sqlite3"
     results: list[Result] = []
+    prepare(f"sqlite:///{db}", workdir, args.history)
+    if api_db != f"sqlite:///{db}":
+        prepare(api_db, workdir, args.history)
 
     port = free_port()
-    env = {"DATABASE_URL": f"sqlite:///{db}", "LOG_LEVEL": "INFO", "SQL_ECHO": "false", "CORS_ORIGINS": "[]"}
+    env = {"DATABASE_URL": api_db, "LOG_LEVEL": "INFO", "SQL_ECHO": "false", "CORS_ORIGINS": "[]"}
     env["RATE_LIMIT_ENABLED"] = "false"  # a benchmark is one address at hundreds of requests a second
-    argv = [str(BIN / "plan-api"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    print("API (plan-api serve)")
+    argv = [str(BIN / "plan-api"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers)]
+    print(f"API (plan-api serve --workers {args.workers}, {api_db.split(':', 1)[0]})")
     with serving("api", argv, port, "/healthz", workdir, args.pin, env) as proc:
         base = f"http://127.0.0.1:{port}"
+        args.rss_start = worker_rss_mb(proc.pid)
         first = httpx.get(base + LIST_PATH, headers=IDENTITY)
         first.raise_for_status()
         if first.json()["next_cursor"] is not None:
@@ -307,7 +332,7 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
 
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "trivial_app:app", "--app-dir", str(ROOT / "bench")]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "info", "--workers", str(args.workers)]
     print("trivial FastAPI endpoint")
     with serving(
         "trivial", argv, port, "/healthz", workdir, args.pin, {"BENCH_BODY_FILE": str(workdir / "body.json")}
@@ -324,13 +349,15 @@ def run(args: argparse.Namespace, workdir: Path) -> tuple[list[Result], int]:
     with serving("datasette", argv, port, "/-/versions.json", workdir, args.pin, {}) as proc:
         url = f"http://127.0.0.1:{port}{DATASETTE_PATH}"
         rows = [tuple(row.values()) for row in httpx.get(url).json()]
-        if rows != expected_rows:
+        # Titles aside: where the plan gives none the API derives one from the text when read
+        # (`readable_title`), and Datasette shows the stored NULL.
+        if [r[:1] + r[2:] for r in rows] != [r[:1] + r[2:] for r in expected_rows]:
             raise SystemExit(f"Datasette's rows differ from the API's:\n{rows[:2]}\n{expected_rows[:2]}")
         results.append(measure("Datasette", "GET /db.json?sql=… (same rows)", url, proc.pid, args))
         base = f"http://127.0.0.1:{port}"
         for n, expected in cold_rows.items():
             got = [tuple(row.values()) for row in httpx.get(base + cold.datasette(n)).json()]
-            if got != expected:
+            if [r[:1] + r[2:] for r in got] != [r[:1] + r[2:] for r in expected]:  # titles aside, as above
                 raise SystemExit(
                     f"Datasette's cold rows differ from the API's ({cold.params(n)}):\n{got[:1]}\n{expected[:1]}"
                 )
@@ -361,6 +388,12 @@ def report(results: list[Result], rows: int, args: argparse.Namespace) -> str:
         *machine(("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "datasette", "httpx")),
         f"- load: httpx.AsyncClient per connection, {args.concurrency} keep-alive connections, {args.warmup:g} s"
         f" warm-up then {args.duration:g} s measured per target; servers one at a time; {pinning}",
+        f"- API: `plan-api serve --workers {args.workers}` on {args.backend}; trivial app with {args.workers}"
+        " uvicorn worker(s); Datasette: one process on a SQLite copy of the same plan"
+        + (f"; {args.history:,} progress reports in each database" if args.history else ""),
+        *(f"- environment: {k}={os.environ[k]}" for k in SETTINGS_SHOWN if k in os.environ),
+        f"- API worker resident size at start (after seeding, before any request): {args.rss_start:.0f} MB;"
+        " server CPU sums every worker (100% = one core); RSS is the largest worker's",
         f"- list query: `GET {LIST_PATH}` ({rows} tasks, one page); Datasette runs the equivalent SQL",
         "",
         "| target | request | req/s | req per server CPU-s | p50 ms | p99 ms | errors | statuses | body bytes"
@@ -411,12 +444,25 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds per target (default 2)")
     parser.add_argument("--duration", type=float, default=10, help="measured seconds per target (default 10)")
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and client to CPUs")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite", help="the API's database")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("PLAN_API_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+        help="a server and database to connect to for CREATE/DROP DATABASE",
+    )
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers for the API and the trivial app")
+    parser.add_argument("--history", type=int, default=0, help="bulk-fill N progress reports first (e.g. 1000000)")
     args = parser.parse_args()
-    args.pin = args.pin and (os.cpu_count() or 1) >= 2
+    # Several workers pinned to one CPU would share it: with --workers > 1 nothing is pinned.
+    args.pin = args.pin and (os.cpu_count() or 1) >= 2 and args.workers == 1
     if args.pin:
         os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory(prefix="read-bench-") as tmp:
-        results, rows = run(args, Path(tmp))
+        if args.backend == "postgresql":
+            with postgres_database(args.postgres_url) as url:
+                results, rows = run(args, Path(tmp), url)
+        else:
+            results, rows = run(args, Path(tmp), f"sqlite:///{Path(tmp) / 'db.sqlite3'}")
     text = report(results, rows, args)
     print("\n" + text)
     out = ROOT / "bench" / "results" / f"read-{datetime.now():%Y%m%d-%H%M%S}.md"

@@ -53,7 +53,16 @@ class Settings(BaseSettings):
         default="10/minute", description="failed authentications per address before its keyed requests get 429"
     )
     # Database connections (PostgreSQL): bounded waits, so an unreachable database is a fast 503.
-    db_pool_size: int = Field(default=5, ge=1, description="connections kept per worker process")
+    # Sizing (PostgreSQL): the service may open workers × (db_pool_size + db_max_overflow) connections;
+    # keep that below max_connections minus headroom (superuser_reserved_connections, migrations, the
+    # worker process, psql). Measured (docs/performance.md, 2026-11-27 night): with 2 workers and 16
+    # writers, 2, 5 and 10 gave the same reports/s; the workers' CPU is the limit, not connections.
+    db_pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="connections kept per worker process; workers × (DB_POOL_SIZE + DB_MAX_OVERFLOW)"
+        " must stay below PostgreSQL's max_connections minus headroom",
+    )
     db_max_overflow: int = Field(default=5, ge=0, description="extra connections a worker may open under load")
     db_pool_timeout: float = Field(default=5.0, gt=0, description="seconds a request waits for a free connection")
     db_connect_timeout: int = Field(default=3, ge=1, description="seconds to establish a new connection")

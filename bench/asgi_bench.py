@@ -220,10 +220,11 @@ order by t.position limit :limit"""
 
 
 class Combos:
-    """Units × roles × chapters, cycled; each lap raises `limit` by one, so no URL repeats."""
+    """(unit, role, chapter) combinations that hold tasks, cycled; each lap raises `limit` by one, so no
+    URL repeats. Only non-empty ones: an empty answer costs either side next to nothing."""
 
-    def __init__(self, units: list[str], chapters: list[str]) -> None:
-        self.combos = [(u, r, c) for u in units for r in ROLES for c in chapters]
+    def __init__(self, combos: list[tuple[str, str, str]]) -> None:
+        self.combos = combos
         self.n = 0
 
     def next(self) -> tuple[str, str, str, int]:
@@ -237,14 +238,12 @@ def cold_combos(db: Path) -> Combos:
     import sqlite3
 
     with sqlite3.connect(db) as conn:
-        units = [
-            r[0]
-            for r in conn.execute(
-                "select distinct u.name from responsibility r join unit u on u.id = r.unit_id order by 1"
-            )
-        ]
-        chapters = [r[0] for r in conn.execute("select code from section where level = 1 order by code")]
-    return Combos(units, chapters)
+        rows = conn.execute(
+            "select distinct u.name, r.role, substr(t.code, 1, instr(t.code, '.') - 1)"
+            " from responsibility r join unit u on u.id = r.unit_id join task t on t.id = r.task_id"
+            f" where r.role in ({', '.join(repr(role) for role in ROLES)}) order by 1, 2, 3"
+        )
+        return Combos([(unit, role, chapter) for unit, role, chapter in rows])
 
 
 def cold(combos: Combos) -> dict[str, Any]:

@@ -90,16 +90,19 @@ order by t.position limit :limit"""
 
 
 class ColdParams:
-    """Units × roles × chapters, cycled; each lap raises `limit` by one, so no request repeats."""
+    """(unit, role, chapter) combinations that hold tasks, cycled; each lap raises `limit` by one, so
+    no request repeats."""
 
     def __init__(self, db: Path) -> None:
+        # Only combinations that hold tasks: an empty answer costs either side next to nothing.
         with sqlite3.connect(db) as conn:
-            units = [
-                r[0]
-                for r in conn.execute("select distinct u.name from responsibility r join unit u on u.id = r.unit_id")
-            ]
-            chapters = [r[0] for r in conn.execute("select code from section where level = 1")]
-        self.combos = [(u, r, c) for u in sorted(units) for r in ROLES for c in sorted(chapters)]
+            self.combos = sorted(
+                conn.execute(
+                    "select distinct u.name, r.role, substr(t.code, 1, instr(t.code, '.') - 1)"
+                    " from responsibility r join unit u on u.id = r.unit_id join task t on t.id = r.task_id"
+                    f" where r.role in ({', '.join(repr(role) for role in ROLES)})"
+                )
+            )
 
     def params(self, n: int) -> dict[str, str]:
         unit, role, chapter = self.combos[n % len(self.combos)]

@@ -25,10 +25,9 @@ from sqlmodel import Session, col, select
 from app.core.config import Settings
 from app.models import DutyMissingSeen, Plan, TaskLightSeen, utcnow
 from app.services.cycle import end_of_day
-from app.services.duties import DutyState, compute_duties, latest_closed_period
+from app.services.duties import DutyState, compute_duties, latest_closed_period, load_facts_for_today
 from app.services.feed import record_event
 from app.services.supervision import current_owner_states, pictures, unit_name
-from app.services.supervision_facts import load_facts
 
 WATCH_LOCK_ID = 7_012_202_611  # any constant, distinct from the startup lock
 
@@ -55,7 +54,17 @@ def watch(*, engine: Engine, settings: Settings) -> int:
 
 def _watch_plan(*, session: Session, plan: Plan, today: date, settings: Settings) -> int:
     assert plan.id is not None
-    facts = load_facts(session=session, cutoff=end_of_day(today, settings.timezone), plan_ids={plan.id}, task_ids=None)
+    # Today's facts only (the report groups the lights and the latest closed period's duties judge),
+    # as a list for today reads them: the whole history would be every report of the plan, every
+    # WEBHOOK_WATCH_SECONDS, in every worker (434 MiB at 10^6 reports).
+    facts = load_facts_for_today(
+        session=session,
+        cutoff=end_of_day(today, settings.timezone),
+        plan_ids={plan.id},
+        task_ids=None,
+        as_of=today,
+        tz=settings.timezone,
+    )
     current = current_owner_states(session=session, task_ids=list(facts.tasks))
     pics = pictures(facts, as_of=today, settings=settings, current=current)
     seen = {row.task_id: row for row in session.exec(select(TaskLightSeen).where(col(TaskLightSeen.task_id).in_(pics)))}

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from app.api.read_cache import data_version
-from app.models import WebhookMessage
+from app.models import DutyMissingSeen, Task, TaskLightSeen, Unit, WebhookMessage
 from app.services import supervision_watch, webhook_delivery
 from tests.factories import SEED_SLUG, make_key
 from tests.webhook_support import ALL_TYPES, WEBHOOKS, Receiver, World, build_world, verified, webhook_settings
@@ -318,3 +318,35 @@ def test_deliveries_leave_the_read_cache_valid(world: World, receiver: Receiver)
     world.report("2.1.4", "司法局")  # while a real write still moves it
     with Session(world.engine) as session:
         assert data_version(session) > before
+
+
+def test_the_watch_reads_today_as_the_api_does(world: World) -> None:
+    """The watch reads only today's facts (the report groups the lights and the latest closed period's
+    duties judge), not every report of the plan: what it notes must still be what the API derives —
+    each task's light as listed today, and the latest period's missing duties as `/duties` (which
+    rebuilds from the whole history) lists them."""
+    plan = f"/api/v1/plans/{SEED_SLUG}"
+    every = world.client.get(f"{plan}/duties", params={"unit": "教育体育局", "limit": 500}).json()
+    latest = _latest(every)
+    for period in ("2022-H1", "2023-H2", latest):  # old history, and the period the duties are judged in
+        world.report("2.1.3", "教育体育局", period=period, percent=40)
+    world.report("2.1.3", "教育体育局", period=latest, percent=80)  # a correction: a second version
+    world.report("2.3.3", "司法局", status="completed", percent=100, period="2021-H2")  # completed long ago
+    world.report("2.2.2", "司法局", period=latest, status="delayed", percent=10)
+
+    assert supervision_watch.watch(engine=world.engine, settings=world.settings) > 0
+    listed = world.client.get(f"{plan}/tasks", params={"limit": 500}).json()["items"]
+    missing: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params = {"state": "missing", "period": latest, "limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = world.client.get(f"{plan}/duties", params=params)
+        assert page.status_code == 200, page.text
+        missing += page.json()["items"]
+        if (cursor := page.json()["next_cursor"]) is None:
+            break
+    with Session(world.engine) as session:
+        lights = dict(session.exec(select(Task.code, TaskLightSeen.light).join(Task)).all())
+        noted = set(session.exec(select(Task.code, Unit.name).join(Task).join(Unit).select_from(DutyMissingSeen)).all())
+    assert lights == {t["code"]: t["light"] for t in listed}
+    assert noted and noted == {(d["task"], d["unit"]["name"]) for d in missing}

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.api.rate_limit import AbuseLimits
 from app.api.writes import Writes, WritesDep
 from app.core.config import Settings, get_settings
-from app.db import get_session, get_write_session
+from app.db import get_session
 from app.errors import AdminOnly, Unauthenticated
 from app.services.keys import Principal, authenticate
 
@@ -29,7 +29,6 @@ async def current_settings() -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(current_settings)]
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]
 
 # Declared as an HTTP bearer scheme, so /docs has an Authorize button and generated clients take the
 # key once; the header itself is parsed by `authenticate`, which says exactly what is wrong with it.
@@ -88,19 +87,6 @@ def _admin(principal: Principal) -> Principal:
     if not principal.is_admin:
         raise AdminOnly(f"此操作仅限依法治县办的管理密钥;{principal.name}的密钥无权执行 / admin key required")
     return principal
-
-
-def require_writer(
-    _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
-) -> Principal:
-    # Checked again under the write session: a key revoked a moment ago is refused by this very write.
-    return authenticate(session=session, authorization=authorization)
-
-
-def require_admin(
-    _verified: VerifiedPrincipal, session: WriteSessionDep, authorization: AuthorizationHeader
-) -> Principal:
-    return _admin(authenticate(session=session, authorization=authorization))
 
 
 @dataclass(frozen=True)
@@ -163,8 +149,6 @@ async def admin_reading(reader: ReadingKeyDep) -> bool:
 
 
 AdminReadingDep = Annotated[bool, Depends(admin_reading)]
-WriterDep = Annotated[Principal, Depends(require_writer)]
-AdminDep = Annotated[Principal, Depends(require_admin)]
 AdminReaderDep = Annotated[Principal, Depends(require_admin_reader)]
 WriterWritesDep = Annotated[Writing, Depends(writer_writes)]
 AdminWritesDep = Annotated[Writing, Depends(admin_writes)]

@@ -9,7 +9,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 
-from app.api.deps import require_admin, require_admin_reader, require_writer, verified_principal
+from app.api.deps import require_admin_reader, verified_principal
 from app.errors import PROBLEM_JSON, Problem
 from app.schemas.common import DOCUMENTED_MODELS
 
@@ -120,9 +120,10 @@ def _documented_models(schema: dict[str, Any]) -> None:
         components.setdefault(model.__name__, document)
 
 
-# The dependencies that refuse a request without a valid key (reads with an optional key call
-# `verified_principal` as a function, not as a dependency, so they stay keyless here).
-KEY_REQUIRED = (require_writer, require_admin, require_admin_reader, verified_principal)
+# The dependencies that refuse a request without a valid key; every write depends on
+# `verified_principal` through `writer_writes` / `admin_writes`. (Reads with an optional key call
+# `verified_principal` as a function, not as a dependency, so they stay keyless here.)
+KEY_REQUIRED = (require_admin_reader, verified_principal)
 
 
 def _needs_key(dependant: Dependant) -> bool:

@@ -12,11 +12,10 @@ from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import (
-    AuthorizationHeader,
     ReadingKeyDep,
     SessionDep,
     SettingsDep,
-    VerifiedPrincipal,
+    WriterWritesDep,
     client_address,
 )
 from app.api.lists import CountParam
@@ -25,7 +24,7 @@ from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, pars
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import etag_matches, etag_of, json_response
 from app.api.task_query import task_detail_bytes
-from app.api.writes import Rollback, WritesDep
+from app.api.writes import Rollback
 from app.core.clock import county_today
 from app.errors import (
     BatchRejected,
@@ -47,7 +46,7 @@ from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.cycle import end_of_day
-from app.services.keys import Principal, authenticate
+from app.services.keys import Principal
 
 router = APIRouter(responses=WRITE_RESPONSES, tags=["progress"])
 
@@ -92,9 +91,7 @@ def submit_progress(
     plan: PlanSlug,
     code: TaskCode,
     data: ProgressCreate,
-    _verified: VerifiedPrincipal,  # a bad key is refused (audited, throttled) before any write waits
-    authorization: AuthorizationHeader,
-    writes: WritesDep,
+    writes: WriterWritesDep,  # the key checked first (audited, throttled), again inside the write
     idempotency_key: IdempotencyKey = None,
     if_match: IfMatch = None,
 ) -> Response:
@@ -105,9 +102,8 @@ def submit_progress(
     """
     remote_addr = client_address(request)
 
-    def work(session: Session) -> submission.Outcome:
-        # Authenticated, authorized and validated on its own, whoever it shares a transaction with.
-        principal = authenticate(session=session, authorization=authorization)
+    def work(session: Session, principal: Principal) -> submission.Outcome:
+        # Authorized and validated on its own, whoever it shares a transaction with.
         row = plan_service.get_plan(session=session, slug=plan)
         [outcome] = submission.submit(
             session=session,
@@ -156,9 +152,7 @@ def submit_batch(
     request: Request,
     plan: PlanSlug,
     body: BatchIn,
-    _verified: VerifiedPrincipal,  # a bad key is refused (audited, throttled) before any write waits
-    authorization: AuthorizationHeader,
-    writes: WritesDep,
+    writes: WriterWritesDep,  # the key checked first (audited, throttled), again inside the write
     atomic: Annotated[bool, Query(description="全部成功才写入,否则整批不写 / all-or-nothing")] = False,
     dry_run: Annotated[
         bool,
@@ -182,10 +176,9 @@ def submit_batch(
             code = raw.get("task") if isinstance(raw.get("task"), str) else None
             parsed[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
 
-    def work(session: Session) -> BatchOut:
+    def work(session: Session, principal: Principal) -> BatchOut:
         # One piece of work in a group commit: its items share its savepoint, so an atomic batch that
         # fails, or a dry run, takes back all of its own writes and nobody else's.
-        principal = authenticate(session=session, authorization=authorization)
         row = plan_service.get_plan(session=session, slug=plan)
         valid = [p for p in parsed.values() if isinstance(p, submission.Submission)]
         results = {i: p for i, p in parsed.items() if isinstance(p, BatchResult)}

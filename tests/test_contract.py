@@ -102,6 +102,11 @@ def test_the_live_api_keeps_its_documented_contract(running: Running, role: str,
         f"{running.base_url}/openapi.json",
         "--checks",
         "all",
+        # `all` turns on a response-time check, 10 s unless told: a latency assertion, which a shared CI
+        # machine breaks (an export took 15 s under load once). Set to the request timeout, it only
+        # names a hang; latency is measured in bench/, not asserted here.
+        "--max-response-time",
+        "30",
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--max-examples",

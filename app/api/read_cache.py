@@ -47,13 +47,13 @@ from app.api.deps import SessionDep, SettingsDep
 from app.api.responses import Rendered, respond, send
 from app.core import clock
 from app.db import get_engine, get_session
+from app.models.progress import DATA_VERSION_SQL
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # What an entry costs beyond its body, in bytes: the key tuple and its strings, the entry, the LRU
 # links (about 1 kB measured with tracemalloc for a list URL), and room for the gzip form, made on
 # first use (JSON compresses about 5×; half the body is a generous bound).
 ENTRY_OVERHEAD = 1024
-VERSION_SQL = "SELECT version FROM feed_counter WHERE id = 1"
 
 Key = tuple[Any, ...]
 
@@ -136,7 +136,7 @@ class ResponseCache:
 
 def data_version(session: Session) -> int:
     # Plain SQL: this runs on every read, and the ORM's statement compilation would dominate it.
-    return int(session.connection().exec_driver_sql(VERSION_SQL).scalar_one())
+    return int(session.connection().exec_driver_sql(DATA_VERSION_SQL).scalar_one())
 
 
 def engine_data_version(engine: Engine) -> int:
@@ -171,7 +171,7 @@ class _VersionReader:
 def _read_version(connection: Any) -> int:
     cursor = connection.cursor()
     try:
-        cursor.execute(VERSION_SQL)
+        cursor.execute(DATA_VERSION_SQL)
         row = cursor.fetchone()
     finally:
         cursor.close()

@@ -146,6 +146,12 @@ class ChangeEvent(SQLModel, table=True):
     data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
 
 
+# Read on every request (the read cache, the key cache): plain SQL, compiled once by the driver.
+DATA_VERSION_SQL = "SELECT version FROM feed_counter WHERE id = 1"
+# `session.info` key: this session changed data not yet committed (set and cleared by app/services/feed.py).
+DATA_CHANGED = "feed_rows_changed"
+
+
 class FeedCounter(SQLModel, table=True):
     """One row: the last `seq` given out, and the data's `version` (the read cache keys on it).
     Writers take it as the last thing before commit, which makes seq order commit order; every

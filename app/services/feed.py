@@ -12,14 +12,12 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
+from app.models.progress import DATA_CHANGED
 from app.schemas.progress import AuditOut, ChangeOut
 from app.schemas.unit import UnitRef
 from app.services.keys import Principal
 
 PENDING = "feed_events_pending"
-
-
-CHANGED = "feed_rows_changed"
 
 
 def _is_data(table: Any) -> bool:
@@ -34,7 +32,7 @@ def _changes_data(rows: Iterable[object]) -> bool:
 @event.listens_for(Session, "after_flush")
 def _note_flushed_rows(session: Session, _context: Any) -> None:
     if _changes_data(chain(session.new, session.dirty, session.deleted)):  # still the pre-flush state here
-        session.info[CHANGED] = True  # kept through a rolled-back savepoint: a spare bump costs one cache miss
+        session.info[DATA_CHANGED] = True  # kept through a rolled-back savepoint: a spare bump costs one cache miss
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -42,7 +40,7 @@ def _note_statement_writes(state: ORMExecuteState) -> None:
     # Set-based writes (`insert(...).values([...])`, `update(...)`) never pass through a flush.
     writes = state.is_insert or state.is_update or state.is_delete
     if writes and _is_data(getattr(state.statement, "table", None)):
-        state.session.info[CHANGED] = True
+        state.session.info[DATA_CHANGED] = True
 
 
 @event.listens_for(Session, "before_commit")
@@ -59,7 +57,7 @@ def _number_pending_events(session: Session) -> None:
         return  # a SAVEPOINT released (one write of a group commit): numbered once, at the real commit
     pending = [change for change in session.info.pop(PENDING, []) if change in session]
     changed = (
-        session.info.pop(CHANGED, False)
+        session.info.pop(DATA_CHANGED, False)
         or bool(pending)
         or _changes_data(chain(session.new, session.dirty, session.deleted))
     )
@@ -72,7 +70,7 @@ def _number_pending_events(session: Session) -> None:
             .values(seq=col(FeedCounter.seq) + len(pending), version=col(FeedCounter.version) + 1)
             .returning(col(FeedCounter.seq))
         ).scalar_one()
-    session.info.pop(CHANGED, None)  # set again by the UPDATE just made
+    session.info.pop(DATA_CHANGED, None)  # set again by the UPDATE just made
     for number, change in enumerate(pending, start=last - len(pending) + 1):
         change.seq = number  # written by the commit's own flush
 
@@ -84,7 +82,7 @@ def _forget_committed_changes(session: Session) -> None:
     # Also called when a SAVEPOINT is released (then still the current transaction): the enclosing
     # transaction goes on, and so does its flag.
     if not session.in_nested_transaction():
-        session.info.pop(CHANGED, None)
+        session.info.pop(DATA_CHANGED, None)
 
 
 def record_event(

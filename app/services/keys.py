@@ -14,11 +14,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
 from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
+from app.models.progress import DATA_CHANGED, DATA_VERSION_SQL
 
 KEY_PREFIX = "pa_"
 R = TypeVar("R", ApiKey, Unit, Jurisdiction)
@@ -158,17 +159,14 @@ class PrincipalCache:
 
 
 principals = PrincipalCache()
-# The feed's flag for "this session changed data not yet committed" (app/services/feed.py, which imports us).
-_UNCOMMITTED = "feed_rows_changed"
-_VERSION_SQL = text("SELECT version FROM feed_counter WHERE id = 1")
 
 
 def _cache_point(session: Session) -> tuple[str, int] | None:
     """(database, data version) this session may use the cache at; None if it has changes of its own."""
-    if session.info.get(_UNCOMMITTED) or session.new or session.dirty or session.deleted:
+    if session.info.get(DATA_CHANGED) or session.new or session.dirty or session.deleted:
         return None
     connection = session.connection()
-    version = connection.execute(_VERSION_SQL).scalar_one()  # read before the key: never newer than it
+    version = connection.exec_driver_sql(DATA_VERSION_SQL).scalar_one()  # read before the key: never newer than it
     return str(connection.engine.url), int(version)
 
 

@@ -50,6 +50,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import httpx
+from cold_lists import PLAN, ROLES, UNIT_COLUMNS, ColdLists
 from harness import machine, machine_busy_seconds, tree_cpu_seconds, worker_rss_mb
 from write_bench import fill_history, postgres_database
 
@@ -60,7 +61,6 @@ except ImportError:  # httpcore retries this import on every request (a sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: plan-api, datasette
-PLAN = "xiji-fzsh-2021-2025"
 UNIT = "县司法局"
 LIST_PATH = f"/api/v1/plans/{PLAN}/tasks?unit={quote(UNIT)}&role=lead"
 DETAIL_PATH = f"/api/v1/plans/{PLAN}/tasks/5.4.2"
@@ -69,51 +69,12 @@ IDENTITY = {"Accept-Encoding": "identity"}  # Datasette and the trivial app do n
 GZIP = {"Accept-Encoding": "gzip"}
 
 # Datasette's equivalent of LIST_PATH: the same tasks in plan order, unit names per role in source order.
-ROLES = ("lead", "cooperating", "responsible")
-UNITS_IN_ROLE = """(select group_concat(name, '、') from (select u.name from responsibility r
-    join unit u on u.id = r.unit_id where r.task_id = t.id and r.role = '{role}' order by r.position))"""
-DATASETTE_SQL = f"""select t.code, t.title, t.text, t.due, t.status,
-  {", ".join(UNITS_IN_ROLE.format(role=role) + " as " + role for role in ROLES)}
+DATASETTE_SQL = f"""select t.code, t.title, t.text, t.due, t.status, {UNIT_COLUMNS}
 from task t join plan p on p.id = t.plan_id
 where p.slug = '{PLAN}' and t.id in (select r.task_id from responsibility r join unit u on u.id = r.unit_id
                                      where u.name = '{UNIT}' and r.role = 'lead')
 order by t.position"""
 DATASETTE_PATH = "/db.json?" + urlencode({"sql": DATASETTE_SQL, "_shape": "array"})
-# The cold lists' rows in SQL, parameterised as the API's cold URLs are.
-COLD_SQL = f"""select t.code, t.title, t.text, t.due, t.status,
-  {", ".join(UNITS_IN_ROLE.format(role=role) + " as " + role for role in ROLES)}
-from task t join plan p on p.id = t.plan_id
-where p.slug = '{PLAN}' and t.code like :section || '.%'
-  and t.id in (select r.task_id from responsibility r join unit u on u.id = r.unit_id
-               where u.name = :unit and r.role = :role)
-order by t.position limit :limit"""
-
-
-class ColdParams:
-    """(unit, role, chapter) combinations that hold tasks, cycled; each lap raises `limit` by one, so
-    no request repeats."""
-
-    def __init__(self, db: Path) -> None:
-        # Only combinations that hold tasks: an empty answer costs either side next to nothing.
-        with sqlite3.connect(db) as conn:
-            self.combos = sorted(
-                conn.execute(
-                    "select distinct u.name, r.role, substr(t.code, 1, instr(t.code, '.') - 1)"
-                    " from responsibility r join unit u on u.id = r.unit_id join task t on t.id = r.task_id"
-                    f" where r.role in ({', '.join(repr(role) for role in ROLES)})"
-                )
-            )
-
-    def params(self, n: int) -> dict[str, str]:
-        unit, role, chapter = self.combos[n % len(self.combos)]
-        return {"unit": unit, "role": role, "section": chapter, "limit": str(100 + n // len(self.combos))}
-
-    def api(self, n: int) -> str:
-        return f"/api/v1/plans/{PLAN}/tasks?" + urlencode(self.params(n))
-
-    def datasette(self, n: int) -> str:
-        return "/db.json?" + urlencode({"sql": COLD_SQL, "_shape": "array", **self.params(n)})
-
 
 # Settings a run may be given through the environment (the servers inherit it): shown in the report.
 SETTINGS_SHOWN = ("WEBHOOK_WORKER", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "RESPONSE_CACHE_MAX_BYTES")
@@ -318,8 +279,12 @@ def run(args: argparse.Namespace, workdir: Path, api_db: str) -> tuple[list[Resu
             measure("API list, If-None-Match", LIST_LABEL + " + ETag", base + LIST_PATH, proc.pid, args, 304, **etag),
             measure("API list, gzip", LIST_LABEL + " + gzip", base + LIST_PATH, proc.pid, args, **GZIP),
         ]
-        cold = ColdParams(db)
-        cold_rows = {n: api_rows(httpx.get(base + cold.api(n), headers=IDENTITY).json()) for n in range(0, 400, 7)}
+        cold = ColdLists(db)
+        cold_url = f"/api/v1/plans/{PLAN}/tasks?"
+        cold_rows = {
+            n: api_rows(httpx.get(base + cold_url + cold.api_query(n), headers=IDENTITY).json())
+            for n in range(0, 400, 7)
+        }
         # Measured after the check, from a lap further on: none of its URLs was asked before.
         start = len(cold.combos)
         results.append(
@@ -329,7 +294,7 @@ def run(args: argparse.Namespace, workdir: Path, api_db: str) -> tuple[list[Resu
                 base,
                 proc.pid,
                 args,
-                urls=lambda n: cold.api(start + n),
+                urls=lambda n: cold_url + cold.api_query(start + n),
             )
         )
 
@@ -359,7 +324,7 @@ def run(args: argparse.Namespace, workdir: Path, api_db: str) -> tuple[list[Resu
         results.append(measure("Datasette", "GET /db.json?sql=… (same rows)", url, proc.pid, args))
         base = f"http://127.0.0.1:{port}"
         for n, expected in cold_rows.items():
-            got = [tuple(row.values()) for row in httpx.get(base + cold.datasette(n)).json()]
+            got = [tuple(row.values()) for row in httpx.get(base + "/db.json?" + cold.datasette_query(n)).json()]
             if [r[:1] + r[2:] for r in got] != [r[:1] + r[2:] for r in expected]:  # titles aside, as above
                 raise SystemExit(
                     f"Datasette's cold rows differ from the API's ({cold.params(n)}):\n{got[:1]}\n{expected[:1]}"
@@ -371,7 +336,7 @@ def run(args: argparse.Namespace, workdir: Path, api_db: str) -> tuple[list[Resu
                 base,
                 proc.pid,
                 args,
-                urls=lambda n: cold.datasette(start + n),
+                urls=lambda n: "/db.json?" + cold.datasette_query(start + n),
             )
         )
     return results, len(rows)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -182,7 +183,9 @@ class World:
             return found
 
 
-def build_world(engine: Engine, settings: Settings) -> Iterator[World]:
+def app_on(engine: Engine, settings: Settings) -> FastAPI:
+    """The app as a worker process runs it, on this committed database: its own sessions, real commits
+    (not one rolled-back test transaction), so other apps and threads see what it writes."""
     app = create_app(settings)
 
     def session() -> Iterator[Session]:
@@ -196,6 +199,11 @@ def build_world(engine: Engine, settings: Settings) -> Iterator[World]:
     app.dependency_overrides[get_session] = session
     app.dependency_overrides[get_write_session] = write_session
     app.dependency_overrides[current_settings] = lambda: settings
+    return app
+
+
+def build_world(engine: Engine, settings: Settings) -> Iterator[World]:
+    app = app_on(engine, settings)
     with Session(engine) as s:
         admin = make_key(s, admin=True)
     with TestClient(app) as client:

@@ -4,37 +4,23 @@ entries; what one worker changes, the other sees on its very next request. Both 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.core.config import get_settings
-from app.db import get_session, get_write_session, make_engine
-from app.main import create_app
+from app.db import make_engine
 from app.models import ApiKey, Unit
 from app.services.keys import principals
 from tests.factories import make_key
+from tests.webhook_support import app_on
 
 KEYS = "/api/v1/admin/keys"
 
 
 def _worker(url: str) -> tuple[TestClient, Engine]:
-    engine = make_engine(url)
-    app = create_app(get_settings())
-
-    def session() -> Iterator[Session]:
-        with Session(engine) as s:
-            yield s
-
-    def write_session() -> Iterator[Session]:
-        with Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False) as s:
-            yield s
-
-    app.dependency_overrides[get_session] = session
-    app.dependency_overrides[get_write_session] = write_session
-    return TestClient(app), engine
+    engine = make_engine(url)  # its own engine: its own pool, as a second process would have
+    return TestClient(app_on(engine, get_settings())), engine
 
 
 def _two_workers(engine: Engine) -> tuple[TestClient, TestClient, list[Engine]]:

@@ -36,6 +36,7 @@ from app.db import get_session, get_write_session, make_engine
 from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
+from app.services.read_model import ReadModel
 
 pytest_plugins = ["tests.webhook_support"]  # the webhook tests' receiver and committed database
 
@@ -165,13 +166,26 @@ def db(seeded_engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
-@pytest.fixture
-def client(db: Session) -> Iterator[TestClient]:
+def _client_on(db: Session, *, read_model: bool = True) -> Iterator[TestClient]:
     app = create_app()
+    if not read_model:
+        app.state.read_model = ReadModel(0)  # keeps nothing: every list takes the query path
     app.dependency_overrides[get_session] = lambda: db
     app.dependency_overrides[get_write_session] = lambda: db
     with TestClient(app) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def client(db: Session) -> Iterator[TestClient]:
+    yield from _client_on(db)
+
+
+@pytest.fixture
+def slow(db: Session) -> Iterator[TestClient]:
+    """The same API on the same transaction, answering every list by the query path (the read
+    model's reference: `tests/services/test_read_model.py` holds the two to the same bytes)."""
+    yield from _client_on(db, read_model=False)
 
 
 @pytest.fixture

@@ -10,12 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from app.db import get_session, get_write_session
 from app.importer.parser import PlanTextError, parse_plan
-from app.main import create_app
 from app.models import Plan, Task
 from app.services import tasks as tasks_service
-from app.services.read_model import ReadModel
 from tests.factories import import_text, make_key
 
 FIXTURE = Path(__file__).parent / "fixtures" / "open_term_plan.txt"
@@ -91,23 +88,18 @@ def test_every_reader_copes_with_the_open_term(client: TestClient, open_plan: Se
     assert csv.status_code == 200 and "2.2.4" in csv.text
 
 
-def test_an_undated_task_is_not_overdue_on_every_path(client: TestClient, open_plan: Session) -> None:
+def test_an_undated_task_is_not_overdue_on_every_path(client: TestClient, slow: TestClient, open_plan: Session) -> None:
     """`overdue=false` is the complement of `overdue=true`: an undated task is in it, for today (the
     read model, and the query path with the read model off) and for a past day (computed)."""
-    query_path = create_app()
-    query_path.state.read_model = ReadModel(0)
-    query_path.dependency_overrides[get_session] = lambda: open_plan
-    query_path.dependency_overrides[get_write_session] = lambda: open_plan
-    with TestClient(query_path) as slow:
-        for reader in (client, slow):
-            for as_of in ({}, {"as_of": "2026-01-01"}):
-                codes = {}
-                for flag in ("true", "false"):
-                    page = reader.get(f"{PLAN}/tasks", params={**as_of, "overdue": flag})
-                    assert page.status_code == 200, page.text
-                    codes[flag] = {t["code"] for t in page.json()["items"]}
-                assert codes["true"] == {"2.1.2"}, as_of
-                assert codes["false"] == {"2.1.1", "2.2.3", "2.2.4"}, as_of
+    for reader in (client, slow):
+        for as_of in ({}, {"as_of": "2026-01-01"}):
+            codes = {}
+            for flag in ("true", "false"):
+                page = reader.get(f"{PLAN}/tasks", params={**as_of, "overdue": flag})
+                assert page.status_code == 200, page.text
+                codes[flag] = {t["code"] for t in page.json()["items"]}
+            assert codes["true"] == {"2.1.2"}, as_of
+            assert codes["false"] == {"2.1.1", "2.2.3", "2.2.4"}, as_of
 
 
 def test_computed_lists_read_past_undated_tasks_chunk_by_chunk(

@@ -7,7 +7,6 @@ same bytes, headers included, for every combination asked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,6 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.core.clock import county_today
-from app.db import get_session, get_write_session
-from app.main import create_app
 from app.models import Plan
 from app.schemas.task import task_fragments
 from app.services.read_model import ReadModel
@@ -28,17 +25,6 @@ from tests.factories import SEED_PLAN, SEED_SLUG, import_text, make_key
 PLAN = f"/api/v1/plans/{SEED_SLUG}"
 TASKS = f"{PLAN}/tasks"
 COMPARED_HEADERS = ("content-type", "etag", "link", "x-next-cursor", "x-total-count", "content-disposition")
-
-
-@pytest.fixture
-def slow(db: Session) -> Iterator[TestClient]:
-    """The same API answering every list by the query path (its read model keeps nothing)."""
-    app = create_app()
-    app.state.read_model = ReadModel(0)
-    app.dependency_overrides[get_session] = lambda: db
-    app.dependency_overrides[get_write_session] = lambda: db
-    with TestClient(app) as test_client:
-        yield test_client
 
 
 def report(client: TestClient, key: str, code: str, **body: Any) -> dict[str, Any]:

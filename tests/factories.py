@@ -1,5 +1,5 @@
-"""Small helpers for tests: plan texts in the other layout, a way to import them, and the installed
-`plan-api` command (one-off runs and a live server)."""
+"""Small helpers for tests: plan texts in the other layout, a way to import them, the installed
+`plan-api` command (one-off runs and a live server), and the app served in a thread."""
 
 from __future__ import annotations
 
@@ -7,17 +7,21 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from sqlmodel import Session, select
 
 from app.core.config import SEED_DIR
 from app.importer.loader import ImportSummary
 from app.importer.parser import Term
 from app.importer.service import import_file
+from app.main import create_app
 
 SEED_PLAN = SEED_DIR / "xiji-fzsh-2021-2025.txt"
 SEED_UNITS_DIR = SEED_DIR / "units"
@@ -236,3 +240,22 @@ def import_qu(session: Session, tmp_path: Path) -> ImportSummary:
     _, summary = import_file(session=session, path=path, slug=QU_SLUG, units_path=units_dir(tmp_path))
     session.commit()
     return summary
+
+
+@contextmanager
+def serving_in_thread() -> Iterator[str]:
+    """The app (as `create_app()` builds it from the environment) served by uvicorn in a thread on a
+    free port; yields its base URL and stops it on exit. For HTTP clients that need a real socket."""
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "the server did not start"
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -20,23 +20,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.db import get_engine, make_engine
 from app.importer.service import seed_if_empty
-from app.main import create_app
 from app.migrate import upgrade_to_head
 from tests.conftest import BACKENDS, fresh_database_url
-from tests.factories import make_key
+from tests.factories import make_key, serving_in_thread
 
 ST = Path(sys.executable).with_name("st")
 CONFIG = Path(__file__).parent / "contract" / "schemathesis.toml"
@@ -72,20 +68,10 @@ def running(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             monkeypatch.setenv("WEBHOOK_WORKER", "false")
             get_settings.cache_clear()
             get_engine.cache_clear()
-            server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
-            thread = threading.Thread(target=server.run, daemon=True)
-            thread.start()
             try:
-                for _ in range(600):
-                    if server.started:
-                        break
-                    time.sleep(0.05)
-                assert server.started, "the server did not start"
-                port = server.servers[0].sockets[0].getsockname()[1]
-                yield Running(base_url=f"http://127.0.0.1:{port}", keys=keys)
+                with serving_in_thread() as base_url:
+                    yield Running(base_url=base_url, keys=keys)
             finally:
-                server.should_exit = True
-                thread.join(timeout=30)
                 get_engine().dispose()
                 get_engine.cache_clear()
                 monkeypatch.delenv("DATABASE_URL")

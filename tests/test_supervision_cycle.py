@@ -11,8 +11,6 @@ from the raw list of what the script sent, by its own simple implementation of t
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -23,16 +21,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 import time_machine
-import uvicorn
 from sqlmodel import Session
 
 from app.core.config import get_settings
 from app.db import get_engine, make_engine
 from app.importer.service import seed_if_empty
-from app.main import create_app
 from app.migrate import upgrade_to_head
 from tests.conftest import BACKENDS, fresh_database_url
-from tests.factories import make_key
+from tests.factories import make_key, serving_in_thread
 
 TZ = ZoneInfo("Asia/Shanghai")
 SLUG = "xiji-fzsh-2021-2025"
@@ -68,21 +64,10 @@ def office(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setenv("DATABASE_URL", url)
         get_settings.cache_clear()
         get_engine.cache_clear()
-        server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=0, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
         try:
-            for _ in range(600):
-                if server.started:
-                    break
-                time.sleep(0.05)
-            assert server.started, "the server did not start"
-            port = server.servers[0].sockets[0].getsockname()[1]
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", trust_env=False, timeout=60) as http:
+            with serving_in_thread() as base_url, httpx.Client(base_url=base_url, trust_env=False, timeout=60) as http:
                 yield Office(http=http, keys=keys)
         finally:
-            server.should_exit = True
-            thread.join(timeout=30)
             get_engine().dispose()
             get_engine.cache_clear()
             monkeypatch.delenv("DATABASE_URL")

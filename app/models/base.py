@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, TypeDecorator
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
 from sqlmodel import SQLModel
 
@@ -17,6 +18,14 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+M = TypeVar("M", bound=SQLModel)
+
+
+def detached_copy(row: M) -> M:
+    """A copy of a row's columns bound to no session: safe to keep across requests and share between
+    threads (the per-version caches), where the loading session would expire or close the original.
+    Relationships are not copied; callers attach the copies they need."""
+    return type(row)(**{attr.key: getattr(row, attr.key) for attr in sa_inspect(type(row)).column_attrs})
 
 
 def utcnow() -> datetime:

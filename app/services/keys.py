@@ -12,17 +12,15 @@ import secrets
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TypeVar
 
-from sqlalchemy import inspect
 from sqlmodel import Session, col, select
 
 from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
+from app.models.base import detached_copy
 from app.models.progress import DATA_CHANGED, DATA_VERSION_SQL
 
 KEY_PREFIX = "pa_"
-R = TypeVar("R", ApiKey, Unit, Jurisdiction)
 
 
 @dataclass(frozen=True)
@@ -176,13 +174,9 @@ def _snapshot(principal: Principal) -> Principal:
     unit = principal.unit
     copy = None
     if unit is not None:
-        copy = _columns_of(unit)
-        copy.jurisdiction = _columns_of(unit.jurisdiction)
-    return Principal(key=_columns_of(principal.key), unit=copy)
-
-
-def _columns_of(row: R) -> R:
-    return type(row)(**{column.key: getattr(row, column.key) for column in inspect(type(row)).column_attrs})
+        copy = detached_copy(unit)
+        copy.jurisdiction = detached_copy(unit.jurisdiction)
+    return Principal(key=detached_copy(principal.key), unit=copy)
 
 
 def authenticate(*, session: Session, authorization: str | None) -> Principal:

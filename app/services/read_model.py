@@ -25,10 +25,10 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, col, select
 
-from app.models import Jurisdiction, Plan, Responsibility, Role, Task, TaskStatus, Unit
+from app.models import Plan, Responsibility, Role, Task, TaskStatus, Unit
+from app.models.base import detached_copy
 from app.services import plans as plan_service
 from app.services.tasks import (
     OPEN_DUE,
@@ -215,19 +215,15 @@ _MISSING = object()
 
 
 def _copy_unit(unit: Unit) -> Unit:
-    copy = Unit(**_columns(unit))
-    copy.jurisdiction = Jurisdiction(**_columns(unit.jurisdiction))
+    copy = detached_copy(unit)
+    copy.jurisdiction = detached_copy(unit.jurisdiction)
     return copy
 
 
 def _copy_plan(plan: Plan) -> Plan:
-    copy = Plan(**_columns(plan))
-    copy.jurisdiction = Jurisdiction(**_columns(plan.jurisdiction))
+    copy = detached_copy(plan)
+    copy.jurisdiction = detached_copy(plan.jurisdiction)
     return copy
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    return {attr.key: getattr(row, attr.key) for attr in sa_inspect(type(row)).column_attrs}
 
 
 def _build(*, session: Session, plan: Plan, today: date, render: Render) -> Picture:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
@@ -424,7 +424,8 @@ def _render_csv(
     if page.next_cursor is not None:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
         query.append(("cursor", page.next_cursor))
-        headers.append(("Link", f'<{request.url.path}?{urlencode(query)}>; rel="next"'))
+        # Percent-encoded: a unit's name in the path (`/units/县司法局/tasks`) cannot go in a header as is.
+        headers.append(("Link", f'<{quote(request.url.path)}?{urlencode(query)}>; rel="next"'))
         headers.append((NEXT_CURSOR_HEADER, page.next_cursor))
     if params.count and page.total is not None:
         headers.append((TOTAL_COUNT_HEADER, str(page.total)))

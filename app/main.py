@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
@@ -15,7 +20,8 @@ from app.api.openapi import ERROR_RESPONSES, install_openapi, operation_id
 from app.api.params import reject_unknown_query_params
 from app.api.protocol import ProtocolMiddleware
 from app.api.rate_limit import AbuseLimits, RateLimitMiddleware
-from app.api.read_cache import CachedReads, ResponseCache
+from app.api.read_cache import CachedReads, ColdRoute, ResponseCache
+from app.api.task_query import cold_task_list, plan_task_list, unit_task_list
 from app.core.config import Settings, get_settings
 from app.dashboard import STATIC_DIR, STATIC_URL
 from app.errors import install_problem_handlers
@@ -129,7 +135,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     app.state.response_cache = ResponseCache(settings.response_cache_max_bytes)
     app.state.read_model = ReadModel(settings.read_model_max_bytes)
+    # Task lists the fast path builds itself on a miss, with the route's own parsing and build.
+    app.state.cold_reads = [
+        ColdRoute(API_PREFIX + route.path, route, partial(cold_task_list, build=build))
+        for route, build in (
+            (_route(tasks.router, tasks.list_tasks), plan_task_list),
+            (_route(units.router, units.list_unit_tasks), unit_task_list),
+        )
+    ]
     return app
+
+
+def _route(router: APIRouter, endpoint: Callable[..., Any]) -> APIRoute:
+    return next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
 
 
 app = create_app()

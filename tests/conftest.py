@@ -37,6 +37,7 @@ from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
 from app.services.read_model import ReadModel
+from tests.factories import make_key, report
 
 pytest_plugins = ["tests.webhook_support"]  # the webhook tests' receiver and committed database
 
@@ -166,10 +167,12 @@ def db(seeded_engine: Engine) -> Iterator[Session]:
         connection.close()
 
 
-def _client_on(db: Session, *, read_model: bool = True) -> Iterator[TestClient]:
+def _client_on(db: Session, *, read_model: bool = True, cold_reads: bool = True) -> Iterator[TestClient]:
     app = create_app()
     if not read_model:
         app.state.read_model = ReadModel(0)  # keeps nothing: every list takes the query path
+    if not cold_reads:
+        app.state.cold_reads = []  # every miss goes through the route
     app.dependency_overrides[get_session] = lambda: db
     app.dependency_overrides[get_write_session] = lambda: db
     with TestClient(app) as test_client:
@@ -186,6 +189,30 @@ def slow(db: Session) -> Iterator[TestClient]:
     """The same API on the same transaction, answering every list by the query path (the read
     model's reference: `tests/services/test_read_model.py` holds the two to the same bytes)."""
     yield from _client_on(db, read_model=False)
+
+
+@pytest.fixture
+def routed(db: Session) -> Iterator[TestClient]:
+    """The same API on the same transaction, every miss answered by its route (the response cache's
+    fast path builds none: `tests/api/test_cold_lists.py` holds the two to the same bytes)."""
+    yield from _client_on(db, cold_reads=False)
+
+
+@pytest.fixture
+def reported(client: TestClient, db: Session) -> TestClient:
+    """The seed plan with reports of every status, and a township in 各乡镇."""
+    admin = {"Authorization": make_key(db, admin=True)}
+    made = client.post("/api/v1/admin/units", json={"name": "吉强镇", "kind": "other"}, headers=admin)
+    assert made.status_code == 201, made.text
+    added = client.post("/api/v1/admin/units/各乡镇/members", json={"member": "吉强镇"}, headers=admin)
+    assert added.status_code == 201, added.text
+    justice, education, court = (make_key(db, unit=u) for u in ("司法局", "教育体育局", "法院"))
+    report(client, justice, "2.3.3", status="completed", percent=100)
+    report(client, justice, "2.2.2", status="delayed", percent=10)
+    report(client, education, "2.1.3")
+    report(client, court, "2.2.2", status="completed", percent=100)
+    report(client, justice, "2.3.1", status="ongoing", percent=80)
+    return client
 
 
 @pytest.fixture

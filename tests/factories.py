@@ -13,8 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from app.core.config import SEED_DIR
@@ -259,3 +261,20 @@ def serving_in_thread() -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def report(client: TestClient, key: str, code: str, **body: Any) -> dict[str, Any]:
+    """A progress report on one of the seed plan's tasks, which must be accepted."""
+    sent = {"status": "in_progress", "percent": 50, "summary": "推进中", "period": "2023-Q4", **body}
+    response = client.post(
+        f"/api/v1/plans/{SEED_SLUG}/tasks/{code}/progress", json=sent, headers={"Authorization": key}
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def comparable(headers: object) -> dict[str, str]:
+    """Response headers minus those about the moment of asking: the date, the caller's remaining
+    rate-limit allowance and the seconds until its window resets, which may differ between any two answers."""
+    moment = {"date", "ratelimit-remaining", "ratelimit-reset"}
+    return {k: v for k, v in dict(headers).items() if k not in moment}  # type: ignore[call-overload]

@@ -28,7 +28,7 @@ import hashlib
 import inspect
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -38,14 +38,17 @@ from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.datastructures import Headers
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, SettingsDep, current_settings
 from app.api.responses import Rendered, respond, send
 from app.core import clock
+from app.core.config import Settings
 from app.db import get_engine, get_session
 from app.models.progress import DATA_VERSION_SQL
 
@@ -94,6 +97,7 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.fast_hits = 0  # answered by `CachedReads` (a statistic; bumped on the event loop only)
+        self.fast_builds = 0  # misses built and answered by `CachedReads` (likewise)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -182,12 +186,41 @@ def _read_version(connection: Any) -> int:
 sqlite_data_version = _VersionReader()
 
 
-class CachedReads:
-    """Answers a GET whose rendering is in the response cache before FastAPI solves any dependency.
+ColdBuild = Callable[[Session, int], Rendered]
+ColdRead = Callable[[Request], Awaitable[ColdBuild | None]]
 
-    Sits innermost among the middlewares, so a hit passes HEAD, security headers, gzip and CORS handling
-    exactly as the route's answer does. Costs one single-row query, run on the event loop for SQLite
-    (a WAL read never waits for the writer) and in the thread pool otherwise: at most one hop."""
+
+@dataclass
+class ColdRoute:
+    """A GET route whose miss the fast path builds itself (`app.state.cold_reads`): `read`, given the
+    request as the route sees it, returns the route's own build of it, or None to leave it to the route."""
+
+    path: str  # the route's full path, as the router matches it: `/api/v1/plans/{plan}/tasks`
+    route: APIRoute
+    read: ColdRead
+
+    def __post_init__(self) -> None:
+        self._regex, _, self._convertors = compile_path(self.path)
+
+    def request(self, scope: Scope) -> Request | None:
+        """The request as the route would see it (its path parameters and route in the scope), or None
+        for another path."""
+        found = self._regex.match(scope["path"])
+        if found is None:
+            return None
+        params = {name: self._convertors[name].convert(value) for name, value in found.groupdict().items()}
+        return Request({**scope, "endpoint": self.route.endpoint, "path_params": params, "route": self.route})
+
+
+class CachedReads:
+    """Answers a GET whose rendering is in the response cache before FastAPI solves any dependency,
+    and a miss of the routes in `app.state.cold_reads` (task lists) by their own build, kept as the
+    route would keep it.
+
+    Sits innermost among the middlewares, so its answers pass HEAD, security headers, gzip and CORS
+    handling exactly as the route's answer does. Costs one single-row query, run on the event loop
+    for SQLite (a WAL read never waits for the writer) and in the thread pool otherwise, and a build
+    in the thread pool: at most one hop."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -199,7 +232,8 @@ class CachedReads:
         application = scope["app"]
         store: ResponseCache = application.state.response_cache
         path: str = scope["path"]
-        if not store.holds_path(path):
+        cold = self._cold_route(application, scope)
+        if cold is None and not store.holds_path(path):
             await self.app(scope, receive, send)
             return
         accept = ""
@@ -209,22 +243,107 @@ class CachedReads:
                 accept = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-        version = await _version(application)
-        key = make_key(
-            path=path,
-            query=canonical_query(scope["query_string"]),
-            accept=accept,
-            version=version,
-            today=clock.county_today(),
-        )
-        entry = store.get(key)
-        if entry is None or (
-            entry.authorized is not None and authorization_digest(authorization) not in entry.authorized
-        ):
+
+        def key(version: int) -> Key:
+            query = canonical_query(scope["query_string"])
+            return make_key(path=path, query=query, accept=accept, version=version, today=clock.county_today())
+
+        version: int | None = None
+        if cold is not None and authorization is None and not (await _settings(application)).require_key_for_reads:
+            request, read = cold
+            version = _version_on_loop(application)
+            entry = store.get(key(version)) if version is not None else None
+            if entry is None or not _accepts(entry, authorization):
+                # A miss: parsed by the route's definitions, built by its build (None: the route's to answer).
+                build = await read(request)
+                rendered = await _cold_answer(application, store, key, build, version) if build else None
+                if rendered is not None:
+                    await respond(rendered, request.headers)(scope, receive, send)
+                    return
+        # A hit, or the route: only a key a route stored can hit, so anything unusual reaches the route.
+        if not store.holds_path(path):
+            await self.app(scope, receive, send)
+            return
+        if version is None:
+            version = await _version(application)
+        entry = store.get(key(version))
+        if entry is None or not _accepts(entry, authorization):
             await self.app(scope, receive, send)
             return
         store.fast_hits += 1
         await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
+
+    def _cold_route(self, application: Any, scope: Scope) -> tuple[Request, ColdRead] | None:
+        cold: list[ColdRoute] = getattr(application.state, "cold_reads", [])
+        for route in cold:
+            request = route.request(scope)
+            if request is not None:
+                return request, route.read
+        return None
+
+
+def _accepts(entry: Entry, authorization: str | None) -> bool:
+    return entry.authorized is None or authorization_digest(authorization) in entry.authorized
+
+
+def _version_on_loop(application: Any) -> int | None:
+    """The version where reading it costs no hop (the app's own SQLite engine), else None."""
+    if get_session in application.dependency_overrides:
+        return None
+    engine = get_engine()
+    return sqlite_data_version(engine) if engine.dialect.name == "sqlite" else None
+
+
+async def _cold_answer(
+    application: Any, store: ResponseCache, key: Callable[[int], Key], build: ColdBuild, version: int | None
+) -> Rendered | None:
+    """A miss built in one thread-pool hop on a session of the app's provider (as the route's), and kept
+    under the key the route would keep it under; `version` as read on the loop, or None to read it in
+    that session (PostgreSQL, tests' sessions), which then may find it kept after all. None when the
+    build failed: the route, which builds the same, then answers its error (a 404, a 400 naming the
+    parameter) as always."""
+    provider = application.dependency_overrides.get(get_session)
+    made: Any = None if provider is None else provider()
+    if inspect.isasyncgen(made):
+        await made.aclose()
+        return None  # not the app's own provider, nor tests' (plain rolled-back sessions): the route's
+
+    def cold(version: int | None) -> tuple[Rendered, bool] | None:
+        session: Any = Session(get_engine()) if made is None else next(made) if inspect.isgenerator(made) else made
+        try:
+            if version is None:
+                version = data_version(session)  # in the session the build reads, as the route does
+                entry = store.get(key(version))
+                if entry is not None and entry.authorized is None:
+                    return entry.rendered, False
+            try:
+                rendered = build(session, version)
+            except Exception:  # the route's to answer, through its exception handlers
+                return None
+            store.put(key(version), rendered)
+            return rendered, True
+        finally:
+            if made is None:
+                session.close()
+            elif inspect.isgenerator(made):
+                made.close()
+
+    answered = await run_in_threadpool(cold, version)
+    if answered is None:
+        return None
+    rendered, built = answered
+    if built:
+        store.fast_builds += 1
+    else:
+        store.fast_hits += 1
+    return rendered
+
+
+async def _settings(application: Any) -> Settings:
+    """The settings as the routes see them (`current_settings`, which a test may override)."""
+    made = application.dependency_overrides.get(current_settings, current_settings)()
+    found: Settings = await made if inspect.isawaitable(made) else made
+    return found
 
 
 async def _version(application: Any) -> int:

@@ -12,14 +12,14 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
-from app.api.params import IsoDate
+from app.api.params import IsoDate, query_values, reject_unknown_query_params
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
 from app.core.clock import county_today
-from app.errors import InvalidParameter
+from app.errors import InvalidParameter, ProblemError
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
 from app.schemas.task import TASK_FIELDS, TaskOut, matched_via_out, task_fragments, task_out
-from app.services import jurisdictions, read_model
+from app.services import jurisdictions, read_model, units
 from app.services.lights import LIGHT_LABELS, Light
 from app.services.read_model import Lookups, ReadModel
 from app.services.tasks import (
@@ -244,6 +244,68 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
 
 
 TaskQueryDep = Annotated[TaskQueryParams, Depends(task_query_params)]
+
+ListBuild = Callable[..., Rendered]
+"""A task list's rendering: `build(request=, session=, params=, version=)`, the path's names in
+`request.path_params`. The route builds with it, and so does the fast path on a miss."""
+
+
+async def cold_task_list(request: Request, build: ListBuild) -> Callable[[Session, int], Rendered] | None:
+    """The response cache's fast path on a task list's miss (`read_cache.CachedReads`): the query
+    checked and parsed by the route's own definitions (`reject_unknown_query_params`, and FastAPI's
+    validation of `task_query_params`' fields, then its own rules), and the build the route would
+    run. None when the route would answer anything else, or otherwise than from the read model: a
+    400 or 422, a past or future `as_of`, the read model off. The route then answers as always."""
+    if not request.app.state.read_model.max_bytes:
+        return None
+    try:
+        await reject_unknown_query_params(request)
+        values = query_values(request.scope["route"], task_query_params, request)
+        if values is None:
+            return None
+        params = await task_query_params(**values)
+    except ProblemError:
+        return None
+    if params.as_of != county_today():
+        return None
+    return lambda session, version: build(request=request, session=session, params=params, version=version)
+
+
+def plan_task_list(*, request: Request, session: Session, params: TaskQueryParams, version: int | None) -> Rendered:
+    """`GET /plans/{plan}/tasks`."""
+    lookups = request.app.state.read_model.lookups(session=session, version=version)
+    plan = lookups.plan(request.path_params["plan"])
+    flt = to_filter(session=session, params=params, plan=plan, lookups=lookups)
+    return render_tasks(
+        request=request,
+        session=session,
+        params=params,
+        flt=flt,
+        filename=f"{plan.slug}-tasks.csv",
+        plan=plan,
+        version=version,
+        lookups=lookups,
+    )
+
+
+def unit_task_list(*, request: Request, session: Session, params: TaskQueryParams, version: int | None) -> Rendered:
+    """`GET /units/{unit_id}/tasks`: the unit's tasks across plans."""
+    ref = request.path_params["unit_id"]
+    scope = (
+        jurisdictions.resolve(session=session, ref=params.jurisdiction, param="jurisdiction")
+        if params.jurisdiction
+        else None
+    )
+    row = units.get_unit(session=session, ref=ref, jurisdiction=scope)
+    flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=ref))
+    return render_tasks(
+        request=request,
+        session=session,
+        params=params,
+        flt=flt,
+        filename=f"unit-{row.id}-tasks.csv",
+        version=version,
+    )
 
 
 def to_filter(

@@ -11,7 +11,7 @@ from app.api.params import IsoDate
 from app.api.paths import PlanSlug, TaskCode
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered
-from app.api.task_query import TaskQueryDep, render_tasks, task_detail, to_filter
+from app.api.task_query import TaskQueryDep, plan_task_list, task_detail
 from app.schemas.task import TaskListPage, TaskOut
 
 router = APIRouter(prefix="/plans/{plan}/tasks", tags=["tasks"])
@@ -36,19 +36,7 @@ async def list_tasks(
     """
 
     def build() -> Rendered:
-        lookups = request.app.state.read_model.lookups(session=session, version=cache.version)
-        row = lookups.plan(plan)
-        flt = to_filter(session=session, params=params, plan=row, lookups=lookups)
-        return render_tasks(
-            request=request,
-            session=session,
-            params=params,
-            flt=flt,
-            filename=f"{row.slug}-tasks.csv",
-            plan=row,
-            version=cache.version,
-            lookups=lookups,
-        )
+        return plan_task_list(request=request, session=session, params=params, version=cache.version)
 
     return await cache.respond(build)
 

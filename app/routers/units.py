@@ -12,14 +12,13 @@ from app.api.params import JurisdictionParam, UnitJurisdictionParam
 from app.api.paths import UnitRefPath
 from app.api.read_cache import ReadCacheDep
 from app.api.responses import Rendered, render_json
-from app.api.task_query import TaskQueryDep, render_tasks, to_filter
+from app.api.task_query import TaskQueryDep, unit_task_list
 from app.models import UnitKind
 from app.schemas.common import Page
 from app.schemas.task import TaskListPage
 from app.schemas.unit import UnitDetail, UnitRef
 from app.services import jurisdictions as jurisdiction_service
 from app.services import units as unit_service
-from app.services.units import ResolvedUnit
 
 router = APIRouter(prefix="/units", tags=["units"])
 
@@ -82,16 +81,6 @@ async def list_unit_tasks(
     """该单位在所有方案中的任务(参数同任务列表)/ The unit's tasks across plans; same filters as the task list."""
 
     def build() -> Rendered:
-        scope = (
-            jurisdiction_service.resolve(session=session, ref=params.jurisdiction, param="jurisdiction")
-            if params.jurisdiction
-            else None
-        )
-        row = unit_service.get_unit(session=session, ref=unit_id, jurisdiction=scope)
-        flt = to_filter(session=session, params=params, plan=None, unit=ResolvedUnit(unit=row, as_typed=unit_id))
-        filename = f"unit-{row.id}-tasks.csv"
-        return render_tasks(
-            request=request, session=session, params=params, flt=flt, filename=filename, version=cache.version
-        )
+        return unit_task_list(request=request, session=session, params=params, version=cache.version)
 
     return await cache.respond(build)

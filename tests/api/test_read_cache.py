@@ -14,7 +14,7 @@ from app.api.responses import Rendered
 from app.core.config import Settings
 from app.db import get_session, get_write_session
 from app.main import create_app
-from tests.factories import make_key
+from tests.factories import comparable, make_key
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
 LIST = f"{PLAN}/tasks?unit={quote('县司法局')}&role=lead"
@@ -22,13 +22,6 @@ LIST = f"{PLAN}/tasks?unit={quote('县司法局')}&role=lead"
 
 def fast_hits(client: TestClient) -> int:
     return client.app.state.response_cache.fast_hits  # type: ignore[attr-defined]
-
-
-def comparable(headers: object) -> dict[str, str]:
-    # The date, the caller's remaining rate-limit allowance and the seconds until the window resets
-    # are about the moment of asking, so they may differ between any two answers.
-    moment = {"date", "ratelimit-remaining", "ratelimit-reset"}
-    return {k: v for k, v in dict(headers).items() if k not in moment}  # type: ignore[call-overload]
 
 
 def test_a_hit_is_the_routes_answer_byte_for_byte(client: TestClient) -> None:

@@ -20,35 +20,11 @@ from app.core.clock import county_today
 from app.models import Plan
 from app.schemas.task import task_fragments
 from app.services.read_model import ReadModel
-from tests.factories import SEED_PLAN, SEED_SLUG, import_text, make_key
+from tests.factories import SEED_PLAN, SEED_SLUG, import_text, make_key, report
 
 PLAN = f"/api/v1/plans/{SEED_SLUG}"
 TASKS = f"{PLAN}/tasks"
 COMPARED_HEADERS = ("content-type", "etag", "link", "x-next-cursor", "x-total-count", "content-disposition")
-
-
-def report(client: TestClient, key: str, code: str, **body: Any) -> dict[str, Any]:
-    sent = {"status": "in_progress", "percent": 50, "summary": "推进中", "period": "2023-Q4", **body}
-    response = client.post(f"{TASKS}/{code}/progress", json=sent, headers={"Authorization": key})
-    assert response.status_code == 201, response.text
-    return dict(response.json())
-
-
-@pytest.fixture
-def reported(client: TestClient, db: Session) -> TestClient:
-    """The seed plan with reports of every status, and a township in 各乡镇."""
-    admin = {"Authorization": make_key(db, admin=True)}
-    made = client.post("/api/v1/admin/units", json={"name": "吉强镇", "kind": "other"}, headers=admin)
-    assert made.status_code == 201, made.text
-    added = client.post("/api/v1/admin/units/各乡镇/members", json={"member": "吉强镇"}, headers=admin)
-    assert added.status_code == 201, added.text
-    justice, education, court = (make_key(db, unit=u) for u in ("司法局", "教育体育局", "法院"))
-    report(client, justice, "2.3.3", status="completed", percent=100)
-    report(client, justice, "2.2.2", status="delayed", percent=10)
-    report(client, education, "2.1.3")
-    report(client, court, "2.2.2", status="completed", percent=100)
-    report(client, justice, "2.3.1", status="ongoing", percent=80)
-    return client
 
 
 def same(fast: TestClient, slow: TestClient, url: str, params: dict[str, Any], **headers: str) -> Any:

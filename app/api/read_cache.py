@@ -12,6 +12,11 @@ Two ways in, one store:
   FastAPI's routing, dependency solving or parameter validation. It can only hit a key that a route
   stored, i.e. a URL that passed validation (unknown parameters, control characters, types) once;
   anything else goes on to the router, which validates it and answers 400 as before.
+  On a miss of a task list (`app.state.cold_reads`), it builds the list itself: the query parsed by
+  the route's own parameter definitions and checks, the route's own build run on a session of the
+  app's provider in one thread-pool hop, kept under the route's key and sent by the same `respond()`.
+  Anything the route would answer otherwise (a 400 or 422, a 404, a key to check, a past `as_of`)
+  goes on to the route untouched.
 - `ReadCacheDep`, in the routes, looks the key up again inside the request's session (its version read
   is in the same snapshot as the data it renders) and stores what it builds.
 
@@ -200,15 +205,12 @@ class ColdRoute:
     read: ColdRead
 
     def __post_init__(self) -> None:
-        self._regex, _, self._convertors = compile_path(self.path)
+        self.regex, _, self._convertors = compile_path(self.path)
 
-    def request(self, scope: Scope) -> Request | None:
-        """The request as the route would see it (its path parameters and route in the scope), or None
-        for another path."""
-        found = self._regex.match(scope["path"])
-        if found is None:
-            return None
-        params = {name: self._convertors[name].convert(value) for name, value in found.groupdict().items()}
+    def request(self, scope: Scope, matched: dict[str, str]) -> Request:
+        """The request as the route sees it: its path parameters (as the router converts them) and
+        the route in the scope."""
+        params = {name: self._convertors[name].convert(value) for name, value in matched.items()}
         return Request({**scope, "endpoint": self.route.endpoint, "path_params": params, "route": self.route})
 
 
@@ -232,7 +234,7 @@ class CachedReads:
         application = scope["app"]
         store: ResponseCache = application.state.response_cache
         path: str = scope["path"]
-        cold = self._cold_route(application, scope)
+        cold = _cold_route(application, path)
         if cold is None and not store.holds_path(path):
             await self.app(scope, receive, send)
             return
@@ -248,38 +250,41 @@ class CachedReads:
             query = canonical_query(scope["query_string"])
             return make_key(path=path, query=query, accept=accept, version=version, today=clock.county_today())
 
-        version: int | None = None
+        version = _version_on_loop(application)
+        if version is not None:
+            entry = store.get(key(version))
+            if entry is not None and _accepts(entry, authorization):
+                store.fast_hits += 1
+                await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
+                return
         if cold is not None and authorization is None and not (await _settings(application)).require_key_for_reads:
-            request, read = cold
-            version = _version_on_loop(application)
-            entry = store.get(key(version)) if version is not None else None
-            if entry is None or not _accepts(entry, authorization):
-                # A miss: parsed by the route's definitions, built by its build (None: the route's to answer).
-                build = await read(request)
-                rendered = await _cold_answer(application, store, key, build, version) if build else None
-                if rendered is not None:
-                    await respond(rendered, request.headers)(scope, receive, send)
-                    return
-        # A hit, or the route: only a key a route stored can hit, so anything unusual reaches the route.
-        if not store.holds_path(path):
-            await self.app(scope, receive, send)
-            return
-        if version is None:
+            # A miss of a task list: parsed by the route's definitions, built by its build; or the route's.
+            route, params = cold
+            request = route.request(scope, params)
+            build = await route.read(request)
+            rendered = await _cold_answer(application, store, key, build, version) if build else None
+            if rendered is not None:
+                await respond(rendered, request.headers)(scope, receive, send)
+                return
+        # Only a key a route stored can hit, so anything unusual reaches the route.
+        if version is None and store.holds_path(path):
             version = await _version(application)
-        entry = store.get(key(version))
-        if entry is None or not _accepts(entry, authorization):
-            await self.app(scope, receive, send)
-            return
-        store.fast_hits += 1
-        await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
+            entry = store.get(key(version))
+            if entry is not None and _accepts(entry, authorization):
+                store.fast_hits += 1
+                await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
-    def _cold_route(self, application: Any, scope: Scope) -> tuple[Request, ColdRead] | None:
-        cold: list[ColdRoute] = getattr(application.state, "cold_reads", [])
-        for route in cold:
-            request = route.request(scope)
-            if request is not None:
-                return request, route.read
-        return None
+
+def _cold_route(application: Any, path: str) -> tuple[ColdRoute, dict[str, str]] | None:
+    """The route of `app.state.cold_reads` this path names, with its path parameters as matched."""
+    cold: list[ColdRoute] = getattr(application.state, "cold_reads", [])
+    for route in cold:
+        found = route.regex.match(path)
+        if found is not None:
+            return route, found.groupdict()
+    return None
 
 
 def _accepts(entry: Entry, authorization: str | None) -> bool:
@@ -349,12 +354,12 @@ async def _settings(application: Any) -> Settings:
 async def _version(application: Any) -> int:
     """The data version as the routes would see it: through the session provider the app uses, so a
     test's `dependency_overrides[get_session]` (one rolled-back transaction) is honoured too."""
+    local = _version_on_loop(application)
+    if local is not None:
+        return local
     provider = application.dependency_overrides.get(get_session)
     if provider is None:
-        engine = get_engine()
-        if engine.dialect.name == "sqlite":
-            return sqlite_data_version(engine)
-        return await run_in_threadpool(engine_data_version, engine)
+        return await run_in_threadpool(engine_data_version, get_engine())
     made = provider()
     if inspect.isasyncgen(made):
         session: Any = await made.__anext__()

@@ -8,14 +8,17 @@ byte must not reach the database (PostgreSQL refuses it with an error, SQLite st
 from __future__ import annotations
 
 import re
+from copy import copy
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Query, Request
+from fastapi._compat.shared import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ValidationError, create_model
+from starlette.datastructures import QueryParams
 
 from app.errors import ControlCharacter, FieldError, ProblemError, UnknownParameter
 from app.schemas.common import MAX_ID
@@ -104,20 +107,50 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 
 def query_values(route: APIRoute, call: Any, request: Request) -> dict[str, Any] | None:
-    """The query parameters of `call`, one of `route`'s dependencies, validated by FastAPI exactly as
-    the route validates them (its own field definitions), or None where the route would answer 422.
-    For the response cache's fast path, which answers a route's miss without solving its dependencies."""
+    """The query parameters of `call`, one of `route`'s dependencies, validated as the route validates
+    them, or None where the route would answer 422. For the response cache's fast path, which answers
+    a route's miss without solving its dependencies."""
     key = (id(route), call)
-    fields = _fields_cache.get(key)
-    if fields is None:
+    parse = _parsers.get(key)
+    if parse is None:
         found = _dependency(route.dependant, call)
         assert found is not None, f"{call!r} is not a dependency of {route.path}"
-        fields = _fields_cache[key] = found.query_params
-    values, errors = request_params_to_args(fields, request.query_params)
-    return None if errors else values
+        parse = _parsers[key] = _QueryParser.of(found)
+    return parse(request.query_params)
 
 
-_fields_cache: dict[tuple[int, Any], Any] = {}
+@dataclass(frozen=True)
+class _QueryParser:
+    """A dependency's query parameters as one pydantic model made from FastAPI's own fields for them
+    (type, default, alias, constraints, validators): the same rules, checked in a few µs where FastAPI's
+    per-field path re-inspects every annotation on every request (~130 µs for a task list's 18).
+    Values are taken as FastAPI takes them: every value of a list parameter, the last of another."""
+
+    model: type[BaseModel]
+    fields: tuple[tuple[str, str, bool], ...]  # name, alias, is a list
+
+    @classmethod
+    def of(cls, dependant: Dependant) -> _QueryParser:
+        fields = dependant.query_params
+        model = create_model(  # type: ignore[call-overload]
+            f"{dependant.call.__name__ if dependant.call else 'query'}_values",
+            **{field.name: (field.field_info.annotation, copy(field.field_info)) for field in fields},
+        )
+        many = [field_annotation_is_sequence(field.field_info.annotation) for field in fields]
+        return cls(model, tuple((f.name, f.alias, m) for f, m in zip(fields, many, strict=True)))
+
+    def __call__(self, query: QueryParams) -> dict[str, Any] | None:
+        data = {
+            alias: query.getlist(alias) if many else query[alias] for _, alias, many in self.fields if alias in query
+        }
+        try:
+            parsed = self.model.model_validate(data)
+        except ValidationError:
+            return None
+        return {name: getattr(parsed, name) for name, _, _ in self.fields}
+
+
+_parsers: dict[tuple[int, Any], _QueryParser] = {}
 
 
 def _dependency(dependant: Dependant, call: Any) -> Dependant | None:

@@ -14,12 +14,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.dependencies.utils import request_params_to_args
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
 
 from app.api.deps import current_settings
+from app.api.params import _dependency, query_values
 from app.api.read_cache import ResponseCache
+from app.api.task_query import task_query_params
 from app.core.clock import county_today
 from app.core.config import Settings, get_settings
 from app.db import get_engine
@@ -211,3 +216,53 @@ def test_on_the_apps_own_sessions_and_after_a_write(own_database: str) -> None:
         after = same(fast, routed, TASKS, completed).json()["items"]  # built again at the new version
         assert {"code": "2.3.3"} in after and {"code": "2.3.3"} not in before
         assert store(fast).fast_builds >= 12
+
+
+QUERIES = [
+    "",
+    "unit=县司法局&role=lead&section=2&limit=101",
+    "role=lead&role=responsible,cooperating&status=completed&status=&light=red,green",
+    "limit=5&limit=7",  # the last of a single-valued parameter
+    "limit=0",
+    "limit=501",
+    "limit=1e2",
+    "limit= 5",
+    "limit=５",
+    "limit=",
+    "include_groups=yes&count=on&overdue=0",
+    "include_groups=TRUE&count=f",
+    "include_groups=maybe",
+    "count=",
+    "overdue=null",
+    "due_before=2023-12-31&due_after=2023-01-01",
+    "due_before=2023-1-1",
+    "due_before=２０２３-01-01",
+    "as_of=2024-02-30",
+    "as_of=0",
+    "section=2.1",
+    "section=123",
+    "section=2.",
+    "q=",
+    "q=" + "长" * 100,
+    "q=" + "长" * 101,
+    "sort=-due",
+    "sort=bogus",
+    "sort=",
+    "format=csv",
+    "format=CSV",
+    "format=",
+    "fields=code,title&cursor=abc&jurisdiction=640422",
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_the_fast_path_parses_as_fastapi_does(query: str) -> None:
+    """`query_values` (a model made from the route's fields) against FastAPI's own per-field parsing."""
+    for cold in create_app().state.cold_reads:
+        dependant = _dependency(cold.route.dependant, task_query_params)
+        assert dependant is not None
+        params = QueryParams(query)
+        expected, errors = request_params_to_args(dependant.query_params, params)
+        scope = {"type": "http", "query_string": params.__str__().encode(), "headers": []}
+        found = query_values(cold.route, task_query_params, Request(scope))
+        assert found == (None if errors else expected), (query, errors)

@@ -165,6 +165,12 @@ def _dependency(dependant: Dependant, call: Any) -> Dependant | None:
 
 async def reject_unknown_query_params(request: Request) -> None:
     # async: pure parsing, so it runs on the event loop instead of costing a threadpool hop
+    check_query_params(request)
+
+
+def check_query_params(request: Request) -> None:
+    """Control characters and unknown parameters are refused (`reject_unknown_query_params`, every
+    route's; also the response cache's fast path, before it parses a query)."""
     _reject_control_characters(request)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):

@@ -33,10 +33,10 @@ import hashlib
 import inspect
 import threading
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from weakref import WeakKeyDictionary
@@ -192,7 +192,7 @@ sqlite_data_version = _VersionReader()
 
 
 ColdBuild = Callable[[Session, int], Rendered]
-ColdRead = Callable[[Request], Awaitable[ColdBuild | None]]
+ColdRead = Callable[[Request], ColdBuild | None]
 
 
 @dataclass
@@ -257,15 +257,20 @@ class CachedReads:
                 store.fast_hits += 1
                 await respond(entry.rendered, Headers(scope=scope))(scope, receive, send)
                 return
-        if cold is not None and authorization is None and not (await _settings(application)).require_key_for_reads:
-            # A miss of a task list: parsed by the route's definitions, built by its build; or the route's.
+        if (
+            cold is not None
+            and authorization is None
+            and not inspect.isasyncgenfunction(application.dependency_overrides.get(get_session))
+            and not (await _settings(application)).require_key_for_reads
+        ):
             route, params = cold
             request = route.request(scope, params)
-            build = await route.read(request)
-            rendered = await _cold_answer(application, store, key, build, version) if build else None
+            rendered = await _cold_answer(application, store, key, partial(route.read, request), version)
             if rendered is not None:
                 await respond(rendered, request.headers)(scope, receive, send)
-                return
+            else:
+                await self.app(scope, receive, send)  # a miss (looked up already) that is the route's
+            return
         # Only a key a route stored can hit, so anything unusual reaches the route.
         if version is None and store.holds_path(path):
             version = await _version(application)
@@ -300,27 +305,37 @@ def _version_on_loop(application: Any) -> int | None:
 
 
 async def _cold_answer(
-    application: Any, store: ResponseCache, key: Callable[[int], Key], build: ColdBuild, version: int | None
+    application: Any,
+    store: ResponseCache,
+    key: Callable[[int], Key],
+    read: Callable[[], ColdBuild | None],
+    version: int | None,
 ) -> Rendered | None:
-    """A miss built in one thread-pool hop on a session of the app's provider (as the route's), and kept
-    under the key the route would keep it under; `version` as read on the loop, or None to read it in
-    that session (PostgreSQL, tests' sessions), which then may find it kept after all. None when the
-    build failed: the route, which builds the same, then answers its error (a 404, a 400 naming the
-    parameter) as always."""
+    """A task list's rendering, in one thread-pool hop: kept after all (the version not read yet:
+    PostgreSQL reads it as a hit does, a test's session in itself), or parsed and built by the
+    route's own definitions on a session of the app's provider, as the route's, and kept under the
+    key the route would keep it under. None when the route is to answer: the query is not one the
+    fast path builds, or the build failed (the route, building the same, answers its 404 or 400)."""
     provider = application.dependency_overrides.get(get_session)
-    made: Any = None if provider is None else provider()
-    if inspect.isasyncgen(made):
-        await made.aclose()
-        return None  # not the app's own provider, nor tests' (plain rolled-back sessions): the route's
 
     def cold(version: int | None) -> tuple[Rendered, bool] | None:
-        session: Any = Session(get_engine()) if made is None else next(made) if inspect.isgenerator(made) else made
+        made: Any = None if provider is None else provider()
+        session: Any = None
         try:
             if version is None:
-                version = data_version(session)  # in the session the build reads, as the route does
+                if made is None:
+                    version = engine_data_version(get_engine())  # as for a hit
+                else:
+                    session = _opened(made)
+                    version = data_version(session)  # a test's rolled-back session, as its route reads it
                 entry = store.get(key(version))
                 if entry is not None and entry.authorized is None:
                     return entry.rendered, False
+            build = read()
+            if build is None:
+                return None
+            if session is None:
+                session = Session(get_engine()) if made is None else _opened(made)
             try:
                 rendered = build(session, version)
             except Exception:  # the route's to answer, through its exception handlers
@@ -328,7 +343,7 @@ async def _cold_answer(
             store.put(key(version), rendered)
             return rendered, True
         finally:
-            if made is None:
+            if made is None and session is not None:
                 session.close()
             elif inspect.isgenerator(made):
                 made.close()
@@ -342,6 +357,13 @@ async def _cold_answer(
     else:
         store.fast_hits += 1
     return rendered
+
+
+def _opened(made: object) -> Session:
+    """The session a (test's) `get_session` override provides: a session, or a generator of one."""
+    session = next(made) if inspect.isgenerator(made) else made
+    assert isinstance(session, Session), f"unexpected session provider result {made!r}"
+    return session
 
 
 async def _settings(application: Any) -> Settings:
@@ -371,14 +393,11 @@ async def _version(application: Any) -> int:
 
 
 def _provided_version(made: object) -> int:
-    if not inspect.isgenerator(made):
-        assert isinstance(made, Session), f"unexpected session provider result {made!r}"
-        return data_version(made)
     try:
-        session: Any = next(made)
-        return data_version(session)
+        return data_version(_opened(made))
     finally:
-        made.close()
+        if inspect.isgenerator(made):
+            made.close()
 
 
 @dataclass

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 from fastapi import Depends, Query, Request
 from sqlmodel import Session
 
-from app.api.params import IsoDate, query_values, reject_unknown_query_params
+from app.api.params import IsoDate, check_query_params, query_values
 from app.api.responses import Rendered, render_csv, render_json, wants_csv
 from app.core.clock import county_today
 from app.errors import InvalidParameter, ProblemError
@@ -199,6 +199,51 @@ async def task_query_params(  # async: pure parsing, no threadpool hop
         Query(description="`csv` 导出(UTF-8 带 BOM,Excel 可直接打开),也可用 `Accept: text/csv` / export as CSV"),
     ] = None,
 ) -> TaskQueryParams:
+    return parse_task_query(
+        jurisdiction=jurisdiction,
+        unit=unit,
+        include_groups=include_groups,
+        role=role,
+        section=section,
+        status=status,
+        due_before=due_before,
+        due_after=due_after,
+        overdue=overdue,
+        as_of=as_of,
+        light=light,
+        q=q,
+        sort=sort,
+        limit=limit,
+        cursor=cursor,
+        count=count,
+        fields=fields,
+        format=format,
+    )
+
+
+def parse_task_query(
+    *,
+    jurisdiction: str | None,
+    unit: str | None,
+    include_groups: bool,
+    role: list[str] | None,
+    section: str | None,
+    status: list[str] | None,
+    due_before: date | None,
+    due_after: date | None,
+    overdue: bool | None,
+    as_of: date | None,
+    light: list[str] | None,
+    q: str | None,
+    sort: TaskSort,
+    limit: int | None,
+    cursor: str | None,
+    count: bool,
+    fields: str | None,
+    format: Literal["json", "csv"] | None,
+) -> TaskQueryParams:
+    """The rules of the query language beyond each parameter's type: `task_query_params` (the
+    route's, values validated by FastAPI) and the fast path (`query_values`) both end here."""
     statuses = []
     for value in _split(status):
         try:
@@ -250,20 +295,20 @@ ListBuild = Callable[..., Rendered]
 `request.path_params`. The route builds with it, and so does the fast path on a miss."""
 
 
-async def cold_task_list(request: Request, build: ListBuild) -> Callable[[Session, int], Rendered] | None:
+def cold_task_list(request: Request, build: ListBuild) -> Callable[[Session, int], Rendered] | None:
     """The response cache's fast path on a task list's miss (`read_cache.CachedReads`): the query
-    checked and parsed by the route's own definitions (`reject_unknown_query_params`, and FastAPI's
-    validation of `task_query_params`' fields, then its own rules), and the build the route would
-    run. None when the route would answer anything else, or otherwise than from the read model: a
-    400 or 422, a past or future `as_of`, the read model off. The route then answers as always."""
+    checked and parsed by the route's own definitions (`check_query_params`, the fields of
+    `task_query_params` as FastAPI validates them, then `parse_task_query`), and the build the route
+    would run. None when the route would answer anything else, or otherwise than from the read model:
+    a 400 or 422, a past or future `as_of`, the read model off. The route then answers as always."""
     if not request.app.state.read_model.max_bytes:
         return None
     try:
-        await reject_unknown_query_params(request)
+        check_query_params(request)
         values = query_values(request.scope["route"], task_query_params, request)
         if values is None:
             return None
-        params = await task_query_params(**values)
+        params = parse_task_query(**values)
     except ProblemError:
         return None
     if params.as_of != county_today():

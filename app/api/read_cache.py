@@ -250,7 +250,11 @@ class CachedReads:
             query = canonical_query(scope["query_string"])
             return make_key(path=path, query=query, accept=accept, version=version, today=clock.county_today())
 
-        version = _version_on_loop(application)
+        try:
+            version = _version_on_loop(application)
+        except Exception:  # the database failing: the route's to answer (a 503, through its handlers)
+            await self.app(scope, receive, send)
+            return
         if version is not None:
             entry = store.get(key(version))
             if entry is not None and _accepts(entry, authorization):
@@ -273,7 +277,11 @@ class CachedReads:
             return
         # Only a key a route stored can hit, so anything unusual reaches the route.
         if version is None and store.holds_path(path):
-            version = await _version(application)
+            try:
+                version = await _version(application)
+            except Exception:  # as above
+                await self.app(scope, receive, send)
+                return
             entry = store.get(key(version))
             if entry is not None and _accepts(entry, authorization):
                 store.fast_hits += 1
@@ -315,10 +323,17 @@ async def _cold_answer(
     PostgreSQL reads it as a hit does, a test's session in itself), or parsed and built by the
     route's own definitions on a session of the app's provider, as the route's, and kept under the
     key the route would keep it under. None when the route is to answer: the query is not one the
-    fast path builds, or the build failed (the route, building the same, answers its 404 or 400)."""
+    fast path builds, or the build failed (the route, building the same, answers its 404 or 400, or
+    its 503 if the database is failing)."""
     provider = application.dependency_overrides.get(get_session)
 
-    def cold(version: int | None) -> tuple[Rendered, bool] | None:
+    def guarded(version: int | None) -> tuple[Rendered, bool] | None:
+        try:
+            return answer(version)
+        except Exception:  # a failed build, or the database failing: the route's to answer, through its handlers
+            return None
+
+    def answer(version: int | None) -> tuple[Rendered, bool] | None:
         made: Any = None if provider is None else provider()
         session: Any = None
         try:
@@ -336,10 +351,7 @@ async def _cold_answer(
                 return None
             if session is None:
                 session = Session(get_engine()) if made is None else _opened(made)
-            try:
-                rendered = build(session, version)
-            except Exception:  # the route's to answer, through its exception handlers
-                return None
+            rendered = build(session, version)
             store.put(key(version), rendered)
             return rendered, True
         finally:
@@ -348,11 +360,11 @@ async def _cold_answer(
             elif inspect.isgenerator(made):
                 made.close()
 
-    answered = await run_in_threadpool(cold, version)
+    answered = await run_in_threadpool(guarded, version)
     if answered is None:
         return None
-    rendered, built = answered
-    if built:
+    rendered, new = answered
+    if new:
         store.fast_builds += 1
     else:
         store.fast_hits += 1

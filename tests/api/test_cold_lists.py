@@ -17,10 +17,12 @@ import pytest
 from fastapi.dependencies.utils import request_params_to_args
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from app.api import read_cache
 from app.api.deps import current_settings
 from app.api.params import _dependency, query_values
 from app.api.read_cache import ResponseCache
@@ -266,3 +268,18 @@ def test_the_fast_path_parses_as_fastapi_does(query: str) -> None:
         scope = {"type": "http", "query_string": params.__str__().encode(), "headers": []}
         found = query_values(cold.route, task_query_params, Request(scope))
         assert found == (None if errors else expected), (query, errors)
+
+
+def test_a_failing_database_is_the_routes_to_answer(own_database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version read failing in the fast path (the database down, the pool exhausted) is not a 500
+    from the middleware: the request goes on to the route, whose handlers answer (here it can read)."""
+
+    def failing(*_: object) -> int:
+        raise OperationalError("select", {}, Exception("database down"))
+
+    with TestClient(create_app()) as client:
+        monkeypatch.setattr(read_cache, "sqlite_data_version", failing)
+        monkeypatch.setattr(read_cache, "engine_data_version", failing)
+        response = client.get(TASKS, params={"unit": "司法局", "role": "lead"})
+        assert response.status_code == 200 and response.json()["items"]
+        assert answered(client) == (0, 0)

@@ -6,6 +6,7 @@ validated alone and failing alone, each answered only once that transaction is c
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,8 @@ from app.errors import ProblemError
 from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
-from app.models import Jurisdiction, JurisdictionLevel, Unit, UnitKind
+from app.models import ChangeEvent, Jurisdiction, JurisdictionLevel, Unit, UnitKind
+from app.services.feed import record_event
 from tests.conftest import fresh_database_url
 from tests.factories import make_key
 
@@ -48,6 +50,7 @@ def test_waiting_writers_share_one_commit_and_fail_alone(fresh_engine: Engine) -
     def add(name: str, *, refuse: bool = False) -> object:
         def work(session: Session) -> str:
             session.add(Unit(name=name, kind=UnitKind.government_department, jurisdiction_id=county))
+            record_event(session=session, type="unit.created", principal=None, remote_addr=None, data={"name": name})
             session.flush()
             if refuse:
                 raise ProblemError(f"refused {name}")
@@ -87,7 +90,12 @@ def test_waiting_writers_share_one_commit_and_fail_alone(fresh_engine: Engine) -
     assert isinstance(answers["县甲局 again"], IntegrityError)
     with Session(fresh_engine) as session:
         stored = session.exec(select(Unit.name).where(col(Unit.jurisdiction_id) == county)).all()
+        events = session.exec(select(ChangeEvent).where(ChangeEvent.type == "unit.created")).all()
     assert sorted(stored) == sorted(["县甲局", "县丙局", "县丁局"])
+    # The refused works' events went with their savepoints; the rest numbered in one run, in order.
+    assert sorted(json.loads(e.data)["name"] for e in events) == sorted(stored)
+    seqs = sorted(e.seq or 0 for e in events)
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
     assert engine_data_version(fresh_engine) == version + 1  # one commit, one new data version
 
 

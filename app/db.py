@@ -76,12 +76,16 @@ def get_engine() -> Engine:
 
 async def get_session() -> AsyncIterator[Session]:
     """One session per read request. Creating a session does no I/O (it connects on first use), so
-    this runs on the event loop; closing it may talk to the database, so that goes to the threadpool."""
+    this runs on the event loop; closing one with a transaction open may talk to the database, so that
+    goes to the threadpool."""
     session = Session(get_engine())
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        if session.in_transaction():
+            await run_in_threadpool(session.close)  # ends the transaction: may wait on the database
+        else:
+            session.close()  # never used, or its work already ended (a key check commits): no I/O
 
 
 # SQLite has one writer at a time. Queueing this process's writers on a lock, rather than on

@@ -131,6 +131,18 @@ def _snapshot(principal: Principal) -> Principal:
     return Principal(key=detached_copy(principal.key), unit=copy)
 
 
+def remembered(*, where: str, structure_version: int, authorization: str | None) -> Principal | None:
+    """The caller, if this token was accepted at this structure version (no database); else None,
+    and `authenticate` decides (and words any refusal)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip().startswith(KEY_PREFIX):
+        return None
+    found: Principal | None = structure_memo.memo.remembered(
+        where, structure_version, "principal", _hash(token.strip())
+    )
+    return found
+
+
 def authenticate(*, session: Session, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthenticated("缺少 API 密钥:请在请求头中提供 Authorization: Bearer <key> / missing API key")

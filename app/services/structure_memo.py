@@ -48,21 +48,26 @@ class StructureMemo:
         if point is None:
             return load()
         where, version = point
-        entry_key = (where, kind, key)
-        with self._lock:
-            found = self._entries.get(entry_key)
-            if found is not None and found[0] == version:
-                self._entries.move_to_end(entry_key)
-                self.hits += 1
-                value: T = found[1]
-                return value
+        found: T | None = self.remembered(where, version, kind, key)
+        if found is not None:
+            return found
         value = load()
         with self._lock:
-            self._entries[entry_key] = (version, value)
-            self._entries.move_to_end(entry_key)
+            self._entries[(where, kind, key)] = (version, value)
+            self._entries.move_to_end((where, kind, key))
             while len(self._entries) > self.size:
                 self._entries.popitem(last=False)
         return value
+
+    def remembered(self, where: str, version: int, kind: str, key: Hashable) -> Any | None:
+        """What `recall` would answer without loading, at a version read elsewhere; None if nothing."""
+        with self._lock:
+            found = self._entries.get((where, kind, key))
+            if found is None or found[0] != version:
+                return None
+            self._entries.move_to_end((where, kind, key))
+            self.hits += 1
+            return found[1]
 
     def clear(self) -> None:
         with self._lock:

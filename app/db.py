@@ -13,6 +13,7 @@ from contextlib import nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -74,14 +75,54 @@ def get_engine() -> Engine:
     return make_engine(settings.database_url, echo=settings.sql_echo, settings=settings)
 
 
+class _SqliteCounter:
+    """A one-row counter (`feed_counter`'s versions) read on SQLite through one connection of its own,
+    outside the pool, on the event loop (a few tens of microseconds; a WAL read never waits for the
+    writer). Outside the pool because a checkout on the event loop would block the loop while the pool
+    is lent out to requests the loop must finish."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # a TestClient per test runs its own loop thread
+        self._connections: WeakKeyDictionary[Engine, Any] = WeakKeyDictionary()
+
+    def __call__(self, engine: Engine, sql: str) -> int:
+        with self._lock:
+            connection = self._connections.get(engine)
+            if connection is None:
+                # The engine's "connect" hooks set WAL, foreign keys and autocommit (no lingering snapshot).
+                connection = engine.raw_connection()
+                connection.detach()  # ours for good: never returned to, nor counted in, the pool
+                self._connections[engine] = connection
+            return read_counter(connection, sql)
+
+
+def read_counter(connection: Any, sql: str) -> int:
+    """One integer through a DBAPI connection."""
+    cursor = connection.cursor()
+    try:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    assert row is not None, "feed_counter has its one row from the first migration on"
+    return int(row[0])
+
+
+sqlite_counter = _SqliteCounter()
+
+
 async def get_session() -> AsyncIterator[Session]:
     """One session per read request. Creating a session does no I/O (it connects on first use), so
-    this runs on the event loop; closing it may talk to the database, so that goes to the threadpool."""
+    this runs on the event loop; closing one with a transaction open may talk to the database, so that
+    goes to the threadpool."""
     session = Session(get_engine())
     try:
         yield session
     finally:
-        await run_in_threadpool(session.close)
+        if session.in_transaction():
+            await run_in_threadpool(session.close)  # ends the transaction: may wait on the database
+        else:
+            session.close()  # never used, or its work already ended (a key check commits): no I/O
 
 
 # SQLite has one writer at a time. Queueing this process's writers on a lock, rather than on

@@ -39,7 +39,6 @@ from datetime import date
 from functools import lru_cache, partial
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
-from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -54,7 +53,7 @@ from app.api.deps import SessionDep, SettingsDep, current_settings
 from app.api.responses import Rendered, respond, send
 from app.core import clock
 from app.core.config import Settings
-from app.db import get_engine, get_session
+from app.db import get_engine, get_session, read_counter, sqlite_counter
 from app.models.progress import DATA_VERSION_SQL
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -152,43 +151,12 @@ def engine_data_version(engine: Engine) -> int:
     """The version through a pooled DBAPI connection (PostgreSQL; run in the thread pool)."""
     connection = engine.raw_connection()
     try:
-        return _read_version(connection)
+        return read_counter(connection, DATA_VERSION_SQL)
     finally:
         connection.close()
 
 
-class _VersionReader:
-    """SQLite: one connection of its own, outside the pool, read on the event loop (a few tens of
-    microseconds; a WAL read never waits for the writer). Outside the pool because a checkout on the
-    event loop would block the loop while the pool is lent out to requests the loop must finish."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()  # a TestClient per test runs its own loop thread
-        self._connections: WeakKeyDictionary[Engine, Any] = WeakKeyDictionary()
-
-    def __call__(self, engine: Engine) -> int:
-        with self._lock:
-            connection = self._connections.get(engine)
-            if connection is None:
-                # The engine's "connect" hooks set WAL, foreign keys and autocommit (no lingering snapshot).
-                connection = engine.raw_connection()
-                connection.detach()  # ours for good: never returned to, nor counted in, the pool
-                self._connections[engine] = connection
-            return _read_version(connection)
-
-
-def _read_version(connection: Any) -> int:
-    cursor = connection.cursor()
-    try:
-        cursor.execute(DATA_VERSION_SQL)
-        row = cursor.fetchone()
-    finally:
-        cursor.close()
-    assert row is not None, "feed_counter has its one row from the first migration on"
-    return int(row[0])
-
-
-sqlite_data_version = _VersionReader()
+sqlite_data_version = partial(sqlite_counter, sql=DATA_VERSION_SQL)
 
 
 ColdBuild = Callable[[Session, int], Rendered]

@@ -20,6 +20,21 @@ SQLModel.metadata.naming_convention = {
 }
 M = TypeVar("M", bound=SQLModel)
 
+# `__table_args__` of the tables a progress report writes. Their writes move the data version but not
+# the structure version (`FeedCounter`), which keys what a write needs to know before it starts: who
+# the key is, the plan, its schedule, the key's jurisdictions. Any other table's write moves both.
+REPORT_PATH: dict[str, Any] = {"info": {"structure": False}}
+
+
+def moves_data_version(table: Any) -> bool:
+    """A write to `table` moves the data version; a table opts out with `info={"data_version": False}`
+    (app/models/webhook.py says why). A statement on no known table counts."""
+    return table is None or table.info.get("data_version", True)
+
+
+def moves_structure_version(table: Any) -> bool:
+    return moves_data_version(table) and (table is None or table.info.get("structure", True))
+
 
 def detached_copy(row: M) -> M:
     """A copy of a row's columns bound to no session: safe to keep across requests and share between

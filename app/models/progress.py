@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from app.models.base import UTCDateTime, utcnow
+from app.models.base import REPORT_PATH, UTCDateTime, utcnow
 
 
 class ReportKind(StrEnum):
@@ -70,6 +70,7 @@ class ProgressReport(SQLModel, table=True):
             sqlite_where=text(COMPLETED),
             postgresql_where=text(COMPLETED),
         ),
+        REPORT_PATH,
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -100,6 +101,7 @@ class TaskUnitState(SQLModel, table=True):
     """Each owner unit's latest state on a task, kept on write so reads never scan the history."""
 
     __tablename__ = "task_unit_state"
+    __table_args__ = REPORT_PATH
 
     task_id: int = Field(foreign_key="task.id", primary_key=True, ondelete="CASCADE")
     unit_id: int = Field(foreign_key="unit.id", primary_key=True)  # the reporting unit
@@ -113,7 +115,7 @@ class TaskUnitState(SQLModel, table=True):
 
 class IdempotencyRecord(SQLModel, table=True):
     __tablename__ = "idempotency_record"
-    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+    __table_args__ = (UniqueConstraint("api_key_id", "key"), REPORT_PATH)
 
     id: int | None = Field(default=None, primary_key=True)
     api_key_id: int = Field(foreign_key="api_key.id")
@@ -129,6 +131,7 @@ class ChangeEvent(SQLModel, table=True):
     `app/services/feed.py`), so a reader polling `since=` never skips an event that commits late."""
 
     __tablename__ = "change_event"
+    __table_args__ = REPORT_PATH
 
     id: int | None = Field(default=None, primary_key=True)
     seq: int | None = Field(default=None, unique=True)  # None until the writing transaction commits
@@ -146,19 +149,25 @@ class ChangeEvent(SQLModel, table=True):
     data: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
 
 
-# Read on every request (the read cache, the key cache): plain SQL, compiled once by the driver.
+# Read on every request (the read cache, the structure memo): plain SQL, compiled once by the driver.
 DATA_VERSION_SQL = "SELECT version FROM feed_counter WHERE id = 1"
-# `session.info` key: this session changed data not yet committed (set and cleared by app/services/feed.py).
+STRUCTURE_VERSION_SQL = "SELECT structure_version FROM feed_counter WHERE id = 1"
+# `session.info` keys: this session changed data (any table; or a table off the report path) not yet
+# committed. Set and cleared by app/services/feed.py.
 DATA_CHANGED = "feed_rows_changed"
+STRUCTURE_CHANGED = "feed_structure_changed"
 
 
 class FeedCounter(SQLModel, table=True):
     """One row: the last `seq` given out, and the data's `version` (the read cache keys on it).
     Writers take it as the last thing before commit, which makes seq order commit order; every
-    transaction that changed any row bumps `version` (`app/services/feed.py`), events or not."""
+    transaction that changed any row bumps `version` (`app/services/feed.py`), events or not, and
+    `structure_version` too unless it wrote only the report path's tables (`REPORT_PATH`)."""
 
     __tablename__ = "feed_counter"
+    __table_args__ = REPORT_PATH
 
     id: int = Field(default=1, primary_key=True)
     seq: int = 0
     version: int = 0
+    structure_version: int = 0

@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from app.models.base import UTCDateTime, utcnow
+from app.models.base import REPORT_PATH, UTCDateTime, utcnow
 
 
 class Role(StrEnum):
@@ -43,6 +43,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("plan_id", "code"),
         Index("ix_task_plan_id_position", "plan_id", "position"),
+        REPORT_PATH,  # a report re-derives its task's status; what a task is comes with its import
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -104,7 +104,7 @@ def submit_progress(
 
     def work(session: Session, principal: Principal) -> submission.Outcome:
         # Authorized and validated on its own, whoever it shares a transaction with.
-        row = plan_service.get_plan(session=session, slug=plan)
+        row = plan_service.plan_to_read(session=session, slug=plan)
         [outcome] = submission.submit(
             session=session,
             plan=row,
@@ -179,7 +179,7 @@ def submit_batch(
     def work(session: Session, principal: Principal) -> BatchOut:
         # One piece of work in a group commit: its items share its savepoint, so an atomic batch that
         # fails, or a dry run, takes back all of its own writes and nobody else's.
-        row = plan_service.get_plan(session=session, slug=plan)
+        row = plan_service.plan_to_read(session=session, slug=plan)
         valid = [p for p in parsed.values() if isinstance(p, submission.Submission)]
         results = {i: p for i, p in parsed.items() if isinstance(p, BatchResult)}
         for outcome in submission.submit(

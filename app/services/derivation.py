@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.models import ProgressReport, ReportKind, Responsibility, ReviewState, Task, TaskStatus, TaskUnitState
 from app.services import cycle
+from app.services.feed import run_core
 from app.services.permissions import OWNER_ROLES
 
 
@@ -163,12 +164,12 @@ def rederive(
     if not by_id:
         return [], {}
     ids = sorted(by_id)
-    reports = _as_facts(ids, session.execute(_COUNTING_NOW, {"task_ids": ids}))
+    reports = _as_facts(ids, run_core(session, _COUNTING_NOW, {"task_ids": ids}))
     if slots is None or not set(by_id) <= set(slots):
         slots = owner_slots(session, by_id)
     # Core statements, not entities: a state loaded earlier in this session must not linger in the
     # identity map beside the row that replaces it.
-    session.execute(_CLEAR_STATES, {"task_ids": ids})
+    run_core(session, _CLEAR_STATES, {"task_ids": ids})
     rows: list[dict[str, object]] = []
     changes: list[Change] = []
     for task_id, task in by_id.items():
@@ -196,7 +197,7 @@ def rederive(
             session.add(task)
             changes.append(Change(task=task, before=before))
     if rows:
-        session.execute(_ADD_STATE, rows)  # executemany of one cached statement
+        run_core(session, _ADD_STATE, rows)  # executemany of one cached statement
     session.flush()
     return changes, reports
 

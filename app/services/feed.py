@@ -7,12 +7,14 @@ from collections.abc import Iterable
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import event, update
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy import Executable, Result, bindparam, event, insert, update
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction
+from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
-from app.models.progress import DATA_CHANGED
+from app.models.base import moves_data_version, moves_structure_version, utcnow
+from app.models.progress import DATA_CHANGED, STRUCTURE_CHANGED
 from app.schemas.progress import AuditOut, ChangeOut
 from app.schemas.unit import UnitRef
 from app.services.keys import Principal
@@ -20,69 +22,116 @@ from app.services.keys import Principal
 PENDING = "feed_events_pending"
 
 
-def _is_data(table: Any) -> bool:
-    # A table opts out with `info={"data_version": False}` (app/models/webhook.py says why).
-    return table is None or table.info.get("data_version", True)
+def _note(info: dict[Any, Any], tables: Iterable[Any]) -> None:
+    """Flags what this transaction changed: kept through a rolled-back savepoint (a spare bump costs
+    one cache miss), cleared at the outer commit."""
+    for table in tables:
+        if moves_data_version(table):
+            info[DATA_CHANGED] = True
+            if moves_structure_version(table):
+                info[STRUCTURE_CHANGED] = True
+                return
 
 
-def _changes_data(rows: Iterable[object]) -> bool:
-    return any(_is_data(getattr(type(row), "__table__", None)) for row in rows)
+def _tables(session: Session) -> set[Any]:
+    """The tables of the rows this session is about to write (or, after a flush, has just written)."""
+    return {getattr(type(row), "__table__", None) for row in chain(session.new, session.dirty, session.deleted)}
 
 
 @event.listens_for(Session, "after_flush")
 def _note_flushed_rows(session: Session, _context: Any) -> None:
-    if _changes_data(chain(session.new, session.dirty, session.deleted)):  # still the pre-flush state here
-        session.info[DATA_CHANGED] = True  # kept through a rolled-back savepoint: a spare bump costs one cache miss
+    _note(session.info, _tables(session))  # still the pre-flush state here
+
+
+def run_core(session: Session, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:
+    """A Core statement on the session's connection, past the ORM's execution layer, which on the
+    report path cost as much CPU as SQLite's answer. Autoflushes and notes a write for the versions
+    exactly as `session.execute` (and `_note_statement_writes`) would."""
+    if session.autoflush:
+        session.flush()
+    if isinstance(statement, UpdateBase):
+        _note(session.info, [statement.table])
+    return session.connection().execute(statement, params)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement_writes(state: ORMExecuteState) -> None:
     # Set-based writes (`insert(...).values([...])`, `update(...)`) never pass through a flush.
-    writes = state.is_insert or state.is_update or state.is_delete
-    if writes and _is_data(getattr(state.statement, "table", None)):
-        state.session.info[DATA_CHANGED] = True
+    if state.is_insert or state.is_update or state.is_delete:
+        _note(state.session.info, [getattr(state.statement, "table", None)])
 
 
 @event.listens_for(Session, "before_commit")
 def _number_pending_events(session: Session) -> None:
-    """Give this transaction's events their feed numbers, and bump the data version if it changed
-    anything, as the very last step before commit.
+    """Give this transaction's events their feed numbers and insert them, and bump the data version if
+    it changed anything, as the very last step before commit.
 
     This is the one place the data version moves: no write has to remember it, so the read cache
     (`app/api/read_cache.py`) cannot serve a rendering a write has made stale (a revoked key, a unit
     renamed behind no event). The counter row stays locked only from here to the commit, and every
     writer takes it last, so it can take part in no deadlock, and numbers are handed out in commit
-    order. Events whose savepoint was rolled back have left the session and get no number."""
+    order. Events recorded in a savepoint that was rolled back were dropped with it (`_drop_undone_events`)."""
     if session.in_nested_transaction():
         return  # a SAVEPOINT released (one write of a group commit): numbered once, at the real commit
-    pending = [change for change in session.info.pop(PENDING, []) if change in session]
-    changed = (
-        session.info.pop(DATA_CHANGED, False)
-        or bool(pending)
-        or _changes_data(chain(session.new, session.dirty, session.deleted))
-    )
+    session.flush()  # every row the events name is written before them
+    pending = [row for _, row in session.info.pop(PENDING, [])]
+    changed = session.info.pop(DATA_CHANGED, False) or bool(pending)
     if not changed:
         return
-    with session.no_autoflush:  # the commit's flush then inserts the events with their numbers
-        last: int = session.execute(
-            update(FeedCounter)
-            .where(col(FeedCounter.id) == 1)
-            .values(seq=col(FeedCounter.seq) + len(pending), version=col(FeedCounter.version) + 1)
-            .returning(col(FeedCounter.seq))
-        ).scalar_one()
-    session.info.pop(DATA_CHANGED, None)  # set again by the UPDATE just made
-    for number, change in enumerate(pending, start=last - len(pending) + 1):
-        change.seq = number  # written by the commit's own flush
+    structure = 1 if session.info.pop(STRUCTURE_CHANGED, False) else 0
+    connection = session.connection()
+    last: int = connection.execute(_BUMP, {"events": len(pending), "structure": structure}).scalar_one()
+    for number, row in enumerate(pending, start=last - len(pending) + 1):
+        row["seq"] = number
+    if pending:
+        connection.execute(_ADD_EVENTS, pending)  # one executemany of one cached statement
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_undone_events(session: Session, previous: SessionTransaction) -> None:
+    """Events recorded in a savepoint that was rolled back go with its writes."""
+    kept = [(where, row) for where, row in session.info.get(PENDING, []) if not _within(where, previous)]
+    session.info[PENDING] = kept
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_unsent_events(session: Session, transaction: SessionTransaction) -> None:
+    # The session's transaction ended without its commit (a rollback, a close): its events with it.
+    if transaction.parent is None:
+        session.info.pop(PENDING, None)
+
+
+def _within(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 @event.listens_for(Session, "after_commit")
 def _forget_committed_changes(session: Session) -> None:
-    # The commit's own flush (the events, the counter) sets the flag again after the bump: those rows
-    # are committed under the new version, so a session used on (a test's, a worker's) starts clean.
     # Also called when a SAVEPOINT is released (then still the current transaction): the enclosing
-    # transaction goes on, and so does its flag.
+    # transaction goes on, and so do its flags.
     if not session.in_nested_transaction():
         session.info.pop(DATA_CHANGED, None)
+        session.info.pop(STRUCTURE_CHANGED, None)
+
+
+_COUNTER = FeedCounter.__table__  # type: ignore[attr-defined]
+# Core, built once: the ORM-enabled UPDATE cost more to build than SQLite takes to run it.
+_BUMP = (
+    update(_COUNTER)
+    .where(_COUNTER.c.id == 1)
+    .values(
+        seq=_COUNTER.c.seq + bindparam("events"),
+        version=_COUNTER.c.version + 1,
+        structure_version=_COUNTER.c.structure_version + bindparam("structure"),
+    )
+    .returning(_COUNTER.c.seq)
+)
+_EVENTS = ChangeEvent.__table__  # type: ignore[attr-defined]
+_ADD_EVENTS = insert(_EVENTS)
 
 
 def record_event(
@@ -98,26 +147,28 @@ def record_event(
     report_id: int | None = None,
     actor: str | None = None,
     jurisdiction_id: int | None = None,
-) -> ChangeEvent:
+) -> None:
     """`jurisdiction_id` defaults to the plan's, else the unit's, else the acting key's (objects the
     session holds already, so this costs no query on the write path)."""
     if jurisdiction_id is None:
         jurisdiction_id = _jurisdiction_of(session, plan_id, unit_id, principal)
-    change = ChangeEvent(
-        type=type,
-        plan_id=plan_id,
-        task_id=task_id,
-        unit_id=unit_id,
-        report_id=report_id,
-        api_key_id=principal.key.id if principal is not None else None,
-        jurisdiction_id=jurisdiction_id,
-        actor=actor or (principal.name if principal is not None else "system"),
-        remote_addr=remote_addr,
-        data=json.dumps(data, ensure_ascii=False, default=str),
-    )
-    session.add(change)
-    session.info.setdefault(PENDING, []).append(change)
-    return change
+    row = {
+        "type": type,
+        "occurred_at": utcnow(),
+        "plan_id": plan_id,
+        "task_id": task_id,
+        "unit_id": unit_id,
+        "report_id": report_id,
+        "api_key_id": principal.key.id if principal is not None else None,
+        "jurisdiction_id": jurisdiction_id,
+        "actor": actor or (principal.name if principal is not None else "system"),
+        "remote_addr": remote_addr,
+        "data": json.dumps(data, ensure_ascii=False, default=str),
+    }
+    # Kept as a plain row until the commit numbers and inserts it (an entity per event cost more than
+    # the report it describes); remembered with the (sub)transaction it belongs to, for a rollback.
+    where = session.get_nested_transaction() or session.get_transaction() or session.begin()
+    session.info.setdefault(PENDING, []).append((where, row))
 
 
 def _jurisdiction_of(

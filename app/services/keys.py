@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -18,7 +16,7 @@ from sqlmodel import Session, col, select
 from app.errors import KeyWithoutRight, LastAdminKey, NotFound, Unauthenticated
 from app.models import ApiKey, Jurisdiction, Unit, utcnow
 from app.models.base import detached_copy
-from app.models.progress import DATA_CHANGED, DATA_VERSION_SQL
+from app.services import structure_memo
 
 KEY_PREFIX = "pa_"
 
@@ -122,61 +120,27 @@ def revoke_key(*, session: Session, prefix: str, keep_last_admin: bool = False) 
     return key
 
 
-class PrincipalCache:
-    """Who a token is, per process, per database and data version: a hit costs one single-row query
-    (the version) instead of loading the key and its unit.
-
-    Keyed by the token's hash (never the token) and valid only at the version it was read at: every
-    committed data write bumps that version (`app/services/feed.py`, one hook no write can bypass), a
-    key revocation and a unit change included, so another worker's revocation is seen by the very next
-    request here. Only successes are kept, so a key just created is never refused from here; and only
-    what a session read without changes of its own (a group commit's earlier writes are not committed
-    yet, and could still be rolled back). Hits share detached rows: callers only read them."""
-
-    def __init__(self, size: int = 1024) -> None:
-        self.size = size
-        self._entries: OrderedDict[tuple[str, str], tuple[int, Principal]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-
-    def get(self, where: str, digest: str, version: int) -> Principal | None:
-        with self._lock:
-            found = self._entries.get((where, digest))
-            if found is None or found[0] != version:
-                return None
-            self._entries.move_to_end((where, digest))
-            self.hits += 1
-            return found[1]
-
-    def put(self, where: str, digest: str, version: int, principal: Principal) -> None:
-        with self._lock:
-            self._entries[(where, digest)] = (version, principal)
-            self._entries.move_to_end((where, digest))
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-
-principals = PrincipalCache()
-
-
-def _cache_point(session: Session) -> tuple[str, int] | None:
-    """(database, data version) this session may use the cache at; None if it has changes of its own."""
-    if session.info.get(DATA_CHANGED) or session.new or session.dirty or session.deleted:
-        return None
-    connection = session.connection()
-    version = connection.exec_driver_sql(DATA_VERSION_SQL).scalar_one()  # read before the key: never newer than it
-    return str(connection.engine.url), int(version)
-
-
 def _snapshot(principal: Principal) -> Principal:
-    """Copies bound to no session: the loading session may expire or close its rows, and a hit is
-    shared by requests on other threads."""
+    """Copies bound to no session: the loading session may expire or close its rows, and a
+    remembered principal is shared by requests on other threads."""
     unit = principal.unit
     copy = None
     if unit is not None:
         copy = detached_copy(unit)
         copy.jurisdiction = detached_copy(unit.jurisdiction)
     return Principal(key=detached_copy(principal.key), unit=copy)
+
+
+def remembered(*, where: str, structure_version: int, authorization: str | None) -> Principal | None:
+    """The caller, if this token was accepted at this structure version (no database); else None,
+    and `authenticate` decides (and words any refusal)."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip().startswith(KEY_PREFIX):
+        return None
+    found: Principal | None = structure_memo.memo.remembered(
+        where, structure_version, "principal", _hash(token.strip())
+    )
+    return found
 
 
 def authenticate(*, session: Session, authorization: str | None) -> Principal:
@@ -186,10 +150,11 @@ def authenticate(*, session: Session, authorization: str | None) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
         raise Unauthenticated("Authorization 头格式应为 Bearer pa_xxxxxxxx_… / malformed Authorization header")
-    digest = _hash(token)
-    point = _cache_point(session)
-    if point is not None and (known := principals.get(point[0], digest, point[1])) is not None:
-        return known
+    digest = _hash(token)  # the memo's key: never the token itself
+    return structure_memo.memo.recall(session, "principal", digest, lambda: _load_principal(session, token, digest))
+
+
+def _load_principal(session: Session, token: str, digest: str) -> Principal:
     prefix = token[len(KEY_PREFIX) :].split("_", 1)[0]
     found = session.exec(
         select(ApiKey, Unit)
@@ -201,9 +166,4 @@ def authenticate(*, session: Session, authorization: str | None) -> Principal:
     key, unit = found
     if key.revoked_at is not None:
         raise Unauthenticated(f"API 密钥 {prefix} 已于 {key.revoked_at:%Y-%m-%d} 吊销 / key revoked")
-    principal = Principal(key=key, unit=unit)
-    if point is None:
-        return principal
-    kept = _snapshot(principal)
-    principals.put(point[0], digest, point[1], kept)
-    return kept
+    return _snapshot(Principal(key=key, unit=unit))

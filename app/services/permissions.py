@@ -24,21 +24,29 @@ from sqlmodel import Session, col, select
 
 from app.errors import AdminRequired, NotLinkedToTask, OutsideJurisdiction
 from app.models import GroupMember, Plan, ReportKind, Responsibility, Role, Task, Unit
-from app.services import jurisdictions
+from app.services import jurisdictions, structure_memo
+from app.services.feed import run_core
 from app.services.keys import Principal
 
 OWNER_ROLES = (Role.lead, Role.responsible)
 
 
 def key_scope(*, session: Session, principal: Principal) -> set[int] | None:
-    """The jurisdictions a key may act in; None for a platform-wide admin key."""
+    """The jurisdictions a key may act in; None for a platform-wide admin key. Remembered at the
+    structure version (a report moves none of it), handed out as a copy the caller may change."""
     own = principal.jurisdiction_id
     if own is None:
         return None if principal.is_admin else set()
-    if not principal.is_admin:
+    key = (own, principal.is_admin)
+    return set(structure_memo.memo.recall(session, "scope", key, lambda: _scope(session, own, principal.is_admin)))
+
+
+def _scope(session: Session, own: int, is_admin: bool) -> frozenset[int]:
+    if not is_admin:
         unit_place = jurisdictions.get_by_id(session=session, jurisdiction_id=own)
-        return {own} | {j.id for j in jurisdictions.ancestors(session=session, jurisdiction=unit_place) if j.id}
-    return jurisdictions.subtree_ids(session=session, root_id=own)
+        above = jurisdictions.ancestors(session=session, jurisdiction=unit_place)
+        return frozenset({own} | {j.id for j in above if j.id})
+    return frozenset(jurisdictions.subtree_ids(session=session, root_id=own))
 
 
 def check_jurisdiction(
@@ -116,9 +124,10 @@ class PermissionFacts:
     links: dict[int, list[tuple[int, Role]]]  # task id → (unit id, role)
     groups: set[int]
     within: set[int | None] = field(default_factory=set)  # jurisdictions already checked: a batch asks once
+    plans: dict[int, Plan] = field(default_factory=dict)  # the tasks' plans, if the caller has them
 
     def decide(self, task: Task) -> Permission:
-        plan = self.session.get(Plan, task.plan_id)  # in the session already: the caller loaded it
+        plan = self.plans.get(task.plan_id) or self.session.get(Plan, task.plan_id)
         assert plan is not None
         if plan.jurisdiction_id not in self.within:
             check_jurisdiction(
@@ -155,13 +164,24 @@ _LINKS = select(Responsibility.task_id, Responsibility.unit_id, Responsibility.r
 _GROUPS = select(GroupMember.group_id).where(col(GroupMember.member_id) == bindparam("unit_id"))
 
 
-def load_facts(*, session: Session, tasks: list[Task], principal: Principal) -> PermissionFacts:
+def load_facts(
+    *, session: Session, tasks: list[Task], principal: Principal, plan: Plan | None = None
+) -> PermissionFacts:
+    """`plan`: the tasks' plan, when the caller holds it (a copy bound to no session is fine)."""
     links: dict[int, list[tuple[int, Role]]] = {}
-    for task_id, linked_id, role in session.execute(_LINKS, {"task_ids": [t.id for t in tasks]}):
+    for task_id, linked_id, role in run_core(session, _LINKS, {"task_ids": [t.id for t in tasks]}):
         links.setdefault(task_id, []).append((linked_id, Role(role)))
     unit_id = principal.unit.id if principal.unit is not None else None
-    groups = set(session.scalars(_GROUPS, {"unit_id": unit_id})) if unit_id else set()
-    return PermissionFacts(session=session, principal=principal, links=links, groups=groups)
+    groups = set(_groups_of(session, unit_id)) if unit_id else set()
+    plans = {plan.id: plan} if plan is not None and plan.id is not None else {}
+    return PermissionFacts(session=session, principal=principal, links=links, groups=groups, plans=plans)
+
+
+def _groups_of(session: Session, unit_id: int) -> frozenset[int]:
+    """The groups a unit is a member of, remembered at the structure version."""
+    return structure_memo.memo.recall(
+        session, "groups", unit_id, lambda: frozenset(run_core(session, _GROUPS, {"unit_id": unit_id}).scalars())
+    )
 
 
 def check_permission(*, session: Session, task: Task, principal: Principal) -> Permission:

@@ -12,6 +12,7 @@ from app.core.clock import county_today
 from app.core.config import get_settings
 from app.errors import InvalidParameter, NotFound
 from app.models import Jurisdiction, Plan, Responsibility, Role, Section, Task, TaskStatus, Unit
+from app.models.base import detached_copy
 from app.schemas.duty import compliance_out
 from app.schemas.jurisdiction import JurisdictionRef
 from app.schemas.plan import (
@@ -26,6 +27,7 @@ from app.schemas.plan import (
     UnitLoad,
 )
 from app.schemas.unit import UnitRef
+from app.services import structure_memo
 from app.services.cycle import end_of_day
 from app.services.duties import check_period_param, compliance, compute_duties, latest_closed_period
 from app.services.jurisdictions import subtree_ids
@@ -47,6 +49,14 @@ def get_plan(*, session: Session, slug: str) -> Plan:
     if plan is None:
         raise NotFound(f"方案 {slug} 不存在 / no plan with slug {slug!r}")
     return plan
+
+
+def plan_to_read(*, session: Session, slug: str) -> Plan:
+    """`get_plan` for a caller that only reads the plan (the report path): a copy bound to no session,
+    remembered at the structure version (`app/services/structure_memo.py`)."""
+    return structure_memo.memo.recall(
+        session, "plan", slug, lambda: detached_copy(get_plan(session=session, slug=slug))
+    )
 
 
 def plan_param(*, session: Session, slug: str | None) -> Plan | None:

@@ -14,8 +14,9 @@ from sqlmodel import Session
 
 from app.errors import FieldError, PeriodRejected
 from app.models import Plan, ReportingSchedule, utcnow
+from app.models.base import detached_copy
 from app.models.cycle import Cadence
-from app.services import periods
+from app.services import periods, structure_memo
 from app.services.feed import record_event
 from app.services.keys import Principal
 
@@ -35,9 +36,14 @@ SCHEDULE_FIELDS = ("cadence", "deadline_days", "cooperating_units_report", "revi
 
 
 def get_schedule(*, session: Session, plan: Plan) -> ReportingSchedule:
-    """The plan's schedule; a plan imported before schedules existed reads as the defaults."""
-    found = session.get(ReportingSchedule, plan.id)
-    return found if found is not None else ReportingSchedule(plan_id=plan.id or 0)
+    """The plan's schedule, to read (a copy bound to no session, remembered at the structure version;
+    `set_schedule` changes the row itself); a plan imported before schedules existed reads as the defaults."""
+
+    def load() -> ReportingSchedule:
+        found = session.get(ReportingSchedule, plan.id)
+        return detached_copy(found) if found is not None else ReportingSchedule(plan_id=plan.id or 0)
+
+    return structure_memo.memo.recall(session, "schedule", plan.id, load)
 
 
 def ensure_schedule(*, session: Session, plan: Plan) -> ReportingSchedule:

@@ -31,7 +31,7 @@ from app.errors import IdempotencyKeyReused, NotFound, ProblemError
 from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, Unit
 from app.schemas.progress import ProgressCreate, ProgressOut
 from app.services import derivation, idempotency
-from app.services.feed import record_event
+from app.services.feed import record_event, run_core
 from app.services.keys import Principal
 from app.services.permissions import Permission, load_facts
 from app.services.progress import report_out
@@ -76,7 +76,7 @@ def submit(
     outcomes = [Outcome(index=s.index, code=s.code) for s in submissions]
     schedule = get_schedule(session=session, plan=plan)
     tasks = _lock_tasks(session, plan, {s.code for s in submissions})
-    facts = load_facts(session=session, tasks=list(tasks.values()), principal=principal)
+    facts = load_facts(session=session, tasks=list(tasks.values()), principal=principal, plan=plan)
     assert principal.key.id is not None
 
     # A key used twice in one batch: the second is a retry of the first, answered after the write.
@@ -217,6 +217,7 @@ def _write(
             principal=principal,
             remote_addr=remote,
             plan_id=plan.id,
+            jurisdiction_id=plan.jurisdiction_id,  # the plan is a remembered copy, not in this session
             type="report.created",
             task_id=report.task_id,
             unit_id=report.unit_id,
@@ -258,6 +259,7 @@ def record_status_changes(
             principal=principal,
             remote_addr=remote_addr,
             plan_id=plan.id,
+            jurisdiction_id=plan.jurisdiction_id,
             type="task.status_changed",
             task_id=task.id,
             report_id=report_ids.get(task.id),
@@ -272,8 +274,8 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
     one query for the stored heads, one INSERT … RETURNING (the link to a stored head already in
     it), one executemany marking the superseded heads; a key repeated within a batch adds one more."""
     keys = {(r.task_id, r.unit_id, r.period) for r in reports}
-    stored = session.execute(
-        _HEADS, {"task_ids": sorted({k[0] for k in keys}), "periods": sorted({k[2] for k in keys})}
+    stored = run_core(
+        session, _HEADS, {"task_ids": sorted({k[0] for k in keys}), "periods": sorted({k[2] for k in keys})}
     )
     heads: dict[tuple[int, int | None, str], int] = {}
     for report_id, task_id, unit_id, period in stored:
@@ -290,9 +292,9 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
         # Batched into multi-row INSERTs (asked to keep RETURNING in order, SQLAlchemy would send SQLite
         # one per row). Under the writer's lock SQLite gives the rows increasing rowids in the order
         # sent, so the sorted ids pair up with the rows.
-        ids = sorted(session.execute(_ADD_REPORTS_UNORDERED, rows).scalars())
+        ids = sorted(run_core(session, _ADD_REPORTS_UNORDERED, rows).scalars())
     else:
-        ids = list(session.execute(_ADD_REPORTS, rows).scalars())
+        ids = list(run_core(session, _ADD_REPORTS, rows).scalars())
     for report, report_id in zip(reports, ids, strict=True):
         report.id = report_id
 
@@ -311,9 +313,9 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
             report.supersedes_id = previous
             later.append({"new_id": report.id, "old_id": previous})
     if superseded:
-        session.execute(_MARK_SUPERSEDED, superseded)
+        run_core(session, _MARK_SUPERSEDED, superseded)
     if later:
-        session.execute(_LINK_LATER, later)
+        run_core(session, _LINK_LATER, later)
 
 
 # The write path's statements, built once (building and keying one costs more than SQLite's answer).

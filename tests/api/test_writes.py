@@ -6,6 +6,7 @@ validated alone and failing alone, each answered only once that transaction is c
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -27,7 +29,10 @@ from app.errors import ProblemError
 from app.importer.service import seed_if_empty
 from app.main import create_app
 from app.migrate import upgrade_to_head
-from app.models import Jurisdiction, JurisdictionLevel, Unit, UnitKind
+from app.models import ChangeEvent, Jurisdiction, JurisdictionLevel, Unit, UnitKind
+from app.models.progress import STRUCTURE_VERSION_SQL
+from app.services.feed import record_event
+from app.services.keys import revoke_key
 from tests.conftest import fresh_database_url
 from tests.factories import make_key
 
@@ -48,6 +53,7 @@ def test_waiting_writers_share_one_commit_and_fail_alone(fresh_engine: Engine) -
     def add(name: str, *, refuse: bool = False) -> object:
         def work(session: Session) -> str:
             session.add(Unit(name=name, kind=UnitKind.government_department, jurisdiction_id=county))
+            record_event(session=session, type="unit.created", principal=None, remote_addr=None, data={"name": name})
             session.flush()
             if refuse:
                 raise ProblemError(f"refused {name}")
@@ -87,7 +93,12 @@ def test_waiting_writers_share_one_commit_and_fail_alone(fresh_engine: Engine) -
     assert isinstance(answers["县甲局 again"], IntegrityError)
     with Session(fresh_engine) as session:
         stored = session.exec(select(Unit.name).where(col(Unit.jurisdiction_id) == county)).all()
+        events = session.exec(select(ChangeEvent).where(ChangeEvent.type == "unit.created")).all()
     assert sorted(stored) == sorted(["县甲局", "县丙局", "县丁局"])
+    # The refused works' events went with their savepoints; the rest numbered in one run, in order.
+    assert sorted(json.loads(e.data)["name"] for e in events) == sorted(stored)
+    seqs = sorted(e.seq or 0 for e in events)
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
     assert engine_data_version(fresh_engine) == version + 1  # one commit, one new data version
 
 
@@ -210,3 +221,34 @@ def test_batches_share_a_group_with_single_writers_and_fail_alone(
         r["task"] for r in client.get(f"{PLAN}/progress", params={"limit": 50}).json()["items"]
     }  # what the commit kept: the batch and the single report, nothing of the others
     assert stored == {"2.3.3", "2.3.4", "2.1.3"}
+
+
+def test_a_remembered_key_is_checked_without_a_read_session_and_a_revoked_one_refused_at_once(
+    sqlite_app: tuple[TestClient, dict[str, str]],
+) -> None:
+    """The key check before a write (`verified_principal`) answers a key accepted at the current
+    structure version from memory; the version moves with a revocation, so that key is refused next."""
+    client, keys = sqlite_app
+    justice = keys["司法局"]
+    url = f"{PLAN}/tasks/2.3.3/progress"
+    assert client.post(url, json=REPORT, headers={"Authorization": justice}).status_code == 201
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(get_engine(), "before_cursor_execute", note)
+    try:
+        again = client.post(url, json={**REPORT, "percent": 70}, headers={"Authorization": justice})
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", note)
+    assert again.status_code == 201, again.text
+    # Only the write's own check reads the version through the pool; the one before it did not.
+    assert seen[0] == "BEGIN IMMEDIATE", seen  # no read transaction before the write's
+    assert seen.count(STRUCTURE_VERSION_SQL) == 1, seen
+
+    with Session(get_engine()) as session:  # as `plan-api keys revoke` does, from another process
+        revoke_key(session=session, prefix=justice.split("_")[1])
+        session.commit()
+    refused = client.post(url, json=REPORT, headers={"Authorization": justice})
+    assert refused.status_code == 401 and "吊销" in refused.json()["detail"], refused.text

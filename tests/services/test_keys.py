@@ -1,4 +1,4 @@
-"""Who a key is, cached per process and data version (`app/services/keys.py`): two apps on one
+"""Who a key is, remembered per process at the structure version (`app/services/structure_memo.py`): two apps on one
 committed database stand for two workers, each with its own engine (its own pool) and its own cache
 entries; what one worker changes, the other sees on its very next request. Both backends."""
 
@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from app.core.config import get_settings
 from app.db import make_engine
 from app.models import ApiKey, Unit
-from app.services.keys import principals
+from app.services.structure_memo import memo
 from tests.factories import make_key
 from tests.webhook_support import app_on
 
@@ -29,7 +29,7 @@ def _two_workers(engine: Engine) -> tuple[TestClient, TestClient, list[Engine]]:
     return one, two, [e1, e2]
 
 
-def test_a_key_is_read_once_per_data_version_and_a_revocation_by_another_worker_refused_at_once(
+def test_a_key_is_read_once_per_structure_version_and_a_revocation_by_another_worker_refused_at_once(
     webhook_engine: Engine,
 ) -> None:
     with Session(webhook_engine) as s:
@@ -37,9 +37,9 @@ def test_a_key_is_read_once_per_data_version_and_a_revocation_by_another_worker_
     one, two, engines = _two_workers(webhook_engine)
     try:
         assert one.get(KEYS, headers={"Authorization": doomed}).status_code == 200
-        hits = principals.hits
+        hits = memo.hits
         assert one.get(KEYS, headers={"Authorization": doomed}).status_code == 200
-        assert principals.hits > hits  # the same version: the key was not loaded again
+        assert memo.hits > hits  # the same version: the key was not loaded again
 
         revoked = two.delete(f"{KEYS}/{doomed.split('_')[1]}", headers={"Authorization": other})
         assert revoked.status_code == 200, revoked.text
@@ -94,16 +94,16 @@ def test_the_cache_is_bounded_and_keeps_no_secret(webhook_engine: Engine) -> Non
     with Session(webhook_engine) as s:
         tokens = [make_key(s, admin=True) for _ in range(3)]
     one, _two, engines = _two_workers(webhook_engine)
-    size = principals.size
-    principals.size = 2
+    size = memo.size
+    memo.size = 2
     try:
         for token in tokens:
             assert one.get(KEYS, headers={"Authorization": token}).status_code == 200
-        entries = list(principals._entries)
+        entries = list(memo._entries)
         assert len(entries) == 2
         assert not any(token.split(" ")[1] in str(entry) for entry in entries for token in tokens)
     finally:
-        principals.size = size
+        memo.size = size
         for engine in engines:
             engine.dispose()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -133,9 +133,17 @@ sqlite_writer = _sqlite_writer  # also taken by the group commit (`app/api/write
 
 def get_write_session() -> Iterator[Session]:
     """One session per write request; the route commits once when the request ends well."""
-    engine = get_engine()
+    with writing(get_engine()) as session:
+        yield session
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """A write session that, on SQLite, holds this process's writer lock for its life: writers in one
+    process queue on that lock, in order, instead of on SQLite's busy handler, whose sleeps (up to
+    100 ms each) became the API's tail latency while the webhook worker polled beside it.
+    expire_on_commit=False: answers are built from objects that stay valid after the commit."""
     turn = _sqlite_writer if engine.dialect.name == "sqlite" else nullcontext()
-    # expire_on_commit=False: the response is built from objects that stay valid after the commit.
     with turn, Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False) as session:
         yield session
 

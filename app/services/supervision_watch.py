@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.core.config import Settings
+from app.db import writing
 from app.models import DutyMissingSeen, Plan, TaskLightSeen, utcnow
 from app.services.cycle import end_of_day
 from app.services.duties import DutyState, compute_duties, latest_closed_period, load_facts_for_today
@@ -39,7 +40,7 @@ def county_today(settings: Settings) -> date:
 def watch(*, engine: Engine, settings: Settings) -> int:
     """One look at every plan as of today; returns the number of events recorded."""
     today = county_today(settings)
-    with Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False) as session:
+    with writing(engine) as session:
         if session.get_bind().dialect.name == "postgresql":
             got = session.execute(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": WATCH_LOCK_ID}).scalar_one()
             if not got:

@@ -34,6 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, or_, select
 
 from app.core.config import Settings
+from app.db import writing
 from app.models import MessageState, WebhookAttempt, WebhookEndpoint, WebhookMessage, utcnow
 from app.services import supervision_watch, webhooks
 
@@ -44,17 +45,13 @@ REPLY_EXCERPT_BYTES = 4096  # of a receiver's answer, read at most
 REPLY_EXCERPT_CHARS = 500  # of it, kept in the delivery log
 
 
-def _write_session(engine: Engine) -> Session:
-    return Session(engine.execution_options(sqlite_immediate=True), expire_on_commit=False)
-
-
 def fan_out_all(*, engine: Engine) -> int:
     """Fans out the feed to every enabled endpoint; returns the number of messages made."""
     with Session(engine) as session:
         ids = list(session.exec(select(WebhookEndpoint.id).where(col(WebhookEndpoint.enabled).is_(True))))
     made = 0
     for endpoint_id in ids:
-        with _write_session(engine) as session:
+        with writing(engine) as session:
             endpoint = session.exec(
                 select(WebhookEndpoint)
                 .where(WebhookEndpoint.id == endpoint_id, col(WebhookEndpoint.enabled).is_(True))
@@ -84,7 +81,7 @@ def claim(*, engine: Engine, settings: Settings) -> Claimed | None:
     keeps a slow receiver from holding up the others. Locks are taken endpoint first, then message
     (as fan-out and `record` do), so workers racing for the same endpoint queue instead of deadlocking."""
     now = utcnow()
-    with _write_session(engine) as session:
+    with writing(engine) as session:
         candidates = session.exec(
             _due(now, select(WebhookMessage.endpoint_id))
             .order_by(col(WebhookMessage.next_attempt_at), col(WebhookMessage.id))
@@ -213,7 +210,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def record(*, engine: Engine, settings: Settings, claimed: Claimed, outcome: Outcome) -> None:
     now = utcnow()
-    with _write_session(engine) as session:
+    with writing(engine) as session:
         endpoint = session.exec(  # endpoint first, then message: the lock order of every writer here
             select(WebhookEndpoint).where(WebhookEndpoint.id == claimed.endpoint_id).with_for_update()
         ).one_or_none()

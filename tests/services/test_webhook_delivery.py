@@ -10,12 +10,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
+from app.db import make_engine, sqlite_writer
+from app.migrate import upgrade_to_head
 from app.services import webhook_delivery
+from tests.conftest import fresh_database_url
 from tests.webhook_support import WEBHOOKS, Receiver, World, build_world, webhook_settings
 
 NAME = "hooks.example.test"
@@ -146,3 +150,29 @@ def test_an_endpoint_has_an_etag_and_revalidates(world: World, receiver: Receive
     changed = world.client.get(url, headers={"Authorization": world.admin, "If-None-Match": first.headers["etag"]})
     assert changed.status_code == 200 and changed.json()["description"] == "改名"
     assert changed.headers["etag"] != first.headers["etag"]
+
+
+def test_the_worker_queues_behind_the_apis_writers_on_sqlite(tmp_path: Path) -> None:
+    """In one process the worker's write transactions take the same writer lock as the API's group
+    commit, so neither waits on SQLite's busy handler (sleeps of up to 100 ms: the API's tail latency
+    while the worker polled). Held by someone else, the lock holds the worker's poll back until released."""
+    # SQLite only: PostgreSQL has row locks, not one writer, so there is nothing to queue behind.
+    [url] = list(fresh_database_url("sqlite", tmp_path))
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    done = threading.Event()
+
+    def poll() -> None:
+        webhook_delivery.claim(engine=engine, settings=webhook_settings())
+        done.set()
+
+    sqlite_writer.acquire()
+    try:
+        thread = threading.Thread(target=poll)
+        thread.start()
+        assert not done.wait(0.5), "the worker wrote while another writer of this process held the lock"
+    finally:
+        sqlite_writer.release()
+    thread.join(30)
+    engine.dispose()
+    assert done.is_set()

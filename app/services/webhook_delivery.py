@@ -261,25 +261,36 @@ def run_once(*, engine: Engine, settings: Settings, limit: int = 100) -> int:
 
     def lane(_: int) -> int:
         done = 0
-        # No redirects: a receiver must not send the request on to an address that was never checked.
-        # No kept-alive connections: one made for a name (its TLS checked for that name) must not
-        # serve another name that resolves to the same address.
-        with httpx.Client(
-            timeout=settings.webhook_timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
-        ) as client:
+        client: httpx.Client | None = None
+        try:
             while done < limit and (claimed := claim(engine=engine, settings=settings)) is not None:
+                # Made only for work: a client builds its TLS context (tens of ms of CPU, holding the
+                # GIL), which every idle poll once paid per lane, stalling the API's requests meanwhile.
+                client = client or _client(settings)
                 outcome = send(claimed=claimed, settings=settings, client=client)
                 record(engine=engine, settings=settings, claimed=claimed, outcome=outcome)
                 done += 1
+        finally:
+            if client is not None:
+                client.close()
         return done
 
     if settings.webhook_concurrency == 1:
         return lane(0)
     with ThreadPoolExecutor(settings.webhook_concurrency, thread_name_prefix="webhook-lane") as pool:
         return sum(pool.map(lane, range(settings.webhook_concurrency)))
+
+
+def _client(settings: Settings) -> httpx.Client:
+    # No redirects: a receiver must not send the request on to an address that was never checked.
+    # No kept-alive connections: one made for a name (its TLS checked for that name) must not
+    # serve another name that resolves to the same address.
+    return httpx.Client(
+        timeout=settings.webhook_timeout_seconds,
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
 
 
 def run_forever(*, engine: Engine, settings: Settings, stop: threading.Event) -> None:

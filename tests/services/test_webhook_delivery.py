@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
@@ -176,3 +177,24 @@ def test_the_worker_queues_behind_the_apis_writers_on_sqlite(tmp_path: Path) -> 
     thread.join(30)
     engine.dispose()
     assert done.is_set()
+
+
+def test_an_idle_poll_builds_no_http_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client builds its TLS context (tens of ms of CPU under the GIL): the worker makes one only
+    when it has something to send, or every idle poll (one a second) stalled the API's requests."""
+    [url] = list(fresh_database_url("sqlite", tmp_path))
+    engine = make_engine(url)
+    upgrade_to_head(engine)
+    made: list[object] = []
+
+    class Counted(httpx.Client):
+        def __init__(self, **kwargs: Any) -> None:
+            made.append(self)
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(webhook_delivery.httpx, "Client", Counted)
+    try:
+        assert webhook_delivery.run_once(engine=engine, settings=webhook_settings(webhook_concurrency=4)) == 0
+    finally:
+        engine.dispose()
+    assert made == []

@@ -131,24 +131,30 @@ def _snapshot(principal: Principal) -> Principal:
     return Principal(key=detached_copy(principal.key), unit=copy)
 
 
+def _bearer_token(authorization: str) -> str | None:
+    """The key in `Authorization: Bearer pa_<prefix>_<secret>`, or None if the header is not one."""
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+        return None
+    return token
+
+
 def remembered(*, where: str, structure_version: int, authorization: str | None) -> Principal | None:
     """The caller, if this token was accepted at this structure version (no database); else None,
     and `authenticate` decides (and words any refusal)."""
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip().startswith(KEY_PREFIX):
+    token = _bearer_token(authorization) if authorization else None
+    if token is None:
         return None
-    found: Principal | None = structure_memo.memo.remembered(
-        where, structure_version, "principal", _hash(token.strip())
-    )
+    found: Principal | None = structure_memo.memo.remembered(where, structure_version, "principal", _hash(token))
     return found
 
 
 def authenticate(*, session: Session, authorization: str | None) -> Principal:
     if not authorization:
         raise Unauthenticated("缺少 API 密钥:请在请求头中提供 Authorization: Bearer <key> / missing API key")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX) or token.count("_") < 2:
+    token = _bearer_token(authorization)
+    if token is None:
         raise Unauthenticated("Authorization 头格式应为 Bearer pa_xxxxxxxx_… / malformed Authorization header")
     digest = _hash(token)  # the memo's key: never the token itself
     return structure_memo.memo.recall(session, "principal", digest, lambda: _load_principal(session, token, digest))

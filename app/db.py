@@ -111,6 +111,16 @@ def read_counter(connection: Any, sql: str) -> int:
 sqlite_counter = _SqliteCounter()
 
 
+def own_sqlite_engine(app: Any) -> Engine | None:
+    """The app's own engine when it is SQLite, where `sqlite_counter` reads on the loop at no hop;
+    None on PostgreSQL, or when a test substitutes the session (its transaction holds versions this
+    connection cannot see)."""
+    if get_session in app.dependency_overrides:
+        return None
+    engine = get_engine()
+    return engine if engine.dialect.name == "sqlite" else None
+
+
 async def get_session() -> AsyncIterator[Session]:
     """One session per read request. Creating a session does no I/O (it connects on first use), so
     this runs on the event loop; closing one with a transaction open may talk to the database, so that

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from app.api.rate_limit import AbuseLimits
 from app.api.writes import Writes, WritesDep
 from app.core.config import Settings, get_settings
-from app.db import get_engine, get_session, sqlite_counter
+from app.db import get_session, own_sqlite_engine, sqlite_counter
 from app.errors import AdminOnly, Unauthenticated
 from app.models.progress import STRUCTURE_VERSION_SQL
 from app.services.keys import Principal, authenticate, remembered
@@ -87,10 +87,8 @@ def _remembered_on_loop(request: Request, authorization: str | None) -> Principa
     """SQLite: a key accepted at the current structure version, known without a session or a thread-pool
     hop (the version read on the loop, as a cached read's is). A write checks the key again inside its
     transaction all the same; this check only keeps a bad key from waiting for the writer."""
-    if get_session in request.app.dependency_overrides:
-        return None  # a test's session: its transaction holds versions this connection cannot see
-    engine = get_engine()
-    if engine.dialect.name != "sqlite" or not authorization:
+    engine = own_sqlite_engine(request.app)
+    if engine is None or not authorization:
         return None
     try:
         version = sqlite_counter(engine, STRUCTURE_VERSION_SQL)

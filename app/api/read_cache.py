@@ -53,7 +53,7 @@ from app.api.deps import SessionDep, SettingsDep, current_settings
 from app.api.responses import Rendered, respond, send
 from app.core import clock
 from app.core.config import Settings
-from app.db import get_engine, get_session, read_counter, sqlite_counter
+from app.db import get_engine, get_session, own_sqlite_engine, read_counter, sqlite_counter
 from app.models.progress import DATA_VERSION_SQL
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -274,10 +274,8 @@ def _accepts(entry: Entry, authorization: str | None) -> bool:
 
 def _version_on_loop(application: Any) -> int | None:
     """The version where reading it costs no hop (the app's own SQLite engine), else None."""
-    if get_session in application.dependency_overrides:
-        return None
-    engine = get_engine()
-    return sqlite_data_version(engine) if engine.dialect.name == "sqlite" else None
+    engine = own_sqlite_engine(application)
+    return sqlite_data_version(engine) if engine is not None else None
 
 
 async def _cold_answer(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, TypeDecorator
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Dialect
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 # Named constraints make migrations reproducible across SQLite and PostgreSQL.
 SQLModel.metadata.naming_convention = {
@@ -34,6 +35,11 @@ def moves_data_version(table: Any) -> bool:
 
 def moves_structure_version(table: Any) -> bool:
     return moves_data_version(table) and (table is None or table.info.get("structure", True))
+
+
+def pending_tables(session: Session) -> set[Any]:
+    """The tables of the rows a session is about to write (or, in `after_flush`, has just written)."""
+    return {getattr(type(row), "__table__", None) for row in chain(session.new, session.dirty, session.deleted)}
 
 
 def detached_copy(row: M) -> M:

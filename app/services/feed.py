@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from itertools import chain
 from typing import Any
 
 from sqlalchemy import Executable, Result, bindparam, event, insert, update
@@ -13,7 +12,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from sqlmodel import Session, col, select
 
 from app.models import ApiKey, ChangeEvent, FeedCounter, Plan, Task, Unit
-from app.models.base import moves_data_version, moves_structure_version, utcnow
+from app.models.base import moves_data_version, moves_structure_version, pending_tables, utcnow
 from app.models.progress import DATA_CHANGED, STRUCTURE_CHANGED
 from app.schemas.progress import AuditOut, ChangeOut
 from app.schemas.unit import UnitRef
@@ -33,14 +32,9 @@ def _note(info: dict[Any, Any], tables: Iterable[Any]) -> None:
                 return
 
 
-def _tables(session: Session) -> set[Any]:
-    """The tables of the rows this session is about to write (or, after a flush, has just written)."""
-    return {getattr(type(row), "__table__", None) for row in chain(session.new, session.dirty, session.deleted)}
-
-
 @event.listens_for(Session, "after_flush")
 def _note_flushed_rows(session: Session, _context: Any) -> None:
-    _note(session.info, _tables(session))  # still the pre-flush state here
+    _note(session.info, pending_tables(session))  # still the pre-flush state here
 
 
 def run_core(session: Session, statement: Executable, params: Any = None) -> Result[*tuple[Any, ...]]:

@@ -18,13 +18,12 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from itertools import chain
 from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlmodel import Session
 
-from app.models.base import moves_structure_version
+from app.models.base import moves_structure_version, pending_tables
 from app.models.progress import STRUCTURE_CHANGED, STRUCTURE_VERSION_SQL
 
 T = TypeVar("T")
@@ -80,7 +79,7 @@ memo = StructureMemo()
 def _point(session: Session) -> tuple[str, int] | None:
     """(database, structure version) this session may use the memo at; None if it has uncommitted
     structure changes. Read once per transaction (a savepoint's end reads it again)."""
-    if session.info.get(STRUCTURE_CHANGED) or _has_pending_structure(session):
+    if session.info.get(STRUCTURE_CHANGED) or any(map(moves_structure_version, pending_tables(session))):
         return None
     point: tuple[str, int] | None = session.info.get(_POINT)
     if point is None:
@@ -88,11 +87,6 @@ def _point(session: Session) -> tuple[str, int] | None:
         version = connection.exec_driver_sql(STRUCTURE_VERSION_SQL).scalar_one()
         point = session.info[_POINT] = (str(connection.engine.url), int(version))
     return point
-
-
-def _has_pending_structure(session: Session) -> bool:
-    rows = chain(session.new, session.dirty, session.deleted)
-    return any(moves_structure_version(getattr(type(row), "__table__", None)) for row in rows)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -66,11 +66,13 @@ IfMatch = Annotated[
 ]
 
 
-def _if_match(session: Session, if_match: str) -> Callable[[Task], None]:
+def _if_match(session: Session, if_match: str) -> Callable[[submission.LockedTask], None]:
     """The precondition of a correction: the task is still as the caller last read it."""
 
-    def check(task: Task) -> None:
-        view = task_service.hydrate(session=session, tasks=[task], as_of=county_today())[0]
+    def check(task: submission.LockedTask) -> None:
+        entity = session.get(Task, task.id)
+        assert entity is not None  # locked by this transaction
+        view = task_service.hydrate(session=session, tasks=[entity], as_of=county_today())[0]
         if not etag_matches(if_match, etag_of(task_detail_bytes(view))):
             raise StaleETag(
                 f"任务 {task.code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_
+from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from app.models import ProgressReport, ReportKind, Responsibility, ReviewState, Task, TaskStatus, TaskUnitState
@@ -20,11 +21,25 @@ from app.services.feed import run_core
 from app.services.permissions import OWNER_ROLES
 
 
+class Derived(Protocol):
+    """What re-derivation reads and sets on a task: a `Task` entity, or a plain row of its columns
+    (the report path loads no entity)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def code(self) -> str: ...
+
+    status: TaskStatus
+    progress: int
+    updated_at: datetime
+
+
 @dataclass(frozen=True)
 class Change:
     """A task whose status or progress moved."""
 
-    task: Task
+    task: Derived
     before: tuple[TaskStatus, int]
 
 
@@ -147,19 +162,27 @@ _COUNTING_NOW = _may_count_now()
 _STATES = TaskUnitState.__table__  # type: ignore[attr-defined]
 _CLEAR_STATES = delete(_STATES).where(_STATES.c.task_id.in_(bindparam("task_ids", expanding=True)))
 _ADD_STATE = insert(_STATES)
+_TASKS = Task.__table__  # type: ignore[attr-defined]
+_TASK_ID = _TASKS.c.id == bindparam("task_id")
+_SET_STATE = update(_TASKS).where(_TASK_ID).values(status=bindparam("status"), progress=bindparam("progress"))
+_SET_STATE_DATED = _SET_STATE.values(updated_at=bindparam("updated_at"))
+_SET_DATE = update(_TASKS).where(_TASK_ID).values(updated_at=bindparam("updated_at"))
 
 
 def rederive(
     session: Session,
-    tasks: Iterable[Task],
+    tasks: Iterable[Derived],
     *,
     slots: dict[int, list[int]] | None = None,
     skip_unreported: bool = False,
+    updated_at: dict[int, datetime] | None = None,
 ) -> tuple[list[Change], dict[int, list[cycle.ReportFacts]]]:
     """Re-derive these tasks (already locked by the caller) now; returns the tasks whose status or
     progress changed, and the reports loaded. `slots`: each task's owner units when the caller has
-    them (the permission facts), else loaded. A task with no counting report goes back to
-    `not_started`, unless `skip_unreported` and it has no reports at all (a re-import leaves it)."""
+    them (the permission facts), else loaded. `updated_at`: tasks whose date moves with this write,
+    set by the same UPDATE. A task with no counting report goes back to `not_started`, unless
+    `skip_unreported` and it has no reports at all (a re-import leaves it)."""
+    dated = updated_at or {}
     by_id = {task.id: task for task in tasks if task.id is not None}
     if not by_id:
         return [], {}
@@ -193,13 +216,44 @@ def rederive(
             )
         before = (TaskStatus(task.status), task.progress)
         if before != (status, progress):
-            task.status, task.progress = status, progress
-            session.add(task)
+            _set(task, status=status, progress=progress)
             changes.append(Change(task=task, before=before))
     if rows:
         run_core(session, _ADD_STATE, rows)  # executemany of one cached statement
-    session.flush()
+    _write_tasks(session, by_id, changes, dated)
     return changes, reports
+
+
+def _set(task: Derived, **values: Any) -> None:
+    # An entity learns the values as committed ones: the Core UPDATE below writes them, and a dirty
+    # entity would be flushed again as a second UPDATE.
+    for name, value in values.items():
+        if isinstance(task, Task):
+            set_committed_value(task, name, value)
+        else:
+            setattr(task, name, value)
+
+
+def _write_tasks(
+    session: Session, tasks: dict[int, Derived], changes: list[Change], dated: dict[int, datetime]
+) -> None:
+    """One executemany per shape: the moved tasks' state (with their date, if it moves too), and the
+    date alone of a dated task whose state stayed."""
+    moved = {c.task.id: c.task for c in changes if c.task.id is not None}
+    with_date = [
+        {"task_id": i, "status": str(t.status), "progress": t.progress, "updated_at": dated[i]}
+        for i, t in moved.items()
+        if i in dated
+    ]
+    without_date = [
+        {"task_id": i, "status": str(t.status), "progress": t.progress} for i, t in moved.items() if i not in dated
+    ]
+    date_only = [{"task_id": i, "updated_at": when} for i, when in dated.items() if i not in moved]
+    for statement, params in ((_SET_STATE_DATED, with_date), (_SET_STATE, without_date), (_SET_DATE, date_only)):
+        if params:
+            run_core(session, statement, params)
+    for task_id, when in dated.items():
+        _set(tasks[task_id], updated_at=when)
 
 
 def rederive_plan(session: Session, plan_id: int) -> list[Change]:

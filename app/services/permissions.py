@@ -18,6 +18,7 @@ everywhere. Crossing it is 403 `outside-jurisdiction`, naming both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
@@ -115,6 +116,17 @@ def _owners(links: list[tuple[int, Role]]) -> tuple[int, ...]:
     return tuple(sorted({u for u, r in links if r in OWNER_ROLES}))
 
 
+class TaskRef(Protocol):
+    """What the rule reads of a task: a `Task` entity, or the report path's plain row."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def plan_id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+
+
 @dataclass
 class PermissionFacts:
     """What the rule needs, loaded once for a set of tasks: their links and the caller's groups."""
@@ -126,7 +138,7 @@ class PermissionFacts:
     within: set[int | None] = field(default_factory=set)  # jurisdictions already checked: a batch asks once
     plans: dict[int, Plan] = field(default_factory=dict)  # the tasks' plans, if the caller has them
 
-    def decide(self, task: Task) -> Permission:
+    def decide(self, task: TaskRef) -> Permission:
         plan = self.plans.get(task.plan_id) or self.session.get(Plan, task.plan_id)
         assert plan is not None
         if plan.jurisdiction_id not in self.within:
@@ -145,7 +157,7 @@ class PermissionFacts:
             raise self._refusal(task)
         return granted
 
-    def _refusal(self, task: Task) -> NotLinkedToTask:
+    def _refusal(self, task: TaskRef) -> NotLinkedToTask:
         unit_ids = [u for u, _ in self.links.get(task.id or 0, [])]
         linked = "、".join(
             self.session.exec(select(Unit.name).where(col(Unit.id).in_(unit_ids)).order_by(col(Unit.id)))
@@ -165,16 +177,27 @@ _GROUPS = select(GroupMember.group_id).where(col(GroupMember.member_id) == bindp
 
 
 def load_facts(
-    *, session: Session, tasks: list[Task], principal: Principal, plan: Plan | None = None
+    *, session: Session, tasks: list[TaskRef], principal: Principal, plan: Plan | None = None
 ) -> PermissionFacts:
     """`plan`: the tasks' plan, when the caller holds it (a copy bound to no session is fine)."""
-    links: dict[int, list[tuple[int, Role]]] = {}
-    for task_id, linked_id, role in run_core(session, _LINKS, {"task_ids": [t.id for t in tasks]}):
-        links.setdefault(task_id, []).append((linked_id, Role(role)))
+    links = _links_of(session, tuple(sorted(t.id for t in tasks if t.id is not None)))
     unit_id = principal.unit.id if principal.unit is not None else None
     groups = set(_groups_of(session, unit_id)) if unit_id else set()
     plans = {plan.id: plan} if plan is not None and plan.id is not None else {}
     return PermissionFacts(session=session, principal=principal, links=links, groups=groups, plans=plans)
+
+
+def _links_of(session: Session, task_ids: tuple[int, ...]) -> dict[int, list[tuple[int, Role]]]:
+    """Each task's (unit id, role) links, remembered at the structure version: an import or a unit
+    merge moves it, a report does not."""
+
+    def load() -> dict[int, list[tuple[int, Role]]]:
+        links: dict[int, list[tuple[int, Role]]] = {}
+        for task_id, linked_id, role in run_core(session, _LINKS, {"task_ids": list(task_ids)}):
+            links.setdefault(task_id, []).append((linked_id, Role(role)))
+        return links
+
+    return structure_memo.memo.recall(session, "links", task_ids, load)
 
 
 def _groups_of(session: Session, unit_id: int) -> frozenset[int]:

@@ -1,7 +1,8 @@
 """What a request needs to know before it writes, remembered per process at the structure version.
 
 Who a key is (its row, its unit, the unit's jurisdiction), a plan by its slug, the plan's reporting
-schedule, the jurisdictions a key may act in: a report reads all of them and changes none, and loading
+schedule, the jurisdictions a key may act in, the units a task is linked to and the groups a unit
+belongs to: a report reads all of them and changes none, and loading
 them through the ORM cost about a third of a report's server time. Every committed transaction that
 writes any table off the report path moves `feed_counter.structure_version` (`app/services/feed.py`,
 the one hook no write can bypass), so a value remembered at version v is right for any session that

@@ -22,13 +22,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.errors import IdempotencyKeyReused, NotFound, ProblemError
-from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, Unit
+from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, TaskStatus, Unit
 from app.schemas.progress import ProgressCreate, ProgressOut
 from app.services import derivation, idempotency
 from app.services.feed import record_event, run_core
@@ -57,9 +58,22 @@ class Outcome:
 
 
 @dataclass
+class LockedTask:
+    """A task's row as the report path reads it, locked: no entity (loading one through the ORM cost
+    more than the rest of the lookup); `derivation.rederive` sets its state and date."""
+
+    id: int
+    plan_id: int
+    code: str
+    status: TaskStatus
+    progress: int
+    updated_at: datetime
+
+
+@dataclass
 class _Accepted:
     submission: Submission
-    task: Task
+    task: LockedTask
     granted: Permission
     claim: idempotency.Claim | None
 
@@ -71,7 +85,7 @@ def submit(
     principal: Principal,
     submissions: list[Submission],
     remote_addr: str | None,
-    precondition: Callable[[Task], None] | None = None,
+    precondition: Callable[[LockedTask], None] | None = None,
 ) -> list[Outcome]:
     outcomes = [Outcome(index=s.index, code=s.code) for s in submissions]
     schedule = get_schedule(session=session, plan=plan)
@@ -139,10 +153,13 @@ def submit(
     return outcomes
 
 
-def _lock_tasks(session: Session, plan: Plan, codes: set[str]) -> dict[str, Task]:
+def _lock_tasks(session: Session, plan: Plan, codes: set[str]) -> dict[str, LockedTask]:
     # Row locks on PostgreSQL, taken in id order; SQLite's writers are serialized already.
-    rows = session.scalars(_LOCK_TASKS, {"plan_id": plan.id, "codes": sorted(codes)})
-    return {task.code: task for task in rows}
+    rows = run_core(session, _LOCK_TASKS, {"plan_id": plan.id, "codes": sorted(codes)})
+    return {
+        code: LockedTask(id, plan_id, code, TaskStatus(status), progress, updated_at)
+        for id, plan_id, code, status, progress, updated_at in rows
+    }
 
 
 def _write(
@@ -178,17 +195,13 @@ def _write(
     ]
     _insert_versions(session, reports)
 
-    tasks = {item.task.id: item.task for item, _ in accepted}
-    for report in reports:  # before the re-derivation, so that one UPDATE of the task carries both
-        if report.kind != ReportKind.contribution:
-            tasks[report.task_id].updated_at = report.created_at
     moving = {item.task.id: item for item, _ in accepted if item.granted.kind != ReportKind.contribution}
-    with session.no_autoflush:  # the tasks' new dates go out with their new state, at its flush
-        changes, _ = derivation.rederive(
-            session,
-            [item.task for item in moving.values()],
-            slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items() if task_id is not None},
-        )
+    changes, _ = derivation.rederive(
+        session,
+        [item.task for item in moving.values()],
+        slots={task_id: list(item.granted.owner_slots) for task_id, item in moving.items()},
+        updated_at={r.task_id: r.created_at for r in reports if r.kind != ReportKind.contribution},
+    )
 
     vias: dict[int | None, Unit | None] = {unit_id: principal.unit}
     others = {r.via_unit_id for r in reports} - set(vias)  # a group the unit reports through
@@ -325,10 +338,11 @@ _HEADS = sa_select(_REPORTS.c.id, _REPORTS.c.task_id, _REPORTS.c.unit_id, _REPOR
     _REPORTS.c.period.in_(bindparam("periods", expanding=True)),
     _REPORTS.c.superseded_by_id.is_(None),
 )
+_TASKS = Task.__table__  # type: ignore[attr-defined]
 _LOCK_TASKS = (
-    select(Task)
-    .where(col(Task.plan_id) == bindparam("plan_id"), col(Task.code).in_(bindparam("codes", expanding=True)))
-    .order_by(col(Task.id))
+    sa_select(_TASKS.c.id, _TASKS.c.plan_id, _TASKS.c.code, _TASKS.c.status, _TASKS.c.progress, _TASKS.c.updated_at)
+    .where(_TASKS.c.plan_id == bindparam("plan_id"), _TASKS.c.code.in_(bindparam("codes", expanding=True)))
+    .order_by(_TASKS.c.id)
     .with_for_update()
 )
 _ADD_REPORTS = insert(_REPORTS).returning(_REPORTS.c.id, sort_by_parameter_order=True)

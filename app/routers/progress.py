@@ -120,12 +120,12 @@ def submit_progress(
         return outcome
 
     outcome = writes.run(work)  # returns once the report is committed
-    assert outcome.report is not None
+    assert outcome.report is not None and outcome.body is not None
     headers = {"Location": f"/api/v1/progress/{outcome.report.id}"}
     if outcome.replayed:
         headers["Idempotent-Replayed"] = "true"
-    # A replay answers exactly as the original did (201), flagged so a script can tell.
-    return JSONResponse(outcome.report.model_dump(mode="json"), status_code=201, headers=headers)
+    # A replay answers exactly as the original did (201, the same bytes), flagged so a script can tell.
+    return Response(outcome.body, status_code=201, headers=headers, media_type="application/json")
 
 
 def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:

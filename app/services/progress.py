@@ -19,7 +19,7 @@ import json
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -39,6 +39,9 @@ from app.schemas.progress import ProgressOut, ReviewOut
 from app.schemas.unit import UnitRef
 from app.services import units as unit_service
 from app.services.feed import PUBLIC_ADMIN_ACTOR
+
+if TYPE_CHECKING:  # the write path's new reports; it imports this module
+    from app.services.submission import NewReport
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,13 @@ def present_reports(
 
 
 def report_out(
-    report: ProgressReport, *, plan_slug: str, task_code: str, unit: Unit | None, via: Unit | None, key: ApiKey
+    report: ProgressReport | NewReport,
+    *,
+    plan_slug: str,
+    task_code: str,
+    unit: Unit | None,
+    via: Unit | None,
+    key: ApiKey,
 ) -> ProgressOut:
     assert report.id is not None
     return ProgressOut(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import bindparam, insert, update
@@ -29,7 +29,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from app.errors import IdempotencyKeyReused, NotFound, ProblemError
-from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, TaskStatus, Unit
+from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, TaskStatus, Unit, utcnow
 from app.schemas.progress import ProgressCreate, ProgressOut
 from app.services import derivation, idempotency
 from app.services.feed import record_event, run_core
@@ -53,6 +53,7 @@ class Outcome:
     index: int
     code: str
     report: ProgressOut | None = None
+    body: str | None = None  # the report as JSON: answered, and remembered for a replay, as is
     replayed: bool = False
     problem: ProblemError | None = None
 
@@ -68,6 +69,37 @@ class LockedTask:
     status: TaskStatus
     progress: int
     updated_at: datetime
+
+
+@dataclass
+class NewReport:
+    """A report as the write path builds it: the columns of `progress_report`, never an ORM entity
+    (building one cost more than inserting it). `_insert_versions` sets its id and version links."""
+
+    task_id: int
+    unit_id: int | None
+    via_unit_id: int | None
+    api_key_id: int
+    kind: ReportKind
+    status: str
+    percent: int
+    summary: str
+    period: str
+    evidence: str
+    review_state: ReviewState
+    created_at: datetime = field(default_factory=utcnow)
+    id: int | None = None
+    supersedes_id: int | None = None
+    superseded_by_id: int | None = None
+    withdrawn_at: datetime | None = None
+    withdrawn_reason: str | None = None
+    reviewed_at: datetime | None = None
+    review_reason: str | None = None
+    reviewed_by_key_id: int | None = None
+
+    def row(self) -> dict[str, object]:
+        """The INSERT's parameters: every column but the id."""
+        return {name: getattr(self, name) for name in _INSERTED}
 
 
 @dataclass
@@ -125,7 +157,9 @@ def submit(
             if claim is not None and claim.reused:
                 raise IdempotencyKeyReused.for_key(claim.key)
             if claim is not None and claim.replay_response is not None:
-                outcome.report, outcome.replayed = ProgressOut.model_validate_json(claim.replay_response), True
+                # Read back through the model, so an answer stored by an older release has today's shape.
+                outcome.report = ProgressOut.model_validate_json(claim.replay_response)
+                outcome.body, outcome.replayed = outcome.report.model_dump_json(), True
                 continue
             if precondition is not None:
                 precondition(task)
@@ -149,7 +183,7 @@ def submit(
         elif answer.problem is not None:
             outcome.problem = answer.problem
         else:
-            outcome.report, outcome.replayed = answer.report, True
+            outcome.report, outcome.body, outcome.replayed = answer.report, answer.body, True
     return outcomes
 
 
@@ -174,8 +208,8 @@ def _write(
     unit_id = principal.unit.id if principal.unit is not None else None
     assert principal.key.id is not None
     reports = [
-        ProgressReport(
-            task_id=item.task.id or 0,
+        NewReport(
+            task_id=item.task.id,
             unit_id=unit_id,
             via_unit_id=item.granted.via_unit_id,
             api_key_id=principal.key.id,
@@ -207,7 +241,7 @@ def _write(
     others = {r.via_unit_id for r in reports} - set(vias)  # a group the unit reports through
     if others:
         vias.update((u.id, u) for u in session.exec(select(Unit).where(col(Unit.id).in_(others))))
-    last_report: dict[int | None, ProgressReport] = {}
+    last_report: dict[int | None, NewReport] = {}
     answers: list[tuple[idempotency.Claim, int, str]] = []
     for (item, outcome), report in zip(accepted, reports, strict=True):
         last_report[report.task_id] = report
@@ -219,8 +253,9 @@ def _write(
             via=vias.get(report.via_unit_id),
             key=principal.key,
         )
+        outcome.body = outcome.report.model_dump_json()
         if item.claim is not None:
-            answers.append((item.claim, 201, outcome.report.model_dump_json()))
+            answers.append((item.claim, 201, outcome.body))
     # The answers before the events: this UPDATE would flush them, and an event flushed before the
     # commit is written twice (inserted, then numbered); added last, the commit inserts it numbered.
     idempotency.complete(session=session, answers=answers)
@@ -280,7 +315,7 @@ def record_status_changes(
         )
 
 
-def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
+def _insert_versions(session: Session, reports: list[NewReport]) -> None:
     """Inserts the new reports, each superseding the head of its (task, unit, period) — the unit's
     earlier report, or for admin corrections the earlier correction — whether stored before or
     earlier in this batch. Core statements on the table (the reports never enter the unit of work):
@@ -295,12 +330,12 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
         key = (task_id, unit_id, period)
         if key in keys and report_id > heads.get(key, 0):
             heads[key] = report_id
-    first: dict[tuple[int, int | None, str], ProgressReport] = {}
+    first: dict[tuple[int, int | None, str], NewReport] = {}
     for report in reports:
         first.setdefault((report.task_id, report.unit_id, report.period), report)
     for key, report in first.items():
         report.supersedes_id = heads.get(key)
-    rows = [report.model_dump(exclude={"id"}) for report in reports]
+    rows = [report.row() for report in reports]
     if session.get_bind().dialect.name == "sqlite":
         # Batched into multi-row INSERTs (asked to keep RETURNING in order, SQLAlchemy would send SQLite
         # one per row). Under the writer's lock SQLite gives the rows increasing rowids in the order
@@ -313,7 +348,7 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
 
     superseded: list[dict[str, object]] = []  # (old, new): stored heads and earlier reports of this batch
     later: list[dict[str, object]] = []  # a report superseding one of this batch: its link, known only now
-    new: dict[int | None, ProgressReport] = {r.id: r for r in reports}
+    new: dict[int | None, NewReport] = {r.id: r for r in reports}
     for report in reports:  # in arrival order: a later one in the batch supersedes an earlier one
         key = (report.task_id, report.unit_id, report.period)
         previous = heads.get(key)
@@ -333,6 +368,7 @@ def _insert_versions(session: Session, reports: list[ProgressReport]) -> None:
 
 # The write path's statements, built once (building and keying one costs more than SQLite's answer).
 _REPORTS = ProgressReport.__table__  # type: ignore[attr-defined]
+_INSERTED = tuple(c.name for c in _REPORTS.columns if c.name != "id")
 _HEADS = sa_select(_REPORTS.c.id, _REPORTS.c.task_id, _REPORTS.c.unit_id, _REPORTS.c.period).where(
     _REPORTS.c.task_id.in_(bindparam("task_ids", expanding=True)),
     _REPORTS.c.period.in_(bindparam("periods", expanding=True)),

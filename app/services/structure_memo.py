@@ -22,6 +22,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
 from app.models.base import moves_structure_version, pending_tables
@@ -79,7 +80,7 @@ memo = StructureMemo()
 
 def _point(session: Session) -> tuple[str, int] | None:
     """(database, structure version) this session may use the memo at; None if it has uncommitted
-    structure changes. Read once per transaction (a savepoint's end reads it again)."""
+    structure changes. Read once per transaction."""
     if session.info.get(STRUCTURE_CHANGED) or any(map(moves_structure_version, pending_tables(session))):
         return None
     point: tuple[str, int] | None = session.info.get(_POINT)
@@ -91,6 +92,9 @@ def _point(session: Session) -> tuple[str, int] | None:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget_point(session: Session, _transaction: Any) -> None:
-    # The next transaction reads the version afresh: another worker may have moved it meanwhile.
-    session.info.pop(_POINT, None)
+def _forget_point(session: Session, transaction: SessionTransaction) -> None:
+    # The next transaction reads the version afresh: another worker may have moved it meanwhile. A
+    # savepoint's end keeps it, or each write of a group commit would read it again: a group holds
+    # SQLite's writer, so only its own writes can move it, and those turn the memo off (`_point`).
+    if transaction.parent is None:
+        session.info.pop(_POINT, None)

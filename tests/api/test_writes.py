@@ -187,6 +187,10 @@ def test_batches_share_a_group_with_single_writers_and_fail_alone(
     }
     group = group_commit(get_engine())
     answers: dict[str, httpx.Response] = {}
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
 
     def send(name: str) -> None:
         path, body, headers = requests[name]
@@ -203,12 +207,16 @@ def test_batches_share_a_group_with_single_writers_and_fail_alone(
             time.sleep(0.01)
         assert answers == {}, "nobody is answered before the commit"
         groups_before = group.groups
+        event.listen(get_engine(), "before_cursor_execute", note)
     finally:
         sqlite_writer.release()
     for thread in threads:
         thread.join(60)
+    event.remove(get_engine(), "before_cursor_execute", note)
 
     assert group.groups == groups_before + 1  # one transaction for the five requests
+    # What the writes knew before they started was checked once for the group, not once per write.
+    assert sum("structure_version FROM feed_counter" in s for s in seen) == 1, seen
     assert answers["batch"].status_code == 200 and answers["batch"].json()["created"] == 2
     rejected = answers["atomic, one bad item"]
     assert rejected.status_code == 422

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from app.models import ProgressReport, ReportKind, Responsibility, ReviewState, Task, TaskStatus, TaskUnitState
@@ -195,6 +196,7 @@ def rederive(
     run_core(session, _CLEAR_STATES, {"task_ids": ids})
     rows: list[dict[str, object]] = []
     changes: list[Change] = []
+    moved: dict[int, tuple[TaskStatus, int]] = {}  # the new (status, progress) of those that changed
     for task_id, task in by_id.items():
         if skip_unreported and not reports[task_id]:
             continue
@@ -216,44 +218,53 @@ def rederive(
             )
         before = (TaskStatus(task.status), task.progress)
         if before != (status, progress):
-            _set(task, status=status, progress=progress)
+            moved[task_id] = (status, progress)
             changes.append(Change(task=task, before=before))
     if rows:
         run_core(session, _ADD_STATE, rows)  # executemany of one cached statement
-    _write_tasks(session, by_id, changes, dated)
+    _write_tasks(session, by_id, moved, dated)
     return changes, reports
 
 
-def _set(task: Derived, **values: Any) -> None:
-    # An entity learns the values as committed ones: the Core UPDATE below writes them, and a dirty
-    # entity would be flushed again as a second UPDATE.
-    for name, value in values.items():
-        if isinstance(task, Task):
-            set_committed_value(task, name, value)
-        else:
-            setattr(task, name, value)
-
-
 def _write_tasks(
-    session: Session, tasks: dict[int, Derived], changes: list[Change], dated: dict[int, datetime]
+    session: Session,
+    tasks: dict[int, Derived],
+    moved: dict[int, tuple[TaskStatus, int]],
+    dated: dict[int, datetime],
 ) -> None:
     """One executemany per shape: the moved tasks' state (with their date, if it moves too), and the
-    date alone of a dated task whose state stayed."""
-    moved = {c.task.id: c.task for c in changes if c.task.id is not None}
+    date alone of a dated task whose state stayed. Then each task, and any entity of it this session
+    holds, learns the values."""
     with_date = [
-        {"task_id": i, "status": str(t.status), "progress": t.progress, "updated_at": dated[i]}
-        for i, t in moved.items()
+        {"task_id": i, "status": str(s), "progress": p, "updated_at": dated[i]}
+        for i, (s, p) in moved.items()
         if i in dated
     ]
-    without_date = [
-        {"task_id": i, "status": str(t.status), "progress": t.progress} for i, t in moved.items() if i not in dated
-    ]
+    without_date = [{"task_id": i, "status": str(s), "progress": p} for i, (s, p) in moved.items() if i not in dated]
     date_only = [{"task_id": i, "updated_at": when} for i, when in dated.items() if i not in moved]
     for statement, params in ((_SET_STATE_DATED, with_date), (_SET_STATE, without_date), (_SET_DATE, date_only)):
         if params:
             run_core(session, statement, params)
-    for task_id, when in dated.items():
-        _set(tasks[task_id], updated_at=when)
+    for task_id in moved.keys() | dated.keys():
+        values: dict[str, object] = {}
+        if task_id in moved:
+            values["status"], values["progress"] = moved[task_id]
+        if task_id in dated:
+            values["updated_at"] = dated[task_id]
+        _learn(session, tasks[task_id], values)
+
+
+def _learn(session: Session, task: Derived, values: dict[str, object]) -> None:
+    """Written values on the task, and as committed ones on any entity of it this session holds (the
+    caller's, a precondition's, or an earlier write's in the same group commit, which expires nothing
+    between writes): a stale entity would make a later write re-derive from the old status, and a
+    dirty one would be flushed again as a second UPDATE."""
+    held = task if isinstance(task, Task) else session.identity_map.get(identity_key(Task, task.id))
+    for name, value in values.items():
+        if task is not held:
+            setattr(task, name, value)
+        if held is not None:
+            set_committed_value(held, name, value)
 
 
 def rederive_plan(session: Session, plan_id: int) -> list[Change]:

@@ -13,8 +13,13 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from app.models import Task, TaskStatus
+from app.schemas.progress import ProgressCreate
+from app.services import submission
+from app.services.keys import authenticate
+from app.services.plans import plan_to_read
 from tests.factories import make_key
 
 PLAN = "/api/v1/plans/xiji-fzsh-2021-2025"
@@ -78,3 +83,25 @@ def test_a_batch_costs_what_one_report_does(client: TestClient, db: Session, see
 FIRST = 25  # a report that moves its task (and so two events), nothing remembered yet (was 26)
 
 SECOND = 18  # a new version of the same period, everything remembered (the task's links too): one UPDATE marks the old (was 20)
+
+
+def test_a_task_entity_the_session_holds_learns_the_state_a_report_derives(db: Session) -> None:
+    # The report path writes the task with Core, on a plain row; an entity of the same task already in
+    # the transaction (a precondition's, or another write's in the same group commit, whose session
+    # expires nothing between writes) must not go stale: a later write in that transaction would
+    # re-derive from its old status, and miss the change or report it twice.
+    key = make_key(db, unit="司法局")  # commits: everything the session held is expired
+    principal = authenticate(session=db, authorization=key)
+    task = db.exec(select(Task).where(Task.code == "2.3.3")).one()
+    assert (task.status, task.progress) == (TaskStatus.not_started, 0)
+    [outcome] = submission.submit(
+        session=db,
+        plan=plan_to_read(session=db, slug="xiji-fzsh-2021-2025"),
+        principal=principal,
+        submissions=[submission.Submission(index=0, code="2.3.3", data=ProgressCreate.model_validate(REPORT))],
+        remote_addr=None,
+    )
+    assert outcome.problem is None and outcome.report is not None
+    assert (task.status, task.progress) == (TaskStatus.in_progress, 60)
+    assert task.updated_at == outcome.report.created_at
+    assert task not in db.dirty  # learnt as committed values: no second UPDATE at the next flush

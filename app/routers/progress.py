@@ -22,10 +22,11 @@ from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
-from app.api.responses import etag_matches, etag_of, json_response
+from app.api.responses import json_response
 from app.api.task_query import task_detail_bytes
 from app.api.writes import Rollback
 from app.core.clock import county_today
+from app.core.etag import etag_matches, etag_of
 from app.errors import (
     BatchRejected,
     FieldError,

@@ -23,7 +23,6 @@ from app.api.openapi import WRITE_RESPONSES
 from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import json_response
-from app.api.task_query import task_detail_bytes
 from app.api.writes import Rollback
 from app.core.clock import county_today
 from app.core.etag import etag_matches, etag_of
@@ -41,6 +40,7 @@ from app.errors import (
 from app.models import ProgressReport, ReportKind, ReviewState, Task
 from app.schemas.common import IdempotencyKeyValue, Page
 from app.schemas.progress import BatchIn, BatchItem, BatchOut, BatchProblem, BatchResult, ProgressCreate, ProgressOut
+from app.schemas.task import task_detail_bytes
 from app.services import plans as plan_service
 from app.services import progress as progress_service
 from app.services import submission

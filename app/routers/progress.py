@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -24,8 +23,6 @@ from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, pars
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import json_response
 from app.api.writes import Rollback
-from app.core.clock import county_today
-from app.core.etag import etag_matches, etag_of
 from app.errors import (
     BatchRejected,
     FieldError,
@@ -33,17 +30,15 @@ from app.errors import (
     Problem,
     ProblemError,
     ReportRejected,
-    StaleETag,
     field_errors,
     problem_body,
 )
-from app.models import ProgressReport, ReportKind, ReviewState, Task
+from app.models import ProgressReport, ReportKind, ReviewState
 from app.schemas.common import IdempotencyKeyValue, Page
 from app.schemas.progress import BatchIn, BatchItem, BatchOut, BatchProblem, BatchResult, ProgressCreate, ProgressOut
-from app.schemas.task import task_detail_bytes
 from app.services import plans as plan_service
+from app.services import preconditions, submission
 from app.services import progress as progress_service
-from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.cycle import end_of_day
@@ -65,21 +60,6 @@ IfMatch = Annotated[
         description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency",
     ),
 ]
-
-
-def _if_match(session: Session, if_match: str) -> Callable[[submission.LockedTask], None]:
-    """The precondition of a correction: the task is still as the caller last read it."""
-
-    def check(task: submission.LockedTask) -> None:
-        entity = session.get(Task, task.id)
-        assert entity is not None  # locked by this transaction
-        view = task_service.hydrate(session=session, tasks=[entity], as_of=county_today())[0]
-        if not etag_matches(if_match, etag_of(task_detail_bytes(view))):
-            raise StaleETag(
-                f"任务 {task.code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
-            )
-
-    return check
 
 
 @router.post(
@@ -108,13 +88,14 @@ def submit_progress(
     def work(session: Session, principal: Principal) -> submission.Outcome:
         # Authorized and validated on its own, whoever it shares a transaction with.
         row = plan_service.plan_to_read(session=session, slug=plan)
+        unchanged = preconditions.task_unchanged(session=session, if_match=if_match) if if_match is not None else None
         [outcome] = submission.submit(
             session=session,
             plan=row,
             principal=principal,
             submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
             remote_addr=remote_addr,
-            precondition=_if_match(session, if_match) if if_match is not None else None,
+            precondition=unchanged,
         )
         if outcome.problem is not None:
             raise outcome.problem

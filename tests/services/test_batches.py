@@ -1,5 +1,7 @@
-"""`POST /plans/{plan}/progress:batch?dry_run=true`: every check of a real batch, answered per item,
-nothing written (no report, no feed event, no status change, no idempotency record)."""
+"""A batch of reports (`app/services/batches.py`), through the real app: each item parsed on its own
+(field paths `body.items.N.…`); a dry run runs every check of a real batch, answers per item and
+writes nothing (no report, no feed event, no status change, no idempotency record); an atomic batch
+with a failing item writes nothing and answers 422 with the other items `rolled_back`."""
 
 from __future__ import annotations
 
@@ -71,3 +73,57 @@ def test_a_dry_run_answers_per_item_and_writes_nothing(client: TestClient, db: S
 def test_a_dry_run_checks_the_key_too(client: TestClient) -> None:
     answer = client.post(BATCH, params={"dry_run": "true"}, json={"items": [item("2.3.3")]})
     assert answer.status_code == 401
+
+
+def test_each_item_is_parsed_on_its_own_with_field_paths(client: TestClient, db: Session) -> None:
+    key = {"Authorization": make_key(db, unit="司法局")}
+    no_task = {k: v for k, v in item("2.3.4").items() if k != "task"}
+    items = [item("2.3.3"), item("2.2.5", percent=150), no_task, item("2.4.1", summary=""), item("2.4.2")]
+    answer = client.post(BATCH, json={"items": items}, headers=key)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(r["index"], r["task"], r["outcome"]) for r in body["results"]] == [
+        (0, "2.3.3", "created"),
+        (1, "2.2.5", "error"),
+        (2, None, "error"),
+        (3, "2.4.1", "error"),
+        (4, "2.4.2", "created"),
+    ]
+    fields = [[e["field"] for e in r["problem"]["errors"]] for r in body["results"][1:4]]
+    assert fields == [["body.items.1.percent"], ["body.items.2.task"], ["body.items.3.summary"]]
+    counts = {k: body[k] for k in ("dry_run", "atomic", "created", "replayed", "failed")}
+    assert counts == {"dry_run": False, "atomic": False, "created": 2, "replayed": 0, "failed": 3}
+
+
+def test_an_atomic_batch_with_one_bad_item_writes_nothing(client: TestClient, db: Session) -> None:
+    key = {"Authorization": make_key(db, unit="司法局")}
+    replayed = client.post(BATCH, json={"items": [item("2.3.3", idempotency_key="sfj-2.3.3")]}, headers=key)
+    assert replayed.status_code == 200 and replayed.json()["created"] == 1
+    before = state(client)
+
+    items = [item("2.3.3", idempotency_key="sfj-2.3.3"), item("2.2.5", idempotency_key="sfj-2.2.5"), item("2.1.3")]
+    answer = client.post(BATCH, params={"atomic": "true"}, json={"items": items}, headers=key)
+    assert answer.status_code == 422 and answer.headers["content-type"].startswith("application/problem+json")
+    body = answer.json()
+    counts = {k: body[k] for k in ("code", "atomic", "created", "replayed", "failed")}
+    assert counts == {"code": "batch-rejected", "atomic": True, "created": 0, "replayed": 0, "failed": 1}
+    assert [(r["outcome"], r["report"]) for r in body["results"][:2]] == [("rolled_back", None)] * 2
+    assert body["results"][2]["outcome"] == "error" and body["results"][2]["problem"]["status"] == 403
+    assert state(client) == before  # nothing written
+
+    retried = client.post(BATCH, params={"atomic": "true"}, json={"items": items[:2]}, headers=key).json()
+    assert [r["outcome"] for r in retried["results"]] == ["replayed", "created"]  # item 1's key was not kept
+
+
+def test_a_dry_run_of_an_atomic_batch_answers_per_item(client: TestClient, db: Session) -> None:
+    """A dry run says what each item would do, even where the real atomic batch would be refused."""
+    key = {"Authorization": make_key(db, unit="司法局")}
+    before = state(client)
+    items = [item("2.3.3"), item("2.1.3")]
+    answer = client.post(BATCH, params={"atomic": "true", "dry_run": "true"}, json={"items": items}, headers=key)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["dry_run"], body["atomic"], body["created"], body["failed"]) == (True, True, 1, 1)
+    assert [r["outcome"] for r in body["results"]] == ["would_create", "error"]
+    assert state(client) == before
+    assert client.post(BATCH, params={"atomic": "true"}, json={"items": items}, headers=key).status_code == 422

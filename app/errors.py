@@ -130,6 +130,7 @@ class UnitNameRejected(ProblemError):
     title = "Validation Error"
 
 
+# raised in app/services/batches.py
 class BatchRejected(ProblemError):
     """An atomic batch with a failing item: nothing written; the per-item results ride along as
     extension members (`atomic`, `created`, `replayed`, `failed`, `results`)."""
@@ -265,7 +266,7 @@ class IdempotencyKeyReused(ProblemError):
         )
 
 
-# raised in app/routers/progress.py
+# raised in app/services/preconditions.py
 class StaleETag(ProblemError):
     status = 412
     code = "precondition-failed"

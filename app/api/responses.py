@@ -7,7 +7,6 @@ an admin edit) and needs no version bookkeeping on the write path.
 from __future__ import annotations
 
 import gzip
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -17,6 +16,7 @@ from urllib.parse import quote
 from fastapi import Request, Response
 from pydantic import BaseModel
 
+from app.core.etag import etag_matches, etag_of
 from app.services import sheets
 
 # Data changes only when a report or import arrives: caches may keep it but must revalidate each time.
@@ -42,18 +42,6 @@ class Rendered:
     @cached_property
     def gzipped(self) -> bytes:
         return gzip.compress(self.body, compresslevel=6)
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
-
-
-def etag_matches(header: str | None, etag: str) -> bool:
-    """Does an If-None-Match / If-Match header name this entity, in either of its encodings?"""
-    if not header:
-        return False
-    candidates = {tag.strip().removeprefix("W/").replace('-gzip"', '"') for tag in header.split(",")}
-    return etag in candidates or "*" in candidates
 
 
 def send(request: Request, rendered: Rendered) -> Response:

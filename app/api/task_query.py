@@ -18,7 +18,7 @@ from app.core.clock import county_today
 from app.errors import InvalidParameter, ProblemError
 from app.models import Plan, Role, TaskStatus
 from app.schemas.common import Page
-from app.schemas.task import TASK_FIELDS, TaskOut, matched_via_out, task_fragments, task_out
+from app.schemas.task import TASK_FIELDS, TaskOut, matched_via_out, task_detail_bytes, task_fragments, task_out
 from app.services import jurisdictions, read_model, units
 from app.services.lights import LIGHT_LABELS, Light
 from app.services.read_model import Lookups, ReadModel
@@ -562,8 +562,3 @@ def task_detail(
             return Rendered(b"{" + b",".join(row.fragments[f] for f in TASK_FIELDS if f != "matched_via") + b"}")
     view = get_task(session=session, plan=plan, code=code, as_of=as_of or today)
     return Rendered(task_detail_bytes(view))
-
-
-def task_detail_bytes(view: TaskView) -> bytes:
-    """The body of `GET …/tasks/{code}`; its hash is the task's ETag, which `If-Match` is checked against."""
-    return task_out(view).model_dump_json(exclude={"matched_via"}).encode()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import (
@@ -22,27 +20,15 @@ from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
-from app.api.responses import etag_matches, etag_of, json_response
-from app.api.task_query import task_detail_bytes
+from app.api.responses import json_response
 from app.api.writes import Rollback
-from app.core.clock import county_today
-from app.errors import (
-    BatchRejected,
-    FieldError,
-    NotFound,
-    Problem,
-    ProblemError,
-    ReportRejected,
-    StaleETag,
-    field_errors,
-    problem_body,
-)
-from app.models import ProgressReport, ReportKind, ReviewState, Task
+from app.errors import NotFound, Problem
+from app.models import ProgressReport, ReportKind, ReviewState
 from app.schemas.common import IdempotencyKeyValue, Page
-from app.schemas.progress import BatchIn, BatchItem, BatchOut, BatchProblem, BatchResult, ProgressCreate, ProgressOut
+from app.schemas.progress import BatchIn, BatchOut, BatchProblem, ProgressCreate, ProgressOut
+from app.services import batches, preconditions, submission
 from app.services import plans as plan_service
 from app.services import progress as progress_service
-from app.services import submission
 from app.services import tasks as task_service
 from app.services import units as unit_service
 from app.services.cycle import end_of_day
@@ -64,21 +50,6 @@ IfMatch = Annotated[
         description="任务当前的 ETag(取自 GET 任务详情);不一致返回 412 / the task's ETag, for optimistic concurrency",
     ),
 ]
-
-
-def _if_match(session: Session, if_match: str) -> Callable[[submission.LockedTask], None]:
-    """The precondition of a correction: the task is still as the caller last read it."""
-
-    def check(task: submission.LockedTask) -> None:
-        entity = session.get(Task, task.id)
-        assert entity is not None  # locked by this transaction
-        view = task_service.hydrate(session=session, tasks=[entity], as_of=county_today())[0]
-        if not etag_matches(if_match, etag_of(task_detail_bytes(view))):
-            raise StaleETag(
-                f"任务 {task.code} 已被他人更新(ETag 不一致),请重新读取后再提交 / the task changed since you read it"
-            )
-
-    return check
 
 
 @router.post(
@@ -107,13 +78,14 @@ def submit_progress(
     def work(session: Session, principal: Principal) -> submission.Outcome:
         # Authorized and validated on its own, whoever it shares a transaction with.
         row = plan_service.plan_to_read(session=session, slug=plan)
+        unchanged = preconditions.task_unchanged(session=session, if_match=if_match) if if_match is not None else None
         [outcome] = submission.submit(
             session=session,
             plan=row,
             principal=principal,
             submissions=[submission.Submission(index=0, code=code, data=data, idempotency_key=idempotency_key)],
             remote_addr=remote_addr,
-            precondition=_if_match(session, if_match) if if_match is not None else None,
+            precondition=unchanged,
         )
         if outcome.problem is not None:
             raise outcome.problem
@@ -126,27 +98,6 @@ def submit_progress(
         headers["Idempotent-Replayed"] = "true"
     # A replay answers exactly as the original did (201, the same bytes), flagged so a script can tell.
     return Response(outcome.body, status_code=201, headers=headers, media_type="application/json")
-
-
-def _parse_item(index: int, raw: dict[str, Any]) -> submission.Submission:
-    """One batch item as a submission, or the problem with its field paths (`body.items.3.percent`)."""
-    code = raw.get("task")
-    if not isinstance(code, str) or not code:
-        raise ProblemError(
-            "缺少 task(任务编号) / missing task code",
-            errors=[FieldError(field=f"body.items.{index}.task", message="缺少必填项", type="missing")],
-        )
-    try:
-        item = BatchItem.model_validate(raw)
-    except ValidationError as exc:
-        raise ReportRejected(
-            f"第 {index} 条报告内容校验未通过 / item {index} is invalid",
-            errors=field_errors(exc.errors(), ("body", "items", index)),
-        ) from None
-    data = ProgressCreate.model_validate(item.model_dump(exclude={"task", "idempotency_key"}))
-    return submission.Submission(
-        index=index, code=item.task, data=data, idempotency_key=item.idempotency_key, path=f"body.items.{index}"
-    )
 
 
 @router.post("/plans/{plan}/progress:batch", response_model=BatchOut, responses={422: {"model": BatchProblem}})
@@ -170,71 +121,27 @@ def submit_batch(
     `dry_run=true` 时只校验、不写入,答复同样逐条(失败时仍为 200)/ with dry_run=true nothing is written.
     """
     remote_addr = client_address(request)
-    parsed: dict[int, submission.Submission | BatchResult] = {}
-    for index, raw in enumerate(body.items):
-        try:
-            parsed[index] = _parse_item(index, raw)
-        except ProblemError as exc:
-            code = raw.get("task") if isinstance(raw.get("task"), str) else None
-            parsed[index] = BatchResult(index=index, task=code, outcome="error", problem=problem_body(exc))
+    items = batches.parse_items(body.items)  # outside the write: parsing needs no lock
 
     def work(session: Session, principal: Principal) -> BatchOut:
         # One piece of work in a group commit: its items share its savepoint, so an atomic batch that
         # fails, or a dry run, takes back all of its own writes and nobody else's.
         row = plan_service.plan_to_read(session=session, slug=plan)
-        valid = [p for p in parsed.values() if isinstance(p, submission.Submission)]
-        results = {i: p for i, p in parsed.items() if isinstance(p, BatchResult)}
-        for outcome in submission.submit(
-            session=session, plan=row, principal=principal, submissions=valid, remote_addr=remote_addr
-        ):
-            results[outcome.index] = _batch_result(outcome)
-        ordered = [results[i] for i in sorted(results)]
-        failed = sum(r.outcome == "error" for r in ordered)
-        if dry_run:
-            # Every check ran exactly as for a real batch, writes included; undone, nothing is kept.
-            for r in ordered:
-                if r.outcome == "created":
-                    r.outcome, r.report = "would_create", None  # its id and time were never real
-                elif r.outcome == "replayed":
-                    r.outcome = "would_replay"
-            raise Rollback(
-                BatchOut(
-                    dry_run=True,
-                    atomic=atomic,
-                    created=sum(r.outcome == "would_create" for r in ordered),
-                    replayed=sum(r.outcome == "would_replay" for r in ordered),
-                    failed=failed,
-                    results=ordered,
-                )
-            )
-        if atomic and failed:
-            for r in ordered:
-                if r.outcome != "error":
-                    r.outcome, r.report = "rolled_back", None
-            out_body = BatchOut(atomic=True, created=0, replayed=0, failed=failed, results=ordered)
-            raise BatchRejected(
-                f"整批未写入:{failed} 条未通过(见 results)/ atomic batch rejected, nothing written",
-                **out_body.model_dump(mode="json"),
-            )
-        return BatchOut(
+        answer = batches.submit_batch(
+            session=session,
+            plan=row,
+            principal=principal,
+            items=items,
+            remote_addr=remote_addr,
             atomic=atomic,
-            created=sum(r.outcome == "created" for r in ordered),
-            replayed=sum(r.outcome == "replayed" for r in ordered),
-            failed=failed,
-            results=ordered,
+            dry_run=dry_run,
         )
+        if answer.dry_run:
+            raise Rollback(answer)  # every check ran, writes included; nothing is kept
+        return answer
 
     out_body = writes.run(work)  # returns once the batch is committed (or, for a dry run, undone)
     return JSONResponse(out_body.model_dump(mode="json"), status_code=200)
-
-
-def _batch_result(outcome: submission.Outcome) -> BatchResult:
-    if outcome.problem is not None:
-        return BatchResult(
-            index=outcome.index, task=outcome.code, outcome="error", problem=problem_body(outcome.problem)
-        )
-    kind = "replayed" if outcome.replayed else "created"
-    return BatchResult(index=outcome.index, task=outcome.code, outcome=kind, report=outcome.report)
 
 
 HistoryLimit = Annotated[int, Query(ge=1, le=500, description="每页条数 / page size")]

@@ -191,3 +191,8 @@ def task_out(view: TaskView) -> TaskOut:
         provenance=Provenance(source_line=task.source_line, number_inferred=task.number_inferred),
         matched_via=matched_via_out(view),
     )
+
+
+def task_detail_bytes(view: TaskView) -> bytes:
+    """The body of `GET …/tasks/{code}`; its hash is the task's ETag, which `If-Match` is checked against."""
+    return task_out(view).model_dump_json(exclude={"matched_via"}).encode()

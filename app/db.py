@@ -135,6 +135,16 @@ async def get_session() -> AsyncIterator[Session]:
             session.close()  # never used, or its work already ended (a key check commits): no I/O
 
 
+class Rollback(Exception):
+    """Raised by work in a write transaction (`app/api/writes.py`) to undo its own writes and still
+    answer: the transaction's runner returns `answer`. Here, beneath the services, so that a service
+    whose answer must not be kept (a dry run) says so itself."""
+
+    def __init__(self, answer: Any) -> None:
+        super().__init__("rolled back")
+        self.answer = answer
+
+
 # SQLite has one writer at a time. Queueing this process's writers on a lock, rather than on
 # SQLite's busy handler (which sleeps and retries), keeps write latency even under load.
 _sqlite_writer = threading.Lock()

@@ -27,19 +27,11 @@ from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import get_engine, get_write_session, sqlite_writer
+from app.db import Rollback, get_engine, get_write_session, sqlite_writer
 
 T = TypeVar("T")
 Work = Callable[[Session], T]
 MAX_GROUP = 64  # pieces of work per transaction: bounds how long the first writer of a group waits
-
-
-class Rollback(Exception):
-    """Raised by work to undo its own writes and still answer: `run` returns `answer`."""
-
-    def __init__(self, answer: Any) -> None:
-        super().__init__("rolled back")
-        self.answer = answer
 
 
 class Writes(Protocol):

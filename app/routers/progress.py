@@ -21,7 +21,6 @@ from app.api.openapi import WRITE_RESPONSES
 from app.api.params import COUNTER_PATTERN, IsoDate, UnitJurisdictionParam, parse_counter
 from app.api.paths import PlanSlug, ReportId, TaskCode, UnitRefPath
 from app.api.responses import json_response
-from app.api.writes import Rollback
 from app.errors import NotFound, Problem
 from app.models import ProgressReport, ReportKind, ReviewState
 from app.schemas.common import IdempotencyKeyValue, Page
@@ -127,7 +126,7 @@ def submit_batch(
         # One piece of work in a group commit: its items share its savepoint, so an atomic batch that
         # fails, or a dry run, takes back all of its own writes and nobody else's.
         row = plan_service.plan_to_read(session=session, slug=plan)
-        answer = batches.submit_batch(
+        return batches.submit_batch(
             session=session,
             plan=row,
             principal=principal,
@@ -136,9 +135,6 @@ def submit_batch(
             atomic=atomic,
             dry_run=dry_run,
         )
-        if answer.dry_run:
-            raise Rollback(answer)  # every check ran, writes included; nothing is kept
-        return answer
 
     out_body = writes.run(work)  # returns once the batch is committed (or, for a dry run, undone)
     return JSONResponse(out_body.model_dump(mode="json"), status_code=200)

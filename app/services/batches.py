@@ -10,9 +10,8 @@ What a batch adds to `submission.submit`, which it calls once for every item tha
 - an atomic batch with any failing item is refused whole: `BatchRejected` (422) carries the answer,
   every item that did not fail marked `rolled_back`, and the raise undoes its writes.
 
-A dry run's answer comes back as a value (`BatchOut.dry_run`) that the route hands to the write
-protocol as `Rollback`, because undoing writes belongs to the transaction (`app/api/writes.py`) and
-services import nothing from `app.api`.
+A dry run's answer is raised as `Rollback(answer)` (`app/db.py`): the write protocol undoes the
+batch's writes and still answers, so no caller can keep a dry run's writes by forgetting to.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlmodel import Session
 
+from app.db import Rollback
 from app.errors import BatchRejected, FieldError, ProblemError, ReportRejected, field_errors, problem_body
 from app.models import Plan
 from app.schemas.progress import BatchItem, BatchOut, BatchResult, ProgressCreate
@@ -74,7 +74,8 @@ def submit_batch(
     atomic: bool,
     dry_run: bool,
 ) -> BatchOut:
-    """Submit the items that parsed and answer for every item; with `dry_run`, the caller undoes the writes."""
+    """Submit the items that parsed and answer for every item; a dry run's answer is raised as
+    `Rollback`, which undoes its writes."""
     valid = [p for p in items if isinstance(p, submission.Submission)]
     results = {p.index: p for p in items if isinstance(p, BatchResult)}
     for outcome in submission.submit(
@@ -90,13 +91,15 @@ def submit_batch(
                 r.outcome, r.report = "would_create", None  # its id and time were never real
             elif r.outcome == "replayed":
                 r.outcome = "would_replay"
-        return BatchOut(
-            dry_run=True,
-            atomic=atomic,
-            created=sum(r.outcome == "would_create" for r in ordered),
-            replayed=sum(r.outcome == "would_replay" for r in ordered),
-            failed=failed,
-            results=ordered,
+        raise Rollback(
+            BatchOut(
+                dry_run=True,
+                atomic=atomic,
+                created=sum(r.outcome == "would_create" for r in ordered),
+                replayed=sum(r.outcome == "would_replay" for r in ordered),
+                failed=failed,
+                results=ordered,
+            )
         )
     if atomic and failed:
         for r in ordered:

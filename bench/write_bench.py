@@ -328,9 +328,19 @@ FILL_POSTGRES = """insert into progress_report (task_id, unit_id, via_unit_id, a
         where p.slug = :plan) l on l.i = g % :links"""
 
 
+# The versions the API would have made of the same reports: within each (task, unit, period), each
+# report supersedes the one before it. Without the links every filled row would be a head, a state
+# no write can reach (thousands of current versions of one unit's one period), which the write path's
+# queries are not built for.
+LINK_VERSIONS = """update progress_report set supersedes_id = v.previous, superseded_by_id = v.next
+  from (select id, lag(id) over w as previous, lead(id) over w as next from progress_report
+        window w as (partition by task_id, unit_id, period order by id)) as v
+  where progress_report.id = v.id"""
+
+
 def fill_history(db_url: str, total: int) -> None:
     """Bulk-insert reports round-robin over every task-unit link of the plan until `total` rows
-    (`sqlite:///…` or a PostgreSQL URL)."""
+    (`sqlite:///…` or a PostgreSQL URL), then link them into versions as the API would."""
     if not db_url.startswith("sqlite:///"):
         engine = create_engine(db_url)
         try:
@@ -347,6 +357,7 @@ def fill_history(db_url: str, total: int) -> None:
                 base = datetime.now(UTC).replace(tzinfo=None)
                 params = {"key": key, "summary": BODY["summary"], "base": base, "n": total - have, "links": links}
                 conn.execute(text(FILL_POSTGRES), {**params, "plan": PLAN})
+                conn.execute(text(LINK_VERSIONS))
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 conn.execute(text("vacuum analyze progress_report"))
         finally:
@@ -376,6 +387,7 @@ def fill_history(db_url: str, total: int) -> None:
             " period, evidence, created_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows(),
         )
+        conn.execute(LINK_VERSIONS)
     with sqlite3.connect(db) as conn:
         conn.execute("pragma wal_checkpoint(truncate)")
 

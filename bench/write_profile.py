@@ -1,12 +1,14 @@
 """CPU time per progress report, in process: the real app on a fresh seeded SQLite file, no network.
 
-    .venv/bin/python bench/write_profile.py [--reports 500] [--profile]
+    .venv/bin/python bench/write_profile.py [--reports 500] [--profile] [--prefill 1000000]
 
 Sends `--reports` single reports (each with a new Idempotency-Key, round-robin over 司法局's own tasks)
 straight into the ASGI app one after another, with the thread pool's work run inline so that a
 profiler sees it, and prints the process CPU time per report (`time.process_time`): a figure the
 machine's other load barely moves, to compare commits by. With `--profile`, pyinstrument shows where
-a report's time goes. The load test under concurrency is `bench/write_bench.py`.
+a report's time goes; with `--prefill N`, the database first holds N reports (`write_bench.fill_history`:
+versions of one period on every task-unit link), as at a province's scale. The load test under
+concurrency is `bench/write_bench.py`.
 """
 
 from __future__ import annotations
@@ -53,6 +55,10 @@ async def main(args: argparse.Namespace, workdir: Path) -> None:
         cwd=workdir,
     )
     token = made.stdout.strip().splitlines()[-1]
+    if args.prefill:
+        from write_bench import fill_history
+
+        fill_history(os.environ["DATABASE_URL"], args.prefill)
     with get_engine().connect() as connection:
         codes = list(
             connection.execute(
@@ -119,5 +125,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=500)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--prefill", type=int, default=0, help="reports in the database before the first one sent")
     with tempfile.TemporaryDirectory() as workdir:
         asyncio.run(main(parser.parse_args(), Path(workdir)))

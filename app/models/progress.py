@@ -27,6 +27,8 @@ class ReviewState(StrEnum):
 # The partial indexes' predicates, which queries spell the same way so that the indexes apply.
 RETURNED = "review_state = 'returned'"
 COMPLETED = "status = 'completed'"
+HEAD = "superseded_by_id IS NULL"  # the newest version of its (task, unit, period)
+COUNTING = "withdrawn_at IS NULL AND review_state IN ('not_required', 'accepted')"  # may count, by its own state
 
 
 class ApiKey(SQLModel, table=True):
@@ -69,6 +71,25 @@ class ProgressReport(SQLModel, table=True):
             "created_at",
             sqlite_where=text(COMPLETED),
             postgresql_where=text(COMPLETED),
+        ),
+        # A write re-derives its task from each (unit, period)'s head and newest counting version:
+        # seeks in these, where the full index would make it read every version the task has ever had
+        # (at 10^6 reports, 13,000 for one task: 24 ms a write, against under 3 with these).
+        Index(
+            "ix_progress_report_head",
+            "task_id",
+            "period",
+            "unit_id",
+            sqlite_where=text(HEAD),
+            postgresql_where=text(HEAD),
+        ),
+        Index(
+            "ix_progress_report_counting",
+            "task_id",
+            "period",
+            "unit_id",
+            sqlite_where=text(COUNTING),
+            postgresql_where=text(COUNTING),
         ),
         REPORT_PATH,
     )

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_, update
+from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from app.models import ProgressReport, ReportKind, Responsibility, ReviewState, Task, TaskStatus, TaskUnitState
+from app.models.progress import COUNTING, HEAD
 from app.services import cycle
 from app.services.feed import run_core
 from app.services.permissions import OWNER_ROLES
@@ -133,26 +134,22 @@ def owner_slots(session: Session, task_ids: Iterable[int]) -> dict[int, list[int
 def _may_count_now() -> Executable:
     """The only versions the rule can pick now, per (task, unit, period): the newest (whose
     withdrawal empties the period) and the newest not withdrawn and not awaiting or refused review.
-    Ids order a group's versions as time does: its task's row lock serializes them. So a unit that
-    re-sends one period a thousand times does not make every later write read a thousand rows."""
+    Ids order a group's versions as time does: its task's row lock serializes them. The newest is a
+    head (a version is only ever superseded by a newer one of its group), found in the heads' index;
+    the newest counting one in the counting versions' index (`app/models/progress.py`): so a unit
+    that re-sends one period a thousand times does not make every later write read a thousand rows."""
     ids: BindParameter[list[int]] = bindparam("task_ids", expanding=True)
-    group = (col(ProgressReport.task_id), col(ProgressReport.unit_id), col(ProgressReport.period))
-    newest = select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(ids)).group_by(*group)
-    counting = (
-        select(func.max(ProgressReport.id))
-        .where(
-            col(ProgressReport.task_id).in_(ids),
-            col(ProgressReport.withdrawn_at).is_(None),
-            col(ProgressReport.review_state).in_([ReviewState.not_required, ReviewState.accepted]),
-        )
-        .group_by(*group)
+    group = (col(ProgressReport.task_id), col(ProgressReport.period), col(ProgressReport.unit_id))  # index order
+    newest = (
+        select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(ids), text(HEAD)).group_by(*group)
     )
+    counting = (
+        select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(ids), text(COUNTING)).group_by(*group)
+    )
+    # No outer filter on the task: the ids are its own, looked up by rowid (SQLite's MULTI-INDEX OR).
     return (
         sa_select(*_REPORT_FACTS)
-        .where(
-            col(ProgressReport.task_id).in_(ids),
-            or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting)),
-        )
+        .where(or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting)))
         .order_by(col(ProgressReport.id))
     )
 

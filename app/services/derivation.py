@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, or_, text, update
+from sqlalchemy import BindParameter, ColumnElement, Executable, bindparam, delete, func, insert, text, union, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -146,10 +146,11 @@ def _may_count_now() -> Executable:
     counting = (
         select(func.max(ProgressReport.id)).where(col(ProgressReport.task_id).in_(ids), text(COUNTING)).group_by(*group)
     )
-    # No outer filter on the task: the ids are its own, looked up by rowid (SQLite's MULTI-INDEX OR).
+    # One IN over the UNION, each id then a primary-key lookup: PostgreSQL turns `IN (a) OR IN (b)`
+    # into a scan of the whole table (180 ms at 10^6 reports, against 3).
     return (
         sa_select(*_REPORT_FACTS)
-        .where(or_(col(ProgressReport.id).in_(newest), col(ProgressReport.id).in_(counting)))
+        .where(col(ProgressReport.id).in_(union(newest, counting)))
         .order_by(col(ProgressReport.id))
     )
 

@@ -6,18 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from app.api.deps import AdminReaderDep, AdminWritesDep, SessionDep, WriterWritesDep, client_address
 from app.api.lists import CountParam
 from app.api.openapi import WRITE_RESPONSES
 from app.api.paths import PlanSlug, ReportId
-from app.errors import Problem, ProblemError, ReportRejected, field_errors, problem_body
+from app.errors import Problem
 from app.models import ProgressReport, ReviewState
 from app.routers.progress import HistoryCursor, HistoryLimit, history_page
 from app.schemas.common import Page
-from app.schemas.cycle import ReviewBatchIn, ReviewBatchOut, ReviewIn, ReviewItem, ReviewResult, WithdrawIn
+from app.schemas.cycle import ReviewBatchIn, ReviewBatchOut, ReviewIn, WithdrawIn
 from app.schemas.progress import ProgressOut
 from app.services import plans as plan_service
 from app.services import progress as progress_service
@@ -79,62 +78,19 @@ def review_report(request: Request, report_id: ReportId, body: ReviewIn, writes:
     return writes.run(work)
 
 
-def _parse_item(index: int, raw: dict[str, Any]) -> review_service.Decision:
-    try:
-        item = ReviewItem.model_validate(raw)
-    except ValidationError as exc:
-        raise ReportRejected(
-            f"第 {index} 条审核内容校验未通过 / item {index} is invalid",
-            errors=field_errors(exc.errors(), ("body", "items", index)),
-        ) from None
-    return review_service.Decision(index, item.report, item.decision, item.reason)
-
-
 @router.post("/plans/{plan}/reviews:batch", response_model=ReviewBatchOut)
 def review_batch(request: Request, plan: PlanSlug, body: ReviewBatchIn, writes: AdminWritesDep) -> Response:
     """批量审核(最多 500 条),逐条答复 / Decide up to 500 pending reports; answered per item."""
-    return JSONResponse(writes.run(lambda session, admin: _review_batch(request, plan, body, session, admin)))
+    remote_addr = client_address(request)
+    items = review_service.parse_decisions(body.items)  # outside the write: parsing needs no lock
 
-
-def _review_batch(request: Request, plan: str, body: ReviewBatchIn, session: Session, admin: Principal) -> Any:
-    row = plan_service.get_plan(session=session, slug=plan)
-    authorize_admin(session=session, principal=admin, plan_id=row.id)
-    results: dict[int, ReviewResult] = {}
-    decisions: list[review_service.Decision] = []
-    for index, raw in enumerate(body.items):
-        try:
-            decisions.append(_parse_item(index, raw))
-        except ProblemError as exc:
-            report_id = raw.get("report") if isinstance(raw.get("report"), int) else None
-            results[index] = ReviewResult(index=index, report_id=report_id, outcome="error", problem=problem_body(exc))
-    outcomes = (
-        review_service.decide(
-            session=session, plan=row, decisions=decisions, principal=admin, remote_addr=client_address(request)
+    def work(session: Session, admin: Principal) -> ReviewBatchOut:
+        row = plan_service.get_plan(session=session, slug=plan)
+        return review_service.decide_batch(
+            session=session, plan=row, principal=admin, items=items, remote_addr=remote_addr
         )
-        if decisions
-        else []
-    )
-    session.flush()
-    done = [o.report for o in outcomes if o.report is not None]
-    presented = {r.id: r for r in progress_service.present_reports(session=session, reports=done)}
-    for outcome in outcomes:
-        if outcome.problem is not None:
-            results[outcome.index] = ReviewResult(
-                index=outcome.index, report_id=outcome.report_id, outcome="error", problem=problem_body(outcome.problem)
-            )
-        else:
-            out = presented[outcome.report_id]
-            results[outcome.index] = ReviewResult(
-                index=outcome.index, report_id=outcome.report_id, outcome=out.review.state, report=out
-            )
-    ordered = [results[i] for i in sorted(results)]
-    out_body = ReviewBatchOut(
-        accepted=sum(r.outcome == "accepted" for r in ordered),
-        returned=sum(r.outcome == "returned" for r in ordered),
-        failed=sum(r.outcome == "error" for r in ordered),
-        results=ordered,
-    )
-    return out_body.model_dump(mode="json")
+
+    return JSONResponse(writes.run(work).model_dump(mode="json"))
 
 
 @router.get("/plans/{plan}/reviews", response_model=Page[ProgressOut])

@@ -3,19 +3,27 @@
 What withdrawal and review mean for which report counts is stated in `app/services/cycle.py`; both
 act only on the current head of a report's versions, lock the tasks first (in id order, as the
 submission path does), re-derive through `derivation.rederive`, and record their events. Flushes only.
+
+A batch of decisions (`POST /plans/{plan}/reviews:batch`) is answered item by item: each item is
+parsed on its own (a bad one is that item's `error`, its field paths pointing into the request body,
+`body.items.3.decision`), the rest are decided together, and the answer lists every item in order
+and counts them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from app.errors import Conflict, NotFound, NotYourReport, ProblemError
+from app.errors import Conflict, NotFound, NotYourReport, ProblemError, ReportRejected, field_errors, problem_body
 from app.models import Plan, ProgressReport, ReportKind, ReviewState, Task, utcnow
+from app.schemas.cycle import ReviewBatchOut, ReviewItem, ReviewResult
 from app.services import derivation
+from app.services import progress as progress_service
 from app.services.feed import record_event
 from app.services.keys import Principal
 from app.services.permissions import authorize_admin
@@ -162,6 +170,66 @@ def decide(
         touched = [r for r in decided if tasks[r.task_id].plan_id == plan_id and r.review_state == ReviewState.accepted]
         _rederive(session, found, principal, remote_addr, touched, now)
     return outcomes
+
+
+ParsedDecision = Decision | ReviewResult  # a batch item ready to decide, or its `error` answer
+
+
+def parse_decisions(items: list[dict[str, Any]]) -> list[ParsedDecision]:
+    """Every batch item as a decision, or as its `error` with the problem's field paths."""
+    parsed: list[ParsedDecision] = []
+    for index, raw in enumerate(items):
+        try:
+            parsed.append(_parse_decision(index, raw))
+        except ProblemError as exc:
+            report_id = raw.get("report") if isinstance(raw.get("report"), int) else None
+            parsed.append(ReviewResult(index=index, report_id=report_id, outcome="error", problem=problem_body(exc)))
+    return parsed
+
+
+def _parse_decision(index: int, raw: dict[str, Any]) -> Decision:
+    try:
+        item = ReviewItem.model_validate(raw)
+    except ValidationError as exc:
+        raise ReportRejected(
+            f"第 {index} 条审核内容校验未通过 / item {index} is invalid",
+            errors=field_errors(exc.errors(), ("body", "items", index)),
+        ) from None
+    return Decision(index, item.report, item.decision, item.reason)
+
+
+def decide_batch(
+    *, session: Session, plan: Plan, principal: Principal, items: list[ParsedDecision], remote_addr: str | None
+) -> ReviewBatchOut:
+    """The admin, authorized for the plan, decides the items that parsed; every item is answered, in order."""
+    authorize_admin(session=session, principal=principal, plan_id=plan.id)
+    decisions = [p for p in items if isinstance(p, Decision)]
+    results = {p.index: p for p in items if isinstance(p, ReviewResult)}
+    outcomes = (
+        decide(session=session, plan=plan, decisions=decisions, principal=principal, remote_addr=remote_addr)
+        if decisions
+        else []
+    )
+    session.flush()
+    done = [o.report for o in outcomes if o.report is not None]
+    presented = {r.id: r for r in progress_service.present_reports(session=session, reports=done)}
+    for outcome in outcomes:
+        if outcome.problem is not None:
+            results[outcome.index] = ReviewResult(
+                index=outcome.index, report_id=outcome.report_id, outcome="error", problem=problem_body(outcome.problem)
+            )
+        else:
+            out = presented[outcome.report_id]
+            results[outcome.index] = ReviewResult(
+                index=outcome.index, report_id=outcome.report_id, outcome=out.review.state, report=out
+            )
+    ordered = [results[i] for i in sorted(results)]
+    return ReviewBatchOut(
+        accepted=sum(r.outcome == "accepted" for r in ordered),
+        returned=sum(r.outcome == "returned" for r in ordered),
+        failed=sum(r.outcome == "error" for r in ordered),
+        results=ordered,
+    )
 
 
 def _rederive(

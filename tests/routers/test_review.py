@@ -326,3 +326,34 @@ def test_the_review_queue_is_paged_newest_first(client: TestClient, db: Session)
     assert [r["id"] for r in rest["items"]] == [sent[0]] and rest["next_cursor"] is None
     assert client.get(f"{PLAN}/reviews", params={"state": "returned"}, headers=auth).json()["items"] == []
     assert client.get(f"{PLAN}/reviews", params={"state": "bogus"}, headers=auth).status_code == 422
+
+
+def test_review_batch_items_that_fail_validation_are_answered_with_their_field_paths(
+    client: TestClient, db: Session
+) -> None:
+    key, admin = make_key(db, unit="司法局"), make_key(db, admin=True)
+    turn_review_on(client, admin)
+    q4 = post(client, key, Q4)
+    items: list[dict[str, Any]] = [
+        {"report": q4["id"], "decision": "return"},  # a return needs a reason
+        {"report": "第一条", "decision": "accept"},
+        {"decision": "accept"},
+        {"report": q4["id"], "decision": "accept", "note": "多余"},
+    ]
+    response = client.post(f"{PLAN}/reviews:batch", json={"items": items}, headers={"Authorization": admin})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["accepted"], body["returned"], body["failed"]) == (0, 0, 4)
+    results = body["results"]
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert [r["outcome"] for r in results] == ["error"] * 4
+    assert [r["report_id"] for r in results] == [q4["id"], None, None, q4["id"]]
+    assert [r["problem"]["status"] for r in results] == [422] * 4
+    assert [[e["field"] for e in r["problem"]["errors"]] for r in results] == [
+        ["body.items.0"],
+        ["body.items.1.report"],
+        ["body.items.2.report"],
+        ["body.items.3.note"],
+    ]
+    assert report(client, q4["id"])["review"]["state"] == "pending"  # nothing was decided
+    assert event_types(db, "report.accepted") == [] and event_types(db, "report.returned") == []

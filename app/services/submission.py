@@ -53,7 +53,7 @@ class Outcome:
     index: int
     code: str
     report: ProgressOut | None = None
-    body: str | None = None  # the report as JSON: answered, and remembered for a replay, as is
+    body: str | None = None  # the report as JSON: the response, and (a new report's) what a replay answers
     replayed: bool = False
     problem: ProblemError | None = None
 

@@ -5,6 +5,9 @@ made through another worker is obeyed by the very next report here. Both backend
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
@@ -27,16 +30,19 @@ def _versions(engine: Engine) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _worker(engine: Engine) -> tuple[TestClient, Engine]:
+@contextmanager
+def _worker(engine: Engine) -> Iterator[TestClient]:
     own = make_engine(engine.url.render_as_string(hide_password=False))  # its own pool, as another process
-    return TestClient(app_on(own, get_settings())), own
+    try:
+        yield TestClient(app_on(own, get_settings()))
+    finally:
+        own.dispose()
 
 
 def test_a_report_moves_the_data_version_not_the_structure_version(webhook_engine: Engine) -> None:
     with Session(webhook_engine) as s:
         key = make_key(s, unit="县司法局")
-    one, engine = _worker(webhook_engine)
-    try:
+    with _worker(webhook_engine) as one:
         url = f"{PLAN}/tasks/2.3.3/progress"
         assert one.post(url, json=REPORT, headers={"Authorization": key}).status_code == 201
         before = _versions(webhook_engine)
@@ -51,15 +57,12 @@ def test_a_report_moves_the_data_version_not_the_structure_version(webhook_engin
         with Session(webhook_engine) as s:
             make_key(s, admin=True)  # anything off the report path moves both
         assert _versions(webhook_engine) == (after[0] + 1, after[1] + 1)
-    finally:
-        engine.dispose()
 
 
 def test_a_schedule_changed_through_another_worker_is_obeyed_by_the_next_report(webhook_engine: Engine) -> None:
     with Session(webhook_engine) as s:
         key, admin = make_key(s, unit="县司法局"), make_key(s, admin=True)
-    (one, e1), (two, e2) = _worker(webhook_engine), _worker(webhook_engine)
-    try:
+    with _worker(webhook_engine) as one, _worker(webhook_engine) as two:
         url = f"{PLAN}/tasks/2.3.3/progress"
         first = one.post(url, json=REPORT, headers={"Authorization": key})
         assert first.status_code == 201 and first.json()["review"]["state"] == "not_required", first.text
@@ -68,9 +71,6 @@ def test_a_schedule_changed_through_another_worker_is_obeyed_by_the_next_report(
         assert changed.status_code == 200, changed.text
         second = one.post(url, json={**REPORT, "percent": 60}, headers={"Authorization": key})
         assert second.status_code == 201 and second.json()["review"]["state"] == "pending", second.text
-    finally:
-        e1.dispose()
-        e2.dispose()
 
 
 def test_a_task_unlinked_by_a_re_import_is_obeyed_by_the_next_report(webhook_engine: Engine) -> None:
@@ -79,8 +79,7 @@ def test_a_task_unlinked_by_a_re_import_is_obeyed_by_the_next_report(webhook_eng
     # the task: it counts only through the group the unit still belongs to (各部门(单位), cooperating).
     with Session(webhook_engine) as s:
         key = make_key(s, unit="县司法局")
-    one, engine = _worker(webhook_engine)
-    try:
+    with _worker(webhook_engine) as one:
         url = f"{PLAN}/tasks/2.3.3/progress"
         assert one.post(url, json=REPORT, headers={"Authorization": key}).status_code == 201
         owner = one.post(url, json={**REPORT, "percent": 45}, headers={"Authorization": key})
@@ -97,5 +96,3 @@ def test_a_task_unlinked_by_a_re_import_is_obeyed_by_the_next_report(webhook_eng
         after = one.post(url, json={**REPORT, "percent": 50}, headers={"Authorization": key})
         assert after.status_code == 201, after.text
         assert (after.json()["kind"], after.json()["via"]["name"]) == ("contribution", "各部门(单位)"), after.text
-    finally:
-        engine.dispose()
